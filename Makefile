@@ -1,0 +1,49 @@
+# Two commands for a newcomer: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTO := protos/screening/v1/screening.proto
+GENERATED := screening/v1/screening_pb2.py screening/v1/screening_pb2.pyi screening/v1/screening_pb2_grpc.py screening/v1/screening_pb2_grpc.pyi
+
+.PHONY: install run test lint proto check-proto bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is required") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/screening serve $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I protos \
+		--python_out=. --pyi_out=. --grpc_python_out=. \
+		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=. \
+		$(PROTO)
+
+# Fails when the committed generated code is not what `make proto` makes.
+check-proto: $(STAMP)
+	@tmp=$$(mktemp -d) && \
+	$(BIN)/python -m grpc_tools.protoc -I protos \
+		--python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp \
+		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=$$tmp \
+		$(PROTO) && \
+	for f in $(GENERATED); do \
+		cmp -s $$tmp/$$f $$f || { echo "$$f is stale: run 'make proto' and commit"; rm -rf $$tmp; exit 1; }; \
+	done; rm -rf $$tmp; echo "generated code is up to date"
+
+lint: $(STAMP) check-proto
+	$(BIN)/ruff check screening storage tests
+	$(BIN)/ruff format --check screening storage tests
+	$(BIN)/mypy screening storage
+
+clean:
+	rm -rf $(VENV) .screening build *.egg-info

@@ -1,0 +1,1 @@
+"""Call screening: is this customer number forbidden for this enterprise and direction?"""

@@ -1,0 +1,174 @@
+"""Managing forbidden numbers: validation and paging over the store."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from screening import validation as check
+from screening.errors import InvalidArgument
+from screening.model import Actor, Filters, ForbiddenNumber, MatchKind
+from screening.numbers import normalize
+from storage.forbidden_numbers import UPDATABLE, AuditRecord, ForbiddenNumberStore, NewEntry
+
+MAX_BULK_IDS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    entries: list[ForbiddenNumber]
+    next_page_token: str
+    total_size: int
+
+
+class ForbiddenNumbers:
+    """The admin use cases. Field names in errors are the API's field paths."""
+
+    def __init__(self, store: ForbiddenNumberStore, region: str | None) -> None:
+        self._store = store
+        self._region = region
+
+    async def create(
+        self,
+        actor: Actor,
+        *,
+        tenant_id: str,
+        number: str,
+        match_kind: int,
+        call_type: int,
+        enabled: bool | None,
+        note: str,
+        expire_time: datetime | None,
+    ) -> ForbiddenNumber:
+        prefix = "forbidden_number."
+        kind = check.match_kind(match_kind, prefix + "match_kind")
+        new = NewEntry(
+            tenant_id=check.tenant_id(tenant_id, prefix + "tenant_id"),
+            number=check.number(number, kind, self._region, prefix + "number"),
+            match_kind=kind,
+            call_type=check.call_type(call_type, prefix + "call_type"),
+            enabled=True if enabled is None else enabled,
+            note=check.note(note, prefix + "note"),
+            expire_time=check.expire_time(expire_time, prefix + "expire_time"),
+        )
+        return await self._store.create(actor, new)
+
+    async def get(self, tenant_id: str, entry_id: str) -> ForbiddenNumber:
+        return await self._store.get(check.tenant_id(tenant_id), check.required_id(entry_id))
+
+    async def update(
+        self, actor: Actor, *, tenant_id: str, entry_id: str, etag: str, changes: Mapping[str, Any]
+    ) -> ForbiddenNumber:
+        """Apply `changes` (a subset of UPDATABLE with raw API values)."""
+        prefix = "forbidden_number."
+        tenant = check.tenant_id(tenant_id, prefix + "tenant_id")
+        entry_id = check.required_id(entry_id, prefix + "id")
+        unknown = set(changes) - set(UPDATABLE)
+        if unknown:
+            raise InvalidArgument(
+                "update_mask", sorted(unknown)[0], f"is not updatable; updatable: {', '.join(UPDATABLE)}"
+            )
+        clean: dict[str, Any] = {}
+        if "match_kind" in changes:
+            clean["match_kind"] = check.match_kind(changes["match_kind"], prefix + "match_kind")
+        if "call_type" in changes:
+            clean["call_type"] = check.call_type(changes["call_type"], prefix + "call_type")
+        if "enabled" in changes:
+            clean["enabled"] = True if changes["enabled"] is None else bool(changes["enabled"])
+        if "note" in changes:
+            clean["note"] = check.note(changes["note"], prefix + "note")
+        if "expire_time" in changes:
+            clean["expire_time"] = check.expire_time(changes["expire_time"], prefix + "expire_time")
+        if "number" in changes or "match_kind" in changes:
+            # The number's form depends on the kind; either may come from the stored entry.
+            kind: MatchKind | None = clean.get("match_kind")
+            raw: str | None = changes.get("number")
+            if kind is None or raw is None:
+                current = await self._store.get(tenant, entry_id)
+                kind = kind or current.match_kind
+                raw = current.number if raw is None else raw
+            clean["number"] = check.number(raw, kind, self._region, prefix + "number")
+        return await self._store.update(actor, tenant, entry_id, etag, clean)
+
+    async def delete(self, actor: Actor, *, tenant_id: str, entry_id: str, etag: str) -> None:
+        await self._store.delete(actor, check.tenant_id(tenant_id), check.required_id(entry_id), etag)
+
+    async def set_enabled(self, actor: Actor, *, tenant_id: str, entry_ids: Sequence[str], enabled: bool) -> int:
+        tenant = check.tenant_id(tenant_id)
+        if not entry_ids:
+            raise InvalidArgument("ids", [], "must name at least one entry")
+        if len(entry_ids) > MAX_BULK_IDS:
+            raise InvalidArgument("ids", f"{len(entry_ids)} ids", f"at most {MAX_BULK_IDS} a call")
+        unique = list(dict.fromkeys(check.required_id(i, "ids") for i in entry_ids))
+        return await self._store.set_enabled(actor, tenant, unique, enabled)
+
+    def filters(self, *, enabled: bool | None, call_type: int, match_kind: int, number_prefix: str) -> Filters:
+        prefix = "filters."
+        return Filters(
+            enabled=enabled,
+            call_type=check.optional_call_type(call_type, prefix + "call_type"),
+            match_kind=check.optional_match_kind(match_kind, prefix + "match_kind"),
+            number_prefix=normalize(number_prefix, field=prefix + "number_prefix", prefix=True, allow_empty=True),
+        )
+
+    async def list_entries(self, *, tenant_id: str, filters: Filters, page_size: int, page_token: str) -> Page:
+        tenant = check.tenant_id(tenant_id)
+        size = check.page_size(page_size)
+        scope = _scope(tenant, filters)
+        after = None
+        if page_token:
+            position = _decode_token(page_token, scope)
+            after = (str(position[0]), int(position[1]))
+        entries, total = await self._store.page(tenant, filters, size + 1, after)
+        token = ""
+        if len(entries) > size:
+            entries = entries[:size]
+            last = entries[-1]
+            token = _encode_token(scope, [last.number, int(last.match_kind)])
+        return Page(entries, token, total)
+
+    async def export(self, *, tenant_id: str, filters: Filters) -> AsyncIterator[list[ForbiddenNumber]]:
+        async for chunk in self._store.export(check.tenant_id(tenant_id), filters):
+            yield chunk
+
+    async def audit_events(
+        self, *, tenant_id: str, page_size: int, page_token: str, resource_id: str, actor: str, action: str
+    ) -> tuple[list[AuditRecord], str]:
+        tenant = check.tenant_id(tenant_id)
+        size = check.page_size(page_size)
+        scope = _scope(tenant, (resource_id, actor, action))
+        before = int(_decode_token(page_token, scope)[0]) if page_token else None
+        events = await self._store.list_audit(tenant, size + 1, before, resource_id, actor, action)
+        token = ""
+        if len(events) > size:
+            events = events[:size]
+            token = _encode_token(scope, [events[-1].id])
+        return events, token
+
+
+def _scope(tenant_id: str, query: object) -> str:
+    """Binds a page token to the query it continues."""
+    return hashlib.sha256(repr((tenant_id, query)).encode()).hexdigest()[:16]
+
+
+def _encode_token(scope: str, position: list[Any]) -> str:
+    raw = json.dumps({"s": scope, "p": position}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str, scope: str) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+        position = data["p"]
+        matches = data["s"] == scope and isinstance(position, list)
+    except (ValueError, KeyError, TypeError):
+        raise InvalidArgument("page_token", token, "is not a page token this service issued") from None
+    if not matches:
+        raise InvalidArgument("page_token", token, "belongs to another tenant or other filters")
+    return list(position)

@@ -1,0 +1,111 @@
+"""Assembles the service: pools, replica, servicers, health and reflection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from screening.admin import ForbiddenNumbers
+from screening.config import Config
+from screening.replica import Replica
+from screening.screener import Screener
+from screening.servicers import AdminServicer, ScreeningServicer
+from screening.v1 import screening_pb2 as pb
+from screening.v1 import screening_pb2_grpc as pb_grpc
+from storage.errors import RETRYABLE
+from storage.forbidden_numbers import ForbiddenNumberStore
+from storage.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+SERVICES = tuple(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
+CONNECT_TIMEOUT = 5.0
+
+
+@dataclass
+class App:
+    config: Config
+    dsn: str
+    server: grpc.aio.Server = field(init=False)
+    health: health.aio.HealthServicer = field(init=False)
+    replica: Replica = field(init=False)
+    port: int = field(init=False, default=0)
+    _pools: list[asyncpg.Pool] = field(init=False, default_factory=list)
+    _task: asyncio.Task[None] | None = field(init=False, default=None)
+
+    async def start(self) -> App:
+        admin_pool = await self._pool(max_size=10, command_timeout=30)
+        sync_pool = await self._pool(max_size=1, command_timeout=60)
+        self.replica = Replica(
+            sync_pool,
+            lambda: asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT),
+            poll_interval=self.config.poll_interval,
+            on_ready=self._serving,
+        )
+        self.server = grpc.aio.server()
+        pb_grpc.add_ScreeningServicer_to_server(
+            ScreeningServicer(Screener(self.replica, self.config.default_region)), self.server
+        )
+        pb_grpc.add_ForbiddenNumberAdminServicer_to_server(
+            AdminServicer(  # type: ignore[abstract]  # import RPCs: issue #3
+                ForbiddenNumbers(ForbiddenNumberStore(admin_pool), self.config.default_region), self.replica
+            ),
+            self.server,
+        )
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        for name in ("", *SERVICES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        self.port = self.server.add_insecure_port(self.config.listen)
+        await self.server.start()
+        self._task = asyncio.create_task(self._sync(sync_pool), name="replica")
+        log.info("listening on %s (port %d)", self.config.listen, self.port)
+        return self
+
+    async def _pool(self, *, max_size: int, command_timeout: float) -> asyncpg.Pool:
+        # min_size=0: creating the pool does not connect, so a replica whose
+        # database is down still starts, answers UNAVAILABLE and retries.
+        pool = await asyncpg.create_pool(
+            self.dsn, min_size=0, max_size=max_size, timeout=CONNECT_TIMEOUT, command_timeout=command_timeout
+        )
+        self._pools.append(pool)
+        return pool
+
+    async def _sync(self, pool: asyncpg.Pool) -> None:
+        while True:
+            try:
+                async with pool.acquire() as conn:
+                    await migrate(conn)
+                break
+            except RETRYABLE as exc:
+                log.warning("cannot prepare the database yet, retrying: %s: %s", type(exc).__name__, exc)
+                await asyncio.sleep(1.0)
+        await self.replica.run()
+
+    def _serving(self) -> None:
+        async def mark() -> None:
+            for name in ("", *SERVICES):
+                await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+        # Health's set() is a coroutine; the replica's callback is plain.
+        asyncio.get_running_loop().create_task(mark())
+
+    async def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING first, then let in-flight calls finish for up to `grace` seconds."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.config.shutdown_grace if grace is None else grace)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for pool in self._pools:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pool.close(), 5)

@@ -1,0 +1,111 @@
+"""Server configuration: one frozen dataclass that validates itself."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from screening.numbers import is_valid_region
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def split_host_port(address: str, name: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{name} {address!r}: expected HOST:PORT, e.g. 127.0.0.1:50051")
+    return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
+class Config:
+    listen: str = "127.0.0.1:50051"
+    # None: start an embedded PostgreSQL in data_dir.
+    database_url: str | None = None
+    data_dir: Path = field(default_factory=lambda: Path(".screening"))
+    default_region: str | None = None
+    shutdown_grace: float = 10.0
+    # Backstop for lost notifications; bounds staleness when LISTEN is down.
+    poll_interval: float = 0.5
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        split_host_port(self.listen, "--listen")
+        if self.default_region is not None:
+            region = self.default_region.upper()
+            if not is_valid_region(region):
+                raise ConfigError(
+                    f"--default-region {self.default_region!r}: not a region libphonenumber knows (e.g. US, CN, GB)"
+                )
+            object.__setattr__(self, "default_region", region)
+        if self.database_url is not None and not self.database_url.startswith(("postgres://", "postgresql://")):
+            raise ConfigError(f"--database-url {self.database_url!r}: expected postgresql://...")
+        if self.shutdown_grace < 0:
+            raise ConfigError(f"--shutdown-grace {self.shutdown_grace}: must be 0 or more seconds")
+        if not 0 < self.poll_interval <= 2:
+            raise ConfigError(f"--poll-interval {self.poll_interval}: must be more than 0 and at most 2 seconds")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"--log-level {self.log_level!r}: one of DEBUG, INFO, WARNING, ERROR")
+
+    @property
+    def listen_host_port(self) -> tuple[str, int]:
+        return split_host_port(self.listen, "--listen")
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """Flags of `serve`; each falls back to its SCREENING_* environment variable."""
+
+    def env(name: str, default: str | None = None) -> str | None:
+        value = environ.get(name)
+        return value if value else default
+
+    parser.add_argument("--listen", default=env("SCREENING_LISTEN", Config.listen), help="HOST:PORT to serve gRPC on")
+    parser.add_argument(
+        "--database-url",
+        default=env("SCREENING_DATABASE_URL"),
+        help="PostgreSQL URL; unset: an embedded PostgreSQL in --data-dir",
+    )
+    parser.add_argument(
+        "--data-dir", default=env("SCREENING_DATA_DIR", ".screening"), help="embedded PostgreSQL's home"
+    )
+    parser.add_argument(
+        "--default-region",
+        default=env("SCREENING_DEFAULT_REGION"),
+        help="region for numbers written without +country code, e.g. US",
+    )
+    parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=float(env("SCREENING_SHUTDOWN_GRACE", "10") or 10),
+        help="seconds in-flight calls get to finish on SIGTERM",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=float(env("SCREENING_POLL_INTERVAL", "0.5") or 0.5),
+        help="seconds between backstop reads of the change feed",
+    )
+    parser.add_argument("--log-level", default=env("SCREENING_LOG_LEVEL", "INFO"))
+
+
+def from_namespace(args: argparse.Namespace) -> Config:
+    return Config(
+        listen=args.listen,
+        database_url=args.database_url,
+        data_dir=Path(args.data_dir),
+        default_region=args.default_region,
+        shutdown_grace=args.shutdown_grace,
+        poll_interval=args.poll_interval,
+        log_level=args.log_level.upper(),
+    )
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Config:
+    parser = argparse.ArgumentParser(prog="screening serve")
+    add_serve_arguments(parser, os.environ if environ is None else environ)
+    return from_namespace(parser.parse_args(argv))

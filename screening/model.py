@@ -1,0 +1,69 @@
+"""Plain typed domain objects, free of protobuf and SQL."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class Direction(enum.IntEnum):
+    INBOUND = 1
+    OUTBOUND = 2
+
+
+class CallType(enum.IntEnum):
+    INBOUND = 1
+    OUTBOUND = 2
+    BOTH = 3
+
+    def covers(self, direction: Direction) -> bool:
+        return self is CallType.BOTH or self.value == direction.value
+
+
+class MatchKind(enum.IntEnum):
+    EXACT = 1
+    PREFIX = 2
+
+
+class Verdict(enum.IntEnum):
+    ALLOW = 1
+    BLOCK = 2
+
+
+class ImportMode(enum.IntEnum):
+    UPSERT = 1
+    INSERT_ONLY = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ForbiddenNumber:
+    """A stored entry as the admin API sees it."""
+
+    id: str
+    tenant_id: str
+    number: str
+    match_kind: MatchKind
+    call_type: CallType
+    enabled: bool
+    note: str
+    expire_time: datetime | None
+    create_time: datetime
+    update_time: datetime
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    enabled: bool | None = None
+    call_type: CallType | None = None
+    match_kind: MatchKind | None = None
+    number_prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who makes a change, for the audit trail."""
+
+    name: str = "anonymous"
+    request_id: str = ""

@@ -1,0 +1,213 @@
+"""gRPC servicers: proto in, a domain call, proto out. Nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2
+
+from screening import convert
+from screening.admin import ForbiddenNumbers
+from screening.errors import InvalidArgument
+from screening.index import IndexEntry
+from screening.model import Actor
+from screening.replica import Replica
+from screening.screener import Screener
+from screening.status import translate_errors, translate_stream_errors
+from screening.v1 import screening_pb2 as pb
+from screening.v1 import screening_pb2_grpc as pb_grpc
+from storage.forbidden_numbers import UPDATABLE
+
+Context = grpc.aio.ServicerContext[Any, Any]
+_BLOCK = pb.VERDICT_BLOCK
+_ALLOW = pb.VERDICT_ALLOW
+
+
+def _verdict(normalized: str, hit: IndexEntry | None, version: int, call_id: str = "") -> pb.ScreenCallResponse:
+    if hit is None:
+        return pb.ScreenCallResponse(
+            verdict=_ALLOW, normalized_number=normalized, call_id=call_id, data_version=version
+        )
+    return pb.ScreenCallResponse(
+        verdict=_BLOCK,
+        normalized_number=normalized,
+        matched_id=hit.id,
+        matched_number=hit.number,
+        matched_kind=hit.match_kind,  # type: ignore[arg-type]
+        call_id=call_id,
+        data_version=version,
+    )
+
+
+class ScreeningServicer(pb_grpc.ScreeningServicer):
+    def __init__(self, screener: Screener) -> None:
+        self._screener = screener
+
+    @translate_errors
+    async def ScreenCall(self, request: pb.ScreenCallRequest, context: Context) -> pb.ScreenCallResponse:
+        normalized, hit, version = self._screener.screen(request.tenant_id, request.number, request.direction)
+        return _verdict(normalized, hit, version, request.call_id)
+
+    @translate_errors
+    async def ScreenNumbers(self, request: pb.ScreenNumbersRequest, context: Context) -> pb.ScreenNumbersResponse:
+        results, version = self._screener.screen_many(request.tenant_id, list(request.numbers), request.direction)
+        return pb.ScreenNumbersResponse(
+            results=[_verdict(normalized, hit, version) for normalized, hit in results], data_version=version
+        )
+
+    @translate_stream_errors
+    async def ScreenCallStream(
+        self, request_iterator: AsyncIterator[pb.ScreenCallRequest], context: Context
+    ) -> AsyncIterator[pb.ScreenCallResponse]:
+        screen = self._screener.screen
+        async for request in request_iterator:
+            normalized, hit, version = screen(request.tenant_id, request.number, request.direction)
+            yield _verdict(normalized, hit, version, request.call_id)
+
+
+def actor(context: Context) -> Actor:
+    """Who is calling, for the audit trail."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id":
+            return Actor(request_id=str(value)[:128])
+    return Actor()
+
+
+def _changes(message: pb.ForbiddenNumber, paths: list[str]) -> dict[str, Any]:
+    """The fields an update sets, from its mask (AIP-134)."""
+    if not paths:
+        # No mask: every field the caller populated.
+        paths = [f.name for f, _ in message.ListFields() if f.name in UPDATABLE]
+    elif paths == ["*"]:
+        paths = list(UPDATABLE)
+    changes: dict[str, Any] = {}
+    for path in paths:
+        if path not in UPDATABLE:
+            raise InvalidArgument("update_mask", path, f"is not an updatable field; one of {', '.join(UPDATABLE)}")
+        if path == "expire_time":
+            changes[path] = convert.from_timestamp(message, "expire_time", "forbidden_number.expire_time")
+        elif path == "enabled":
+            changes[path] = message.enabled if message.HasField("enabled") else None
+        else:
+            changes[path] = getattr(message, path)
+    return changes
+
+
+class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
+    def __init__(self, numbers: ForbiddenNumbers, replica: Replica) -> None:
+        self._numbers = numbers
+        self._replica = replica
+
+    @translate_errors
+    async def CreateForbiddenNumber(
+        self, request: pb.CreateForbiddenNumberRequest, context: Context
+    ) -> pb.ForbiddenNumber:
+        fn = request.forbidden_number
+        created = await self._numbers.create(
+            actor(context),
+            tenant_id=fn.tenant_id,
+            number=fn.number,
+            match_kind=fn.match_kind,
+            call_type=fn.call_type,
+            enabled=fn.enabled if fn.HasField("enabled") else None,
+            note=fn.note,
+            expire_time=convert.from_timestamp(fn, "expire_time", "forbidden_number.expire_time"),
+        )
+        return convert.entry(created)
+
+    @translate_errors
+    async def GetForbiddenNumber(self, request: pb.GetForbiddenNumberRequest, context: Context) -> pb.ForbiddenNumber:
+        return convert.entry(await self._numbers.get(request.tenant_id, request.id))
+
+    @translate_errors
+    async def UpdateForbiddenNumber(
+        self, request: pb.UpdateForbiddenNumberRequest, context: Context
+    ) -> pb.ForbiddenNumber:
+        fn = request.forbidden_number
+        updated = await self._numbers.update(
+            actor(context),
+            tenant_id=fn.tenant_id,
+            entry_id=fn.id,
+            etag=fn.etag,
+            changes=_changes(fn, list(request.update_mask.paths)),
+        )
+        return convert.entry(updated)
+
+    @translate_errors
+    async def DeleteForbiddenNumber(
+        self, request: pb.DeleteForbiddenNumberRequest, context: Context
+    ) -> empty_pb2.Empty:
+        await self._numbers.delete(actor(context), tenant_id=request.tenant_id, entry_id=request.id, etag=request.etag)
+        return empty_pb2.Empty()
+
+    def _filters(self, request: pb.ListForbiddenNumbersRequest | pb.ExportForbiddenNumbersRequest) -> Any:
+        f = request.filters
+        return self._numbers.filters(
+            enabled=f.enabled if f.HasField("enabled") else None,
+            call_type=f.call_type,
+            match_kind=f.match_kind,
+            number_prefix=f.number_prefix,
+        )
+
+    @translate_errors
+    async def ListForbiddenNumbers(
+        self, request: pb.ListForbiddenNumbersRequest, context: Context
+    ) -> pb.ListForbiddenNumbersResponse:
+        page = await self._numbers.list_entries(
+            tenant_id=request.tenant_id,
+            filters=self._filters(request),
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return pb.ListForbiddenNumbersResponse(
+            forbidden_numbers=[convert.entry(e) for e in page.entries],
+            next_page_token=page.next_page_token,
+            total_size=page.total_size,
+        )
+
+    @translate_errors
+    async def SetForbiddenNumbersEnabled(
+        self, request: pb.SetForbiddenNumbersEnabledRequest, context: Context
+    ) -> pb.SetForbiddenNumbersEnabledResponse:
+        count = await self._numbers.set_enabled(
+            actor(context), tenant_id=request.tenant_id, entry_ids=list(request.ids), enabled=request.enabled
+        )
+        return pb.SetForbiddenNumbersEnabledResponse(updated_count=count)
+
+    @translate_stream_errors
+    async def ExportForbiddenNumbers(
+        self, request: pb.ExportForbiddenNumbersRequest, context: Context
+    ) -> AsyncIterator[pb.ForbiddenNumber]:
+        async for chunk in self._numbers.export(tenant_id=request.tenant_id, filters=self._filters(request)):
+            for e in chunk:
+                yield convert.entry(e)
+
+    @translate_errors
+    async def ListAuditEvents(self, request: pb.ListAuditEventsRequest, context: Context) -> pb.ListAuditEventsResponse:
+        events, token = await self._numbers.audit_events(
+            tenant_id=request.tenant_id,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            resource_id=request.resource_id,
+            actor=request.actor,
+            action=request.action,
+        )
+        return pb.ListAuditEventsResponse(audit_events=[convert.audit_event(e) for e in events], next_page_token=token)
+
+    @translate_errors
+    async def GetReplicaStatus(self, request: pb.GetReplicaStatusRequest, context: Context) -> pb.ReplicaStatus:
+        state = self._replica.state()
+        return pb.ReplicaStatus(
+            serving=state.serving,
+            data_version=state.data_version,
+            entries=state.entries,
+            connected=state.connected,
+            last_sync_time=convert.timestamp(
+                None if state.last_sync_time is None else datetime.fromtimestamp(state.last_sync_time, UTC)
+            ),
+            seconds_behind=state.seconds_behind,
+            listener_reconnects=state.listener_reconnects,
+        )

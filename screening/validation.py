@@ -1,0 +1,88 @@
+"""Checks on admin input, each naming the field and the value it refuses."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from screening.errors import InvalidArgument
+from screening.model import CallType, MatchKind
+from screening.numbers import normalize
+
+MAX_NOTE = 500
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+_TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# PostgreSQL's timestamptz range, narrowed to what anyone would mean.
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def tenant_id(value: str, field: str = "tenant_id") -> str:
+    if not value:
+        raise InvalidArgument(field, value, "is required")
+    if not _TENANT.fullmatch(value):
+        raise InvalidArgument(field, value, "must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'")
+    return value
+
+
+def required_id(value: str, field: str = "id") -> str:
+    if not value:
+        raise InvalidArgument(field, value, "is required")
+    return value
+
+
+def call_type(value: int, field: str) -> CallType:
+    try:
+        return CallType(value)
+    except ValueError:
+        reason = "is required" if value == 0 else "is not a known call type"
+        raise InvalidArgument(
+            field, value, f"{reason}; one of CALL_TYPE_INBOUND, CALL_TYPE_OUTBOUND, CALL_TYPE_BOTH"
+        ) from None
+
+
+def optional_call_type(value: int, field: str) -> CallType | None:
+    return None if value == 0 else call_type(value, field)
+
+
+def match_kind(value: int, field: str) -> MatchKind:
+    """Unspecified means EXACT."""
+    if value == 0:
+        return MatchKind.EXACT
+    try:
+        return MatchKind(value)
+    except ValueError:
+        raise InvalidArgument(
+            field, value, "is not a known match kind; one of MATCH_KIND_EXACT, MATCH_KIND_PREFIX"
+        ) from None
+
+
+def optional_match_kind(value: int, field: str) -> MatchKind | None:
+    return None if value == 0 else match_kind(value, field)
+
+
+def number(value: str, kind: MatchKind, region: str | None, field: str) -> str:
+    return normalize(value, field=field, region=region, prefix=kind is MatchKind.PREFIX)
+
+
+def note(value: str, field: str) -> str:
+    if len(value) > MAX_NOTE:
+        raise InvalidArgument(field, value, f"has {len(value)} characters; at most {MAX_NOTE} are allowed")
+    if "\x00" in value:
+        raise InvalidArgument(field, value, "must not contain NUL characters")
+    return value
+
+
+def expire_time(value: datetime | None, field: str) -> datetime | None:
+    if value is not None and not _EARLIEST <= value <= _LATEST:
+        raise InvalidArgument(field, value.isoformat(), "must be between 1970 and 9999")
+    return value
+
+
+def page_size(value: int, field: str = "page_size") -> int:
+    if value < 0:
+        raise InvalidArgument(field, value, "must not be negative")
+    if value == 0:
+        return DEFAULT_PAGE_SIZE
+    return min(value, MAX_PAGE_SIZE)

@@ -1,0 +1,1 @@
+"""PostgreSQL storage: schema migrations, queries and the change listener."""

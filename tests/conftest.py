@@ -1,0 +1,101 @@
+"""Real parts for every test: a PostgreSQL cluster and servers on port 0.
+
+The cluster is the one named by SCREENING_TEST_DATABASE_URL (its database is
+only used to create and drop per-test databases), otherwise an embedded one
+started for the session. Each test that asks for `dsn` gets a fresh database.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import grpc
+import pytest
+
+from screening import embedded
+from screening.app import App
+from screening.config import Config
+from tests.support import Clients, wait_until
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def cluster_url() -> Iterator[str]:
+    url = os.environ.get("SCREENING_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="screening-test-pg-") as tmp:
+        url, stop = embedded.start(Path(tmp))
+        try:
+            yield url
+        finally:
+            stop()
+
+
+@pytest.fixture
+async def dsn(cluster_url: str) -> AsyncIterator[str]:
+    name = "t_" + uuid.uuid4().hex[:16]
+    admin = await asyncpg.connect(cluster_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield with_database(cluster_url, name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+StartServer = Callable[..., Awaitable[App]]
+
+
+@pytest.fixture
+async def start_server(dsn: str) -> AsyncIterator[StartServer]:
+    """Start a server (a replica) on port 0; all are stopped after the test."""
+    apps: list[App] = []
+
+    async def start(*, database_url: str | None = None, wait_ready: bool = True, **overrides: Any) -> App:
+        config = Config(listen="127.0.0.1:0", database_url=database_url or dsn, **overrides)
+        app = await App(config, config.database_url or dsn).start()
+        apps.append(app)
+        if wait_ready:
+            await wait_until(lambda: app.replica.ready, within=20)
+        return app
+
+    yield start
+    for app in apps:
+        await app.stop(grace=0)
+
+
+@pytest.fixture
+async def server(start_server: StartServer) -> App:
+    return await start_server()
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Callable[[App], Clients]]:
+    channels: list[grpc.aio.Channel] = []
+
+    def make(app: App) -> Clients:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")
+        channels.append(channel)
+        return Clients(channel)
+
+    yield make
+    for channel in channels:
+        await channel.close()
+
+
+@pytest.fixture
+def clients(server: App, connect: Callable[[App], Clients]) -> Clients:
+    return connect(server)
