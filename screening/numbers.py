@@ -63,7 +63,10 @@ def _national_to_e164(digits: str, region: str) -> str | None:
         parsed = phonenumbers.parse(digits, region)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_possible_number(parsed):
+    # Local-only numbers (a subscriber number without its area code, and
+    # short codes such as 10086 that happen to have such a length) are not
+    # whole national numbers, so they stay bare digits.
+    if phonenumbers.is_possible_number_with_reason(parsed) != phonenumbers.ValidationResult.IS_POSSIBLE:
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 
+from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 
 
@@ -30,3 +31,54 @@ async def wait_until(predicate: Callable[[], Any], within: float = 5.0, interval
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(interval)
+
+
+async def create(
+    clients: Clients,
+    number: str,
+    *,
+    tenant: str = "acme",
+    call_type: int = pb.CALL_TYPE_BOTH,
+    match_kind: int = pb.MATCH_KIND_EXACT,
+    **fields: Any,
+) -> pb.ForbiddenNumber:
+    return await clients.admin.CreateForbiddenNumber(
+        pb.CreateForbiddenNumberRequest(
+            forbidden_number=pb.ForbiddenNumber(
+                tenant_id=tenant, number=number, call_type=call_type, match_kind=match_kind, **fields
+            )
+        )
+    )
+
+
+async def screen(
+    clients: Clients, number: str, direction: int = pb.DIRECTION_INBOUND, tenant: str = "acme", call_id: str = ""
+) -> pb.ScreenCallResponse:
+    return await clients.screening.ScreenCall(
+        pb.ScreenCallRequest(tenant_id=tenant, number=number, direction=direction, call_id=call_id)
+    )
+
+
+async def until_verdict(
+    clients: Clients,
+    number: str,
+    verdict: int,
+    direction: int = pb.DIRECTION_INBOUND,
+    tenant: str = "acme",
+    within: float = 1.0,
+    matched_id: str | None = None,
+) -> pb.ScreenCallResponse:
+    """Screen until the answer is `verdict` (changes reach the index asynchronously)."""
+    last: list[pb.ScreenCallResponse] = []
+
+    async def reached() -> bool:
+        last[:] = [await screen(clients, number, direction, tenant)]
+        return last[0].verdict == verdict and matched_id in (None, last[0].matched_id)
+
+    await wait_until(reached, within=within)
+    return last[0]
+
+
+def code_of(error: BaseException) -> grpc.StatusCode:
+    assert isinstance(error, grpc.aio.AioRpcError), error
+    return error.code()

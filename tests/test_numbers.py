@@ -1,0 +1,83 @@
+"""Normalization, every sentence of the contract's section."""
+
+import pytest
+
+from screening.errors import InvalidArgument
+from screening.numbers import mask, normalize
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("+8613800138000", "+8613800138000"),
+        ("+86 138 0013 8000", "+8613800138000"),
+        ("+1 (415) 555-0100", "+14155550100"),
+        ("+1.415.555.0100", "+14155550100"),
+        ("tel:+14155550100", "+14155550100"),
+        ("TEL:+1-415-555-0100", "+14155550100"),
+        ("  +44 20 7946 0958 ", "+442079460958"),
+        ("10086", "10086"),
+        ("4155550100", "4155550100"),  # no region: bare digits stay
+        ("+123456789012345", "+123456789012345"),  # 15 digits
+    ],
+)
+def test_accepted_forms(raw: str, expected: str) -> None:
+    assert normalize(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("(415) 555-0100", "US", "+14155550100"),
+        ("415 555 0100", "US", "+14155550100"),
+        ("020 7946 0958", "GB", "+442079460958"),
+        ("138 0013 8000", "CN", "+8613800138000"),
+        ("10086", "CN", "10086"),  # a short code is not a possible number: kept
+        ("911", "US", "911"),
+        ("+8613800138000", "US", "+8613800138000"),  # E.164 ignores the region
+    ],
+)
+def test_default_region(raw: str, region: str, expected: str) -> None:
+    assert normalize(raw, region=region) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("+٨٦١٣٨", "ASCII"),  # Arabic-Indic digits
+        ("１２３４５", "ASCII"),  # fullwidth digits
+        ("+1 415 CALL NOW", "'C'"),
+        ("12\x0034", "'\\x00'"),
+        ("1234567890123456", "16 digits"),
+        ("+1234567890123456", "16 digits"),
+        ("+", "digits after '+'"),
+        ("++14155550100", "'+'"),
+        ("*67 4155550100", "'*'"),
+        ("", "must contain digits"),
+        ("  ", "must contain digits"),
+        ("--", "must contain digits"),
+    ],
+)
+def test_rejected_forms_name_field_and_value(raw: str, reason: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        normalize(raw, field="forbidden_number.number")
+    assert caught.value.field == "forbidden_number.number"
+    assert caught.value.value == raw
+    assert reason in caught.value.message
+    assert caught.value.message.startswith(f"forbidden_number.number {raw!r}")
+
+
+def test_empty_allowed_for_withheld_caller_id() -> None:
+    assert normalize("", allow_empty=True) == ""
+    with pytest.raises(InvalidArgument):
+        normalize("abc", allow_empty=True)
+
+
+def test_prefix_is_never_reinterpreted_by_region() -> None:
+    assert normalize("0755", region="CN", prefix=True) == "0755"
+    assert normalize("+86 755", region="CN", prefix=True) == "+86755"
+
+
+def test_mask_hides_the_middle() -> None:
+    assert mask("+14155550100") == "+14*******00"
+    assert "555" not in mask("+14155550100")

@@ -1,0 +1,143 @@
+"""`python -m screening serve` as a user runs it: a real process, flags, env, signals."""
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+from screening.v1 import screening_pb2 as pb
+from tests.support import Clients, create, until_verdict, wait_until
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Process:
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.port = free_port()
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SCREENING_")}
+        full_env |= {"SCREENING_LISTEN": f"127.0.0.1:{self.port}"} | env
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "screening", "serve", *args],
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.address = f"127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.proc.stdout.read() if self.proc.stdout else ""
+
+
+@pytest.fixture
+def run_server() -> Iterator:
+    procs: list[Process] = []
+
+    def start(*args: str, **env: str) -> Process:
+        p = Process(list(args), env)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        if p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait()
+
+
+async def serving(address: str, within: float = 30) -> None:
+    async with grpc.aio.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+
+        async def up() -> bool:
+            try:
+                r = await health.Check(health_pb2.HealthCheckRequest(service="screening.v1.Screening"), timeout=1)
+            except grpc.aio.AioRpcError:
+                return False
+            return r.status == health_pb2.HealthCheckResponse.SERVING
+
+        await wait_until(up, within=within, interval=0.1)
+
+
+async def test_serve_with_database_url_flags_reflection_and_sigterm(run_server, dsn: str) -> None:
+    server = run_server("--database-url", dsn, "--default-region", "gb", "--shutdown-grace", "5")
+    await serving(server.address)
+
+    # grpcurl's view: every service is listed through reflection, with no proto files.
+    with grpc.insecure_channel(server.address) as channel:
+        services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+    assert {"screening.v1.Screening", "screening.v1.ForbiddenNumberAdmin", "grpc.health.v1.Health"} <= services
+
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        clients = Clients(channel)
+        await create(clients, "020 7946 0958")  # national, through --default-region gb
+        await until_verdict(clients, "+442079460958", pb.VERDICT_BLOCK)
+
+        # A stream in flight when SIGTERM arrives is allowed to finish.
+        queue: asyncio.Queue[pb.ScreenCallRequest | None] = asyncio.Queue()
+
+        async def requests():
+            while (item := await queue.get()) is not None:
+                yield item
+
+        stream = clients.screening.ScreenCallStream(requests())
+        request = pb.ScreenCallRequest(tenant_id="acme", number="02079460958", direction=pb.DIRECTION_INBOUND)
+        await queue.put(request)
+        assert (await stream.read()).verdict == pb.VERDICT_BLOCK
+
+        server.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        await queue.put(request)
+        assert (await stream.read()).verdict == pb.VERDICT_BLOCK  # still answered while draining
+        await queue.put(None)
+        assert await stream.read() == grpc.aio.EOF
+    assert await asyncio.to_thread(server.proc.wait, 10) == 0
+
+
+async def test_serve_with_embedded_database_by_default(run_server, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    server = run_server(SCREENING_DATA_DIR=str(data_dir))
+    await serving(server.address, within=60)
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        clients = Clients(channel)
+        await create(clients, "+15550100")
+        await until_verdict(clients, "+15550100", pb.VERDICT_BLOCK)
+    server.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(server.proc.wait, 20) == 0
+    assert (data_dir / "pgdata" / "PG_VERSION").exists()
+    assert not (data_dir / "pgdata" / "postmaster.pid").exists()  # PostgreSQL stopped with us
+
+    # The next start reuses the same cluster: the entry is still there.
+    again = run_server("--data-dir", str(data_dir))
+    await serving(again.address, within=60)
+    async with grpc.aio.insecure_channel(again.address) as channel:
+        await until_verdict(Clients(channel), "+15550100", pb.VERDICT_BLOCK)
+    again.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(again.proc.wait, 20) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--default-region", "XX"], "--default-region 'XX'"),
+        (["--listen", "nowhere"], "--listen 'nowhere'"),
+        (["--database-url", "mysql://x"], "--database-url 'mysql://x'"),
+    ],
+)
+def test_bad_flags_exit_with_a_clear_message(run_server, args: list[str], message: str) -> None:
+    server = run_server(*args)
+    assert server.proc.wait(10) == 2
+    assert message in server.output()

@@ -1,0 +1,83 @@
+"""Replicas follow the database: across servers, and across out-of-order commits."""
+
+import asyncio
+import statistics
+import time
+
+import asyncpg
+
+from screening.v1 import screening_pb2 as pb
+from tests.conftest import StartServer
+from tests.support import create, screen, until_verdict
+
+BLOCK, ALLOW = pb.VERDICT_BLOCK, pb.VERDICT_ALLOW
+INSERT = "INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type) VALUES ('acme', $1, 1, 3)"
+
+
+async def test_change_through_one_replica_is_answered_by_another_within_a_second(
+    start_server: StartServer, connect
+) -> None:
+    writer, reader = connect(await start_server()), connect(await start_server())
+    delays = []
+    for i in range(30):
+        number = f"+1202555{i:04d}"
+        started = time.monotonic()
+        entry = await create(writer, number)
+        await until_verdict(reader, number, BLOCK, within=1.0, matched_id=entry.id)
+        delays.append(time.monotonic() - started)
+    print(
+        f"\npropagation over {len(delays)} changes: median {statistics.median(delays) * 1000:.1f} ms,"
+        f" max {max(delays) * 1000:.1f} ms"
+    )
+    assert max(delays) < 1.0
+
+
+async def test_delete_and_disable_propagate(start_server: StartServer, connect) -> None:
+    writer, reader = connect(await start_server()), connect(await start_server())
+    a = await create(writer, "+1300")
+    b = await create(writer, "+1301")
+    await until_verdict(reader, "+1301", BLOCK)
+    await writer.admin.DeleteForbiddenNumber(pb.DeleteForbiddenNumberRequest(tenant_id="acme", id=a.id))
+    await writer.admin.SetForbiddenNumbersEnabled(
+        pb.SetForbiddenNumbersEnabledRequest(tenant_id="acme", ids=[b.id], enabled=False)
+    )
+    await until_verdict(reader, "+1300", ALLOW)
+    await until_verdict(reader, "+1301", ALLOW)
+
+
+async def test_commit_out_of_xid_order_is_not_skipped(start_server: StartServer, connect, dsn: str) -> None:
+    """A begins (and takes its xid) before B, B commits first, A commits later: both are answered."""
+    app = await start_server()
+    clients = connect(app)
+    a = await asyncpg.connect(dsn)
+    b = await asyncpg.connect(dsn)
+    try:
+        tx_a = a.transaction()
+        await tx_a.start()
+        await a.execute(INSERT, "+1401")
+        async with b.transaction():
+            await b.execute(INSERT, "+1402")
+        await until_verdict(clients, "+1402", BLOCK)
+        # The replica has read past B while A is open; its watermark must stay below A.
+        polls = app.replica.data_version
+        await asyncio.sleep(2 * app.config.poll_interval + 0.2)
+        assert app.replica.data_version == polls  # held back by A
+        assert (await screen(clients, "+1401")).verdict == ALLOW
+        await tx_a.commit()
+        await until_verdict(clients, "+1401", BLOCK)
+        assert app.replica.data_version > polls
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_same_row_written_twice_ends_with_the_database_value(start_server: StartServer, connect) -> None:
+    writer, reader = connect(await start_server()), connect(await start_server())
+    entry = await create(writer, "+1500")
+    for enabled in (False, True, False, True, False):
+        await writer.admin.SetForbiddenNumbersEnabled(
+            pb.SetForbiddenNumbersEnabledRequest(tenant_id="acme", ids=[entry.id], enabled=enabled)
+        )
+    await until_verdict(reader, "+1500", ALLOW)
+    await asyncio.sleep(0.6)
+    assert (await screen(reader, "+1500")).verdict == ALLOW
