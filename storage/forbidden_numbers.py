@@ -28,7 +28,7 @@ UPDATABLE = ("number", "match_kind", "call_type", "enabled", "note", "expire_tim
 
 
 def _etag(revision: int) -> str:
-    return f'"{revision}"'
+    return str(revision)
 
 
 def _row_to_entry(row: asyncpg.Record) -> ForbiddenNumber:
