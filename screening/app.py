@@ -19,6 +19,7 @@ from screening.screener import Screener
 from screening.servicers import AdminServicer, ScreeningServicer
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
+from storage.db import borrow
 from storage.errors import RETRYABLE
 from storage.forbidden_numbers import ForbiddenNumberStore
 from storage.migrate import migrate
@@ -42,11 +43,12 @@ class App:
 
     async def start(self) -> App:
         admin_pool = await self._pool(max_size=10, command_timeout=30)
-        sync_pool = await self._pool(max_size=1, command_timeout=60)
+        sync_pool = await self._pool(max_size=1, command_timeout=30)
         self.replica = Replica(
             sync_pool,
             lambda: asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT),
             poll_interval=self.config.poll_interval,
+            tombstone_retention=self.config.tombstone_retention,
             on_ready=self._serving,
         )
         self.server = grpc.aio.server()
@@ -82,7 +84,7 @@ class App:
     async def _sync(self, pool: asyncpg.Pool) -> None:
         while True:
             try:
-                async with pool.acquire() as conn:
+                async with borrow(pool) as conn:
                     await migrate(conn)
                 break
             except RETRYABLE as exc:

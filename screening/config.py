@@ -32,6 +32,8 @@ class Config:
     shutdown_grace: float = 10.0
     # Backstop for lost notifications; bounds staleness when LISTEN is down.
     poll_interval: float = 0.5
+    # How long deleted entries are kept for replicas that were away.
+    tombstone_retention: float = 7 * 86400.0
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
@@ -49,6 +51,8 @@ class Config:
             raise ConfigError(f"--shutdown-grace {self.shutdown_grace}: must be 0 or more seconds")
         if not 0 < self.poll_interval <= 2:
             raise ConfigError(f"--poll-interval {self.poll_interval}: must be more than 0 and at most 2 seconds")
+        if self.tombstone_retention <= 0:
+            raise ConfigError(f"--tombstone-retention {self.tombstone_retention}: must be more than 0 seconds")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"--log-level {self.log_level!r}: one of DEBUG, INFO, WARNING, ERROR")
 
@@ -90,6 +94,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
         default=float(env("SCREENING_POLL_INTERVAL", "0.5") or 0.5),
         help="seconds between backstop reads of the change feed",
     )
+    parser.add_argument(
+        "--tombstone-retention",
+        type=float,
+        default=float(env("SCREENING_TOMBSTONE_RETENTION", str(Config.tombstone_retention)) or 0),
+        help="seconds deleted entries are kept so that replicas that were away learn of them",
+    )
     parser.add_argument("--log-level", default=env("SCREENING_LOG_LEVEL", "INFO"))
 
 
@@ -101,6 +111,7 @@ def from_namespace(args: argparse.Namespace) -> Config:
         default_region=args.default_region,
         shutdown_grace=args.shutdown_grace,
         poll_interval=args.poll_interval,
+        tombstone_retention=args.tombstone_retention,
         log_level=args.log_level.upper(),
     )
 

@@ -13,7 +13,8 @@ import asyncpg
 
 from screening.index import NEVER, IndexEntry, ScreeningIndex
 from screening.model import CallType, MatchKind
-from storage import changes
+from storage import changes, tombstones
+from storage.db import borrow
 from storage.errors import RETRYABLE
 from storage.listener import Connect, Listener
 
@@ -41,13 +42,17 @@ class SyncState:
     last_sync_time: float | None  # POSIX seconds of the last successful read
     seconds_behind: float
     listener_reconnects: int
+    full_loads: int
 
 
 class Replica:
-    """Loads the index once in one snapshot, then follows the change feed.
+    """Loads the index in one snapshot, then follows the change feed.
 
     Wake-ups come from NOTIFY through the listener, and from a backstop poll
-    that bounds staleness even when notifications are lost.
+    that bounds staleness even when notifications are lost. When the feed
+    says the index can no longer be patched (another cluster, purged
+    tombstones), a new index is loaded in the background and swapped in;
+    screening goes on from the old one meanwhile.
     """
 
     def __init__(
@@ -57,14 +62,22 @@ class Replica:
         *,
         poll_interval: float = 0.5,
         retry_interval: float = 1.0,
+        read_timeout: float = 5.0,
+        tombstone_retention: float = 7 * 86400,
         on_ready: Callable[[], None] = lambda: None,
     ) -> None:
         self.index = ScreeningIndex()
         self.data_version = 0
         self.ready = False
+        self.full_loads = 0
+        self._position: changes.Position | None = None
         self._pool = pool
         self._poll_interval = poll_interval
         self._retry_interval = retry_interval
+        self._read_timeout = read_timeout
+        self._retention = tombstone_retention
+        self._gc_interval = min(tombstone_retention / 2, 3600.0)
+        self._next_gc = time.monotonic() + self._gc_interval
         self._on_ready = on_ready
         self._wake = asyncio.Event()
         self._last_sync: float | None = None
@@ -77,7 +90,7 @@ class Replica:
     async def run(self) -> None:
         listener = asyncio.create_task(self.listener.run(), name="listener")
         try:
-            await self._first_load()
+            await self._load_until_done()
             self.ready = True
             self._on_ready()
             await self._follow()
@@ -86,34 +99,39 @@ class Replica:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
 
-    async def _first_load(self) -> None:
+    async def _load_until_done(self) -> None:
         while True:
             try:
-                started = time.monotonic()
-                index = ScreeningIndex()
-                async with self._pool.acquire() as conn:
-                    loader = changes.load_all(conn)
-                    watermark = await anext(loader)
-                    assert isinstance(watermark, int)
-                    async for batch in loader:
-                        assert isinstance(batch, list)
-                        for row in batch:
-                            index.upsert(to_index_entry(row))
-                        await asyncio.sleep(0)  # let health checks through
-                self.index = index
-                self._advance(watermark)
-                log.info(
-                    "first load: %d entries at data_version %d in %.2fs",
-                    len(index),
-                    watermark,
-                    time.monotonic() - started,
-                )
+                await self._load()
                 return
             except RETRYABLE as exc:
                 log.warning(
-                    "first load failed, retrying in %.1fs: %s: %s", self._retry_interval, type(exc).__name__, exc
+                    "full load failed, retrying in %.1fs: %s: %s", self._retry_interval, type(exc).__name__, exc
                 )
                 await asyncio.sleep(self._retry_interval)
+
+    async def _load(self) -> None:
+        """Build a whole new index from one snapshot, then swap it in."""
+        started = time.monotonic()
+        index = ScreeningIndex()
+        async with borrow(self._pool) as conn:
+            loader = changes.load_all(conn)
+            position = await anext(loader)
+            assert isinstance(position, changes.Position)
+            async for batch in loader:
+                assert isinstance(batch, list)
+                for row in batch:
+                    index.upsert(to_index_entry(row))
+                await asyncio.sleep(0)  # keep answering calls and health checks
+        self.index = index
+        self.full_loads += 1
+        self._advance(position, reset=True)
+        log.info(
+            "full load: %d entries at data_version %d in %.2fs",
+            len(index),
+            position.watermark,
+            time.monotonic() - started,
+        )
 
     async def _follow(self) -> None:
         while True:
@@ -122,15 +140,28 @@ class Replica:
             self._wake.clear()
             try:
                 await self.catch_up()
+                if time.monotonic() >= self._next_gc:
+                    await self._purge_tombstones()
+            except changes.ReloadNeeded as why:
+                log.warning("reloading fully: %s", why)
+                await self._load_until_done()
             except RETRYABLE as exc:
                 log.warning("catch-up failed, serving from memory: %s: %s", type(exc).__name__, exc)
                 await asyncio.sleep(self._retry_interval)
 
     async def catch_up(self) -> None:
-        async with self._pool.acquire() as conn:
-            watermark, rows = await changes.read_since(conn, self.data_version)
+        assert self._position is not None
+        async with borrow(self._pool) as conn, asyncio.timeout(self._read_timeout):
+            position, rows = await changes.read_since(conn, self._position)
         self.apply(rows)
-        self._advance(watermark)
+        self._advance(position)
+
+    async def _purge_tombstones(self) -> None:
+        self._next_gc = time.monotonic() + self._gc_interval
+        async with borrow(self._pool) as conn:
+            purged = await tombstones.purge(conn, self._retention)
+        if purged:
+            log.info("purged %d tombstones older than %.0fs", purged, self._retention)
 
     def apply(self, rows: Iterable[changes.ChangedRow]) -> None:
         index = self.index
@@ -140,9 +171,11 @@ class Replica:
             else:
                 index.upsert(to_index_entry(row))
 
-    def _advance(self, watermark: int) -> None:
-        # A watermark never moves back; with it the "complete up to" promise.
-        self.data_version = max(self.data_version, watermark)
+    def _advance(self, position: changes.Position, *, reset: bool = False) -> None:
+        # Within one cluster the watermark never moves back; a reload may reset it.
+        if reset or self._position is None or position.watermark > self._position.watermark:
+            self._position = position
+        self.data_version = self._position.watermark
         self._last_sync = time.time()
         self._last_sync_monotonic = time.monotonic()
 
@@ -156,4 +189,5 @@ class Replica:
             last_sync_time=self._last_sync,
             seconds_behind=behind,
             listener_reconnects=self.listener.reconnects,
+            full_loads=self.full_loads,
         )

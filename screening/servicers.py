@@ -16,7 +16,7 @@ from screening.index import IndexEntry
 from screening.model import Actor
 from screening.replica import Replica
 from screening.screener import Screener
-from screening.status import translate_errors, translate_stream_errors
+from screening.status import translate_admin_errors, translate_errors, translate_stream_errors
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 from storage.forbidden_numbers import UPDATABLE
@@ -101,7 +101,7 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
         self._numbers = numbers
         self._replica = replica
 
-    @translate_errors
+    @translate_admin_errors
     async def CreateForbiddenNumber(
         self, request: pb.CreateForbiddenNumberRequest, context: Context
     ) -> pb.ForbiddenNumber:
@@ -118,11 +118,11 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
         )
         return convert.entry(created)
 
-    @translate_errors
+    @translate_admin_errors
     async def GetForbiddenNumber(self, request: pb.GetForbiddenNumberRequest, context: Context) -> pb.ForbiddenNumber:
         return convert.entry(await self._numbers.get(request.tenant_id, request.id))
 
-    @translate_errors
+    @translate_admin_errors
     async def UpdateForbiddenNumber(
         self, request: pb.UpdateForbiddenNumberRequest, context: Context
     ) -> pb.ForbiddenNumber:
@@ -136,7 +136,7 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
         )
         return convert.entry(updated)
 
-    @translate_errors
+    @translate_admin_errors
     async def DeleteForbiddenNumber(
         self, request: pb.DeleteForbiddenNumberRequest, context: Context
     ) -> empty_pb2.Empty:
@@ -152,7 +152,7 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
             number_prefix=f.number_prefix,
         )
 
-    @translate_errors
+    @translate_admin_errors
     async def ListForbiddenNumbers(
         self, request: pb.ListForbiddenNumbersRequest, context: Context
     ) -> pb.ListForbiddenNumbersResponse:
@@ -168,7 +168,7 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
             total_size=page.total_size,
         )
 
-    @translate_errors
+    @translate_admin_errors
     async def SetForbiddenNumbersEnabled(
         self, request: pb.SetForbiddenNumbersEnabledRequest, context: Context
     ) -> pb.SetForbiddenNumbersEnabledResponse:
@@ -185,7 +185,7 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
             for e in chunk:
                 yield convert.entry(e)
 
-    @translate_errors
+    @translate_admin_errors
     async def ListAuditEvents(self, request: pb.ListAuditEventsRequest, context: Context) -> pb.ListAuditEventsResponse:
         events, token = await self._numbers.audit_events(
             tenant_id=request.tenant_id,
@@ -197,7 +197,7 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
         )
         return pb.ListAuditEventsResponse(audit_events=[convert.audit_event(e) for e in events], next_page_token=token)
 
-    @translate_errors
+    @translate_admin_errors
     async def GetReplicaStatus(self, request: pb.GetReplicaStatusRequest, context: Context) -> pb.ReplicaStatus:
         state = self._replica.state()
         return pb.ReplicaStatus(

@@ -8,6 +8,7 @@ logged and becomes INTERNAL, never UNKNOWN.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -86,6 +87,37 @@ def translate_errors(
         except Exception as exc:
             await context.abort_with_status(to_status(exc))
             raise AssertionError("unreachable") from exc  # abort_with_status always raises
+
+    return wrapper
+
+
+# Admin calls that wait on the database give up a little before the caller's
+# deadline, so the caller hears UNAVAILABLE (and why) rather than a bare
+# DEADLINE_EXCEEDED; without a deadline they give up after this long.
+DEFAULT_BUDGET = 30.0
+_MARGIN = 0.1
+
+
+def translate_admin_errors(
+    method: Callable[[S, Any, Context], Awaitable[T]],
+) -> Callable[[S, Any, Context], Awaitable[T]]:
+    @functools.wraps(method)
+    async def wrapper(self: S, request: Any, context: Context) -> T:
+        remaining = context.time_remaining()
+        budget = DEFAULT_BUDGET if remaining is None else max(remaining * (1 - _MARGIN), 0.0)
+        try:
+            async with asyncio.timeout(budget):
+                return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except TimeoutError:
+            await context.abort_with_status(
+                to_status(errors.Unavailable(f"the database did not answer within {budget:.1f}s; retry later"))
+            )
+            raise AssertionError("unreachable") from None
+        except Exception as exc:
+            await context.abort_with_status(to_status(exc))
+            raise AssertionError("unreachable") from exc
 
     return wrapper
 

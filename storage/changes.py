@@ -8,6 +8,11 @@ snapshot's xmin, which becomes the next watermark. Rows stamped at or above
 xmin that are already visible are returned too (a change is answered as soon
 as it commits) and read again next time, which is harmless because applying
 a row's current state is idempotent.
+
+Continuity is checked on every read: a different cluster (restore, failover
+to another cluster), transaction ids that went backwards, or tombstones
+purged past the watermark all mean the replica can no longer trust its
+index, and `read_since` raises ReloadNeeded.
 """
 
 from __future__ import annotations
@@ -20,8 +25,16 @@ import asyncpg
 
 from storage.db import Conn
 
-_SNAPSHOT_XMIN = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+_POSITION = """SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
+                      (SELECT system_identifier FROM pg_control_system()),
+                      (SELECT purged_xid::text::bigint FROM sync_meta)"""
 _ROW = "id::text, tenant_id, number, match_kind, call_type, enabled, expire_time, deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    watermark: int
+    cluster: int  # pg_control_system().system_identifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,15 +49,19 @@ class ChangedRow:
     deleted: bool
 
 
+class ReloadNeeded(Exception):
+    """The replica's index can no longer be brought up to date by changes alone."""
+
+
 def _to_row(record: asyncpg.Record) -> ChangedRow:
     return ChangedRow(*record)
 
 
-async def load_all(conn: Conn, batch: int = 50_000) -> AsyncIterator[int | list[ChangedRow]]:
-    """Yield the watermark first, then every live row in batches, all from one snapshot."""
+async def load_all(conn: Conn, batch: int = 50_000) -> AsyncIterator[Position | list[ChangedRow]]:
+    """Yield the position first, then every live row in batches, all from one snapshot."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        watermark = await conn.fetchval(_SNAPSHOT_XMIN)
-        yield int(watermark)
+        watermark, cluster, _purged = await conn.fetchrow(_POSITION)  # type: ignore[misc]
+        yield Position(int(watermark), int(cluster))
         cursor = await conn.cursor(f"SELECT {_ROW} FROM forbidden_numbers WHERE NOT deleted")
         while True:
             records = await cursor.fetch(batch)
@@ -53,12 +70,18 @@ async def load_all(conn: Conn, batch: int = 50_000) -> AsyncIterator[int | list[
             yield [_to_row(r) for r in records]
 
 
-async def read_since(conn: Conn, watermark: int) -> tuple[int, list[ChangedRow]]:
-    """The rows changed at or after `watermark`, and the next watermark."""
+async def read_since(conn: Conn, since: Position) -> tuple[Position, list[ChangedRow]]:
+    """The rows changed at or after `since.watermark`, and the next position."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        next_watermark = await conn.fetchval(_SNAPSHOT_XMIN)
+        watermark, cluster, purged = await conn.fetchrow(_POSITION)  # type: ignore[misc]
+        if cluster != since.cluster:
+            raise ReloadNeeded(f"the database is another cluster now ({since.cluster} -> {cluster})")
+        if watermark < since.watermark:
+            raise ReloadNeeded(f"transaction ids went back ({since.watermark} -> {watermark}): restored?")
+        if purged >= since.watermark:
+            raise ReloadNeeded(f"tombstones up to {purged} were purged past our watermark {since.watermark}")
         records = await conn.fetch(
             f"SELECT {_ROW} FROM forbidden_numbers WHERE xid >= $1::text::xid8",
-            str(watermark),
+            str(since.watermark),
         )
-    return int(next_watermark), [_to_row(r) for r in records]
+    return Position(int(watermark), int(cluster)), [_to_row(r) for r in records]

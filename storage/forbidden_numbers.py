@@ -17,7 +17,7 @@ import asyncpg
 
 from screening.errors import Aborted, AlreadyExists, NotFound
 from screening.model import Actor, CallType, Filters, ForbiddenNumber, MatchKind
-from storage.db import Conn
+from storage.db import Conn, borrow
 
 _COLUMNS = (
     "id, tenant_id, number, match_kind, call_type, enabled, note, expire_time, create_time, update_time, revision"
@@ -122,7 +122,7 @@ class ForbiddenNumberStore:
         self._pool = pool
 
     async def create(self, actor: Actor, new: NewEntry) -> ForbiddenNumber:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with borrow(self._pool) as conn, conn.transaction():
             try:
                 row = await conn.fetchrow(
                     f"""INSERT INTO forbidden_numbers
@@ -147,11 +147,12 @@ class ForbiddenNumberStore:
         key = _parse_id(entry_id)
         if key is None:
             raise NotFound("forbidden number", entry_id, tenant_id)
-        row = await self._pool.fetchrow(
-            f"SELECT {_COLUMNS} FROM forbidden_numbers WHERE tenant_id = $1 AND id = $2 AND NOT deleted",
-            tenant_id,
-            key,
-        )
+        async with borrow(self._pool) as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_COLUMNS} FROM forbidden_numbers WHERE tenant_id = $1 AND id = $2 AND NOT deleted",
+                tenant_id,
+                key,
+            )
         if row is None:
             raise NotFound("forbidden number", entry_id, tenant_id)
         return _row_to_entry(row)
@@ -178,7 +179,7 @@ class ForbiddenNumberStore:
     async def update(
         self, actor: Actor, tenant_id: str, entry_id: str, etag: str, changes: Mapping[str, Any]
     ) -> ForbiddenNumber:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with borrow(self._pool) as conn, conn.transaction():
             before = await self._lock(conn, tenant_id, entry_id, etag)
             merged = {field: changes.get(field, getattr(before, field)) for field in UPDATABLE}
             try:
@@ -198,7 +199,7 @@ class ForbiddenNumberStore:
             return after
 
     async def delete(self, actor: Actor, tenant_id: str, entry_id: str, etag: str) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with borrow(self._pool) as conn, conn.transaction():
             before = await self._lock(conn, tenant_id, entry_id, etag)
             await conn.execute(
                 "UPDATE forbidden_numbers SET deleted = true WHERE id = $1",
@@ -213,7 +214,7 @@ class ForbiddenNumberStore:
             if key is None:
                 raise NotFound("forbidden number", entry_id, tenant_id)
             keys.append(key)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with borrow(self._pool) as conn, conn.transaction():
             rows = await conn.fetch(
                 f"""SELECT {_COLUMNS} FROM forbidden_numbers
                     WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND NOT deleted
@@ -247,7 +248,7 @@ class ForbiddenNumberStore:
         self, tenant_id: str, filters: Filters, page_size: int, after: tuple[str, int] | None
     ) -> tuple[list[ForbiddenNumber], int]:
         where, args = _filter_sql(tenant_id, filters)
-        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with borrow(self._pool) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             total = await conn.fetchval(f"SELECT count(*) FROM forbidden_numbers WHERE {where}", *args)
             page_args = list(args)
             keyset = ""
@@ -265,7 +266,7 @@ class ForbiddenNumberStore:
     async def export(self, tenant_id: str, filters: Filters, chunk: int = 1000) -> AsyncIterator[list[ForbiddenNumber]]:
         """Every matching entry ordered by number, through a server-side cursor."""
         where, args = _filter_sql(tenant_id, filters)
-        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with borrow(self._pool) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             cursor = await conn.cursor(
                 f"SELECT {_COLUMNS} FROM forbidden_numbers WHERE {where} ORDER BY number, match_kind", *args
             )
@@ -278,8 +279,9 @@ class ForbiddenNumberStore:
     async def list_audit(
         self, tenant_id: str, page_size: int, before_id: int | None, resource_id: str, actor: str, action: str
     ) -> list[AuditRecord]:
-        rows = await self._pool.fetch(
-            """SELECT id, tenant_id, actor, action, resource_id, request_id, before, after, create_time
+        async with borrow(self._pool) as conn:
+            rows = await conn.fetch(
+                """SELECT id, tenant_id, actor, action, resource_id, request_id, before, after, create_time
                FROM audit_events
                WHERE tenant_id = $1
                  AND ($2::bigint IS NULL OR id < $2)
@@ -287,13 +289,13 @@ class ForbiddenNumberStore:
                  AND ($4 = '' OR actor = $4)
                  AND ($5 = '' OR action = $5)
                ORDER BY id DESC LIMIT $6""",
-            tenant_id,
-            before_id,
-            resource_id,
-            actor,
-            action,
-            page_size,
-        )
+                tenant_id,
+                before_id,
+                resource_id,
+                actor,
+                action,
+                page_size,
+            )
         return [
             AuditRecord(
                 id=row["id"],

@@ -30,6 +30,9 @@ def available() -> list[Migration]:
         if match:
             found.append(Migration(int(match.group(1)), item.name, item.read_text("utf-8")))
     found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"two migrations share a version number: {[m.name for m in found]}")
     return found
 
 

@@ -22,6 +22,8 @@ import pytest
 from screening import embedded
 from screening.app import App
 from screening.config import Config
+from tests.clusters import OwnCluster
+from tests.faultproxy import FaultProxy
 from tests.support import Clients, wait_until
 
 
@@ -99,3 +101,27 @@ async def connect() -> AsyncIterator[Callable[[App], Clients]]:
 @pytest.fixture
 def clients(server: App, connect: Callable[[App], Clients]) -> Clients:
     return connect(server)
+
+
+@pytest.fixture
+async def proxy(cluster_url: str) -> AsyncIterator[FaultProxy]:
+    """A fault-injecting proxy in front of the test cluster."""
+    p = await FaultProxy(cluster_url).start()
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+def pg_home() -> Iterator[Path]:
+    """A directory for an embedded cluster. Not under pytest's tmp_path: pytest
+    makes its root private (0700) at every session start, and PostgreSQL runs
+    as another user that must keep reaching its data directory."""
+    with tempfile.TemporaryDirectory(prefix="screening-test-") as home:
+        yield Path(home)
+
+
+@pytest.fixture
+def own_cluster(pg_home: Path) -> Iterator[OwnCluster]:
+    cluster = OwnCluster(pg_home / "own")
+    yield cluster
+    cluster.close()

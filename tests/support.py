@@ -40,6 +40,7 @@ async def create(
     tenant: str = "acme",
     call_type: int = pb.CALL_TYPE_BOTH,
     match_kind: int = pb.MATCH_KIND_EXACT,
+    deadline: float | None = None,
     **fields: Any,
 ) -> pb.ForbiddenNumber:
     return await clients.admin.CreateForbiddenNumber(
@@ -47,7 +48,8 @@ async def create(
             forbidden_number=pb.ForbiddenNumber(
                 tenant_id=tenant, number=number, call_type=call_type, match_kind=match_kind, **fields
             )
-        )
+        ),
+        timeout=deadline,
     )
 
 

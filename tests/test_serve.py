@@ -107,8 +107,8 @@ async def test_serve_with_database_url_flags_reflection_and_sigterm(run_server, 
     assert await asyncio.to_thread(server.proc.wait, 10) == 0
 
 
-async def test_serve_with_embedded_database_by_default(run_server, tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+async def test_serve_with_embedded_database_by_default(run_server, pg_home: Path) -> None:
+    data_dir = pg_home / "data"
     server = run_server(SCREENING_DATA_DIR=str(data_dir))
     await serving(server.address, within=60)
     async with grpc.aio.insecure_channel(server.address) as channel:

@@ -1,0 +1,240 @@
+"""The freshness promises under real faults: every case asserts that nothing is lost.
+
+Faults are injected for real: a TCP proxy between the server and PostgreSQL
+that resets, refuses or silently drops connections; pg_terminate_backend;
+a PostgreSQL cluster stopped hard and started again.
+"""
+
+import asyncio
+import time
+from urllib.parse import urlsplit
+
+import asyncpg
+import grpc
+import pytest
+
+from screening.app import App
+from screening.v1 import screening_pb2 as pb
+from tests.clusters import OwnCluster
+from tests.conftest import StartServer, with_database
+from tests.faultproxy import FaultProxy
+from tests.support import Clients, code_of, create, screen, until_verdict, wait_until
+
+BLOCK, ALLOW = pb.VERDICT_BLOCK, pb.VERDICT_ALLOW
+INSERT = "INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type) VALUES ('acme', $1, 1, 3)"
+
+
+def database_of(dsn: str) -> str:
+    return urlsplit(dsn).path.lstrip("/")
+
+
+def report(case: str, seconds: float) -> None:
+    print(f"\n[recovery] {case}: {seconds * 1000:.0f} ms")
+
+
+async def all_blocked(clients: Clients, numbers: list[str]) -> bool:
+    r = await clients.screening.ScreenNumbers(
+        pb.ScreenNumbersRequest(tenant_id="acme", direction=pb.DIRECTION_INBOUND, numbers=numbers)
+    )
+    return all(x.verdict == BLOCK for x in r.results)
+
+
+async def test_listener_killed_then_100_changes(server: App, clients: Clients, dsn: str) -> None:
+    await wait_until(lambda: server.replica.listener.connected, within=5)
+    old_pid = server.replica.listener.backend_pid
+    db = await asyncpg.connect(dsn)
+    try:
+        assert await db.fetchval("SELECT pg_terminate_backend($1)", old_pid)
+        numbers = [f"+1800555{i:04d}" for i in range(100)]
+        for number in numbers:
+            await db.execute(INSERT, number)
+        committed = time.monotonic()
+        await wait_until(lambda: all_blocked(clients, numbers), within=1.0)
+        report("listener killed, 100 changes answered after last commit", time.monotonic() - committed)
+        await wait_until(
+            lambda: server.replica.listener.connected and server.replica.listener.backend_pid != old_pid, within=5
+        )
+        listening = await db.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND query LIKE 'LISTEN%'",
+            server.replica.listener.backend_pid,
+        )
+        assert listening == 1 and server.replica.listener.reconnects >= 1
+    finally:
+        await db.close()
+
+
+async def test_half_open_connections_are_detected_and_caught_up(
+    start_server: StartServer, connect, proxy: FaultProxy, dsn: str
+) -> None:
+    app = await start_server(database_url=proxy.url(database_of(dsn)))
+    clients = connect(app)
+    await create(clients, "+1900")
+    await until_verdict(clients, "+1900", BLOCK)
+    reconnects = app.replica.listener.reconnects
+    proxy.blackhole()  # every open connection goes silent: no FIN, no RST
+    started = time.monotonic()
+    db = await asyncpg.connect(dsn)
+    try:
+        await db.execute(INSERT, "+1901")
+    finally:
+        await db.close()
+    # Screening answers from memory throughout, until the new change arrives.
+    while (await screen(clients, "+1901")).verdict != BLOCK:
+        assert (await screen(clients, "+1900")).verdict == BLOCK
+        assert time.monotonic() - started < 15, "half-open connection not detected"
+        await asyncio.sleep(0.05)
+    report("half-open connections detected and caught up", time.monotonic() - started)
+    await wait_until(lambda: app.replica.listener.reconnects > reconnects, within=10)
+
+
+async def test_same_row_race_ends_with_the_database_value(server: App, clients: Clients, dsn: str) -> None:
+    """T2 takes its xid before T1 but writes the row after T1 committed: T2's value must win."""
+    entry = await create(clients, "+1950")
+    await until_verdict(clients, "+1950", BLOCK)
+    t1, t2 = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    try:
+        tx2 = t2.transaction()
+        await tx2.start()
+        await t2.fetchval("SELECT pg_current_xact_id()")  # T2's xid is the older one
+        async with t1.transaction():
+            await t1.execute("UPDATE forbidden_numbers SET enabled = false WHERE id = $1::uuid", entry.id)
+        await until_verdict(clients, "+1950", ALLOW)
+        await t2.execute("UPDATE forbidden_numbers SET enabled = true WHERE id = $1::uuid", entry.id)
+        await tx2.commit()
+        await until_verdict(clients, "+1950", BLOCK)
+        assert await t1.fetchval("SELECT enabled FROM forbidden_numbers WHERE id = $1::uuid", entry.id)
+    finally:
+        await t1.close()
+        await t2.close()
+
+
+async def test_unreachable_database_keeps_screening_and_converges(
+    start_server: StartServer, connect, proxy: FaultProxy, dsn: str
+) -> None:
+    cut_off = connect(await start_server(database_url=proxy.url(database_of(dsn))))
+    writer = connect(await start_server())
+    kept = await create(writer, "+2100")
+    await until_verdict(cut_off, "+2100", BLOCK)
+
+    proxy.refuse()  # the database is gone for this replica; changes continue elsewhere
+    started = time.monotonic()
+    added = await create(writer, "+2101")
+    await writer.admin.DeleteForbiddenNumber(pb.DeleteForbiddenNumberRequest(tenant_id="acme", id=kept.id))
+    for _ in range(5):
+        assert (await screen(cut_off, "+2100")).verdict == BLOCK  # from memory
+        await asyncio.sleep(0.1)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await create(cut_off, "+2102")
+    assert code_of(caught.value) == grpc.StatusCode.UNAVAILABLE
+    assert "database" in caught.value.details()
+    took = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await cut_off.admin.GetForbiddenNumber(pb.GetForbiddenNumberRequest(tenant_id="acme", id=added.id), timeout=1)
+    assert code_of(caught.value) == grpc.StatusCode.UNAVAILABLE
+    assert time.monotonic() - took < 1.0
+
+    proxy.heal()
+    healed = time.monotonic()
+    await until_verdict(cut_off, "+2101", BLOCK, within=5)
+    await until_verdict(cut_off, "+2100", ALLOW, within=5)
+    report(f"database refused for {healed - started:.1f}s, converged after heal", time.monotonic() - healed)
+
+
+async def test_database_stopped_hard_and_restarted(start_server: StartServer, connect, own_cluster: OwnCluster) -> None:
+    one = connect(await start_server(database_url=own_cluster.url))
+    two = connect(await start_server(database_url=own_cluster.url))
+    await create(one, "+2200")
+    await until_verdict(two, "+2200", BLOCK)
+
+    own_cluster.stop_hard()
+    for clients in (one, two):
+        assert (await screen(clients, "+2200")).verdict == BLOCK
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await create(clients, "+2201", deadline=3)
+        assert code_of(caught.value) == grpc.StatusCode.UNAVAILABLE
+
+    own_cluster.start()
+    restarted = time.monotonic()
+
+    async def created() -> bool:
+        try:
+            await create(one, "+2201", deadline=2)
+        except grpc.aio.AioRpcError as error:
+            return error.code() == grpc.StatusCode.ALREADY_EXISTS
+        return True
+
+    await wait_until(created, within=15, interval=0.2)
+    await until_verdict(two, "+2201", BLOCK, within=5)
+    await until_verdict(one, "+2201", BLOCK, within=5)
+    report("PostgreSQL restarted, both replicas converged", time.monotonic() - restarted)
+
+
+async def test_database_unreachable_at_start_up(
+    start_server: StartServer, connect, proxy: FaultProxy, dsn: str
+) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    await start_server()  # migrates
+    proxy.refuse()
+    app = await start_server(database_url=proxy.url(database_of(dsn)), wait_ready=False)
+    clients = connect(app)
+    health = health_pb2_grpc.HealthStub(clients.channel)
+    for _ in range(3):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await screen(clients, "+1")
+        assert code_of(caught.value) == grpc.StatusCode.UNAVAILABLE
+        check = await health.Check(health_pb2.HealthCheckRequest(service=""))
+        assert check.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        await asyncio.sleep(0.3)
+    proxy.heal()
+    healed = time.monotonic()
+    await wait_until(lambda: app.replica.ready, within=10)
+    report("unreachable at start-up, serving after heal", time.monotonic() - healed)
+    assert (await screen(clients, "+1")).verdict == ALLOW
+
+
+async def test_replica_away_past_tombstone_retention_reloads(
+    start_server: StartServer, connect, proxy: FaultProxy, dsn: str
+) -> None:
+    away = await start_server(database_url=proxy.url(database_of(dsn)), tombstone_retention=1.0)
+    writer = connect(await start_server(tombstone_retention=1.0))
+    gone = await create(writer, "+2300")
+    await until_verdict(connect(away), "+2300", BLOCK)
+    proxy.refuse()
+    await writer.admin.DeleteForbiddenNumber(pb.DeleteForbiddenNumberRequest(tenant_id="acme", id=gone.id))
+    db = await asyncpg.connect(dsn)
+    try:
+        await wait_until(
+            lambda: db.fetchval("SELECT count(*) = 0 FROM forbidden_numbers WHERE id = $1::uuid", gone.id), within=5
+        )
+    finally:
+        await db.close()
+    loads = away.replica.full_loads
+    proxy.heal()
+    await until_verdict(connect(away), "+2300", ALLOW, within=5)
+    assert away.replica.full_loads == loads + 1
+
+
+async def test_another_cluster_behind_the_same_address_triggers_a_reload(
+    start_server: StartServer, connect, proxy: FaultProxy, own_cluster: OwnCluster, dsn: str
+) -> None:
+    """Failover or restore to another cluster: the replica notices and reloads from it."""
+    first = await start_server(database_url=proxy.url(database_of(dsn)))
+    clients = connect(first)
+    await create(clients, "+2400")
+    await until_verdict(clients, "+2400", BLOCK)
+    # The other cluster has a database of the same name (a restored copy, say).
+    name = database_of(dsn)
+    admin = await asyncpg.connect(own_cluster.url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    other = connect(await start_server(database_url=with_database(own_cluster.url, name)))
+    await create(other, "+2401")
+    loads = first.replica.full_loads
+    proxy.retarget(own_cluster.url)
+    proxy.cut()
+    await until_verdict(clients, "+2401", BLOCK, within=10)
+    await until_verdict(clients, "+2400", ALLOW, within=2)
+    assert first.replica.full_loads == loads + 1
