@@ -141,3 +141,47 @@ def test_bad_flags_exit_with_a_clear_message(run_server, args: list[str], messag
     server = run_server(*args)
     assert server.proc.wait(10) == 2
     assert message in server.output()
+
+
+async def test_sigterm_drains_100_calls_in_flight(run_server, dsn: str) -> None:
+    server = run_server("--database-url", dsn, "--shutdown-grace", "5")
+    await serving(server.address)
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        clients = Clients(channel)
+        await create(clients, "+15550100")
+        await until_verdict(clients, "+15550100", pb.VERDICT_BLOCK)
+        request = pb.ScreenCallRequest(tenant_id="acme", number="+15550100", direction=pb.DIRECTION_INBOUND)
+
+        watch = health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(service="screening.v1.Screening")
+        )
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+
+        queues: list[asyncio.Queue[pb.ScreenCallRequest | None]] = [asyncio.Queue() for _ in range(100)]
+
+        def feed(queue: asyncio.Queue[pb.ScreenCallRequest | None]):
+            async def requests():
+                while (item := await queue.get()) is not None:
+                    yield item
+
+            return requests()
+
+        streams = [clients.screening.ScreenCallStream(feed(q)) for q in queues]
+        for q in queues:
+            q.put_nowait(request)
+        assert all(a.verdict == pb.VERDICT_BLOCK for a in await asyncio.gather(*(s.read() for s in streams)))
+
+        signalled = asyncio.get_running_loop().time()
+        server.proc.send_signal(signal.SIGTERM)
+        # Health says NOT_SERVING first, while the calls in flight go on.
+        assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        watch.cancel()
+        for q in queues:
+            q.put_nowait(request)
+        answers = await asyncio.gather(*(s.read() for s in streams))
+        assert [a.verdict for a in answers] == [pb.VERDICT_BLOCK] * 100
+        for q in queues:
+            q.put_nowait(None)
+        assert await asyncio.gather(*(s.read() for s in streams)) == [grpc.aio.EOF] * 100
+    assert await asyncio.to_thread(server.proc.wait, 10) == 0
+    assert asyncio.get_running_loop().time() - signalled < 5 + 2
