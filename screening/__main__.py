@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from screening import embedded
+from screening import embedded, tokens
 from screening.app import App
 from screening.config import Config, ConfigError, add_serve_arguments, from_namespace
 
@@ -29,6 +29,7 @@ async def serve(config: Config) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, app.reload_auth)
         await stopping.wait()
         log.info("stopping: draining in-flight calls for up to %.1fs", config.shutdown_grace)
         await app.stop()
@@ -43,7 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="screening", description="Call-screening service")
     commands = parser.add_subparsers(dest="command", required=True)
     add_serve_arguments(commands.add_parser("serve", help="serve gRPC"), os.environ)
+    token = commands.add_parser("token", help="print a new random token and its [[tokens]] entry for --auth-file")
+    token.add_argument("--name", required=True)
+    token.add_argument("--role", action="append", choices=tokens.ROLES, required=True, help="repeat for several")
+    token.add_argument("--tenant", action="append", required=True, help='a tenant id, or "*"; repeat for several')
     args = parser.parse_args(argv)
+    if args.command == "token":
+        return _print_token(args.name, args.role, args.tenant)
     try:
         config = from_namespace(args)
     except ConfigError as exc:
@@ -53,7 +60,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    return asyncio.run(serve(config))
+    try:
+        return asyncio.run(serve(config))
+    except ConfigError as exc:
+        parser.error(str(exc))
+
+
+def _print_token(name: str, roles: list[str], tenants: list[str]) -> int:
+    secret = tokens.new_token()
+    entry = {"name": name, "token_sha256": tokens.digest_of(secret), "roles": roles, "tenants": tenants}
+    try:
+        tokens.parse({"tokens": [entry]}, "<new token>")
+    except ConfigError as exc:
+        print(f"screening token: {exc}", file=sys.stderr)
+        return 2
+    quoted = ", ".join(f'"{t}"' for t in tenants)
+    print(f"# Give this token to the client; the auth file keeps only its digest.\n# token: {secret}")
+    print("[[tokens]]")
+    print(f'name = "{name}"')
+    print(f'token_sha256 = "{entry["token_sha256"]}"')
+    print("roles = [" + ", ".join(f'"{r}"' for r in roles) + "]")
+    print(f"tenants = [{quoted}]")
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from screening import tls, tokens
 from screening.admin import ForbiddenNumbers
-from screening.config import Config
+from screening.auth import AuthInterceptor
+from screening.config import Config, ConfigError, is_loopback
 from screening.replica import Replica
 from screening.screener import Screener
 from screening.servicers import AdminServicer, ScreeningServicer
@@ -38,10 +40,16 @@ class App:
     health: health.aio.HealthServicer = field(init=False)
     replica: Replica = field(init=False)
     port: int = field(init=False, default=0)
+    # None: no auth file, every caller is "anonymous".
+    auth: AuthInterceptor | None = field(init=False, default=None)
     _pools: list[asyncpg.Pool] = field(init=False, default_factory=list)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
 
     async def start(self) -> App:
+        """Raises ConfigError for an unusable auth file or TLS file, before touching the database."""
+        if self.config.auth_file is not None:
+            self.auth = AuthInterceptor(tokens.load(self.config.auth_file))
+        credentials = tls.server_credentials(self.config)
         admin_pool = await self._pool(max_size=10, command_timeout=30)
         sync_pool = await self._pool(max_size=1, command_timeout=30)
         self.replica = Replica(
@@ -51,7 +59,17 @@ class App:
             tombstone_retention=self.config.tombstone_retention,
             on_ready=self._serving,
         )
-        self.server = grpc.aio.server()
+        limit = self.config.max_metadata_bytes
+        self.server = grpc.aio.server(
+            # No interceptor at all without auth: ScreenCall pays nothing for it.
+            interceptors=None if self.auth is None else [self.auth],
+            options=[
+                ("grpc.max_receive_message_length", self.config.max_receive_message_bytes),
+                # Soft and hard limit alike, so the refusal does not depend on chance.
+                ("grpc.max_metadata_size", limit),
+                ("grpc.absolute_max_metadata_size", limit),
+            ],
+        )
         pb_grpc.add_ScreeningServicer_to_server(
             ScreeningServicer(Screener(self.replica, self.config.default_region)), self.server
         )
@@ -66,11 +84,35 @@ class App:
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
-        self.port = self.server.add_insecure_port(self.config.listen)
+        try:
+            if credentials is None:
+                self.port = self.server.add_insecure_port(self.config.listen)
+            else:
+                self.port = self.server.add_secure_port(self.config.listen, credentials)
+        except RuntimeError as exc:
+            raise ConfigError(f"--listen {self.config.listen!r}: cannot listen: {exc}") from None
         await self.server.start()
+        host, _ = self.config.listen_host_port
+        if self.auth is not None and credentials is None and not is_loopback(host):
+            log.warning("tokens travel in clear text: serving %s without --tls-cert", self.config.listen)
+        if self.auth is None:
+            log.info("no --auth-file: every call is allowed and audited as 'anonymous'")
         self._task = asyncio.create_task(self._sync(sync_pool), name="replica")
         log.info("listening on %s (port %d)", self.config.listen, self.port)
         return self
+
+    def reload_auth(self) -> bool:
+        """Re-read the auth file (on SIGHUP); a bad file keeps the tokens in force."""
+        if self.auth is None or self.config.auth_file is None:
+            return False
+        try:
+            table = tokens.load(self.config.auth_file)
+        except ConfigError as exc:
+            log.error("auth file not reloaded, the previous tokens stay in force: %s", exc)
+            return False
+        self.auth.tokens = table
+        log.info("auth file reloaded: %d tokens", len(table))
+        return True
 
     async def _pool(self, *, max_size: int, command_timeout: float) -> asyncpg.Pool:
         # min_size=0: creating the pool does not connect, so a replica whose

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,20 @@ def split_host_port(address: str, name: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        # A name other than localhost may resolve anywhere.
+        return False
+
+
+DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_METADATA_BYTES = 16 * 1024
+
+
 @dataclass(frozen=True)
 class Config:
     listen: str = "127.0.0.1:50051"
@@ -35,9 +50,42 @@ class Config:
     # How long deleted entries are kept for replicas that were away.
     tombstone_retention: float = 7 * 86400.0
     log_level: str = "INFO"
+    # TOML of named tokens; None: no authentication (loopback or --insecure only).
+    auth_file: Path | None = None
+    insecure: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Set: clients must present a certificate this CA signed.
+    tls_client_ca: Path | None = None
+    # An import batch of 10,000 rows with long notes needs several MiB.
+    max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
+    max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
 
     def __post_init__(self) -> None:
-        split_host_port(self.listen, "--listen")
+        host, _ = split_host_port(self.listen, "--listen")
+        if self.auth_file is None and not self.insecure and not is_loopback(host):
+            raise ConfigError(
+                f"--listen {self.listen!r}: without --auth-file the server only listens on loopback; "
+                "give --auth-file, or --insecure to serve every caller unauthenticated"
+            )
+        for flag, path in (
+            ("--auth-file", self.auth_file),
+            ("--tls-cert", self.tls_cert),
+            ("--tls-key", self.tls_key),
+            ("--tls-client-ca", self.tls_client_ca),
+        ):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{flag} {str(path)!r}: no such file")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key: give both or neither")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ConfigError("--tls-client-ca: needs --tls-cert and --tls-key (client certificates need TLS)")
+        if not 1024 <= self.max_receive_message_bytes <= 1024**3:
+            raise ConfigError(
+                f"--max-receive-message-bytes {self.max_receive_message_bytes}: must be between 1 KiB and 1 GiB"
+            )
+        if not 1024 <= self.max_metadata_bytes <= 1024**2:
+            raise ConfigError(f"--max-metadata-bytes {self.max_metadata_bytes}: must be between 1 KiB and 1 MiB")
         if self.default_region is not None:
             region = self.default_region.upper()
             if not is_valid_region(region):
@@ -101,6 +149,36 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
         help="seconds deleted entries are kept so that replicas that were away learn of them",
     )
     parser.add_argument("--log-level", default=env("SCREENING_LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--auth-file",
+        default=env("SCREENING_AUTH_FILE"),
+        help="TOML of [[tokens]] (name, token_sha256, roles, tenants); reloaded on SIGHUP",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        default=(env("SCREENING_INSECURE", "") or "").lower() in ("1", "true", "yes"),
+        help="without --auth-file, serve unauthenticated on a non-loopback address anyway",
+    )
+    parser.add_argument("--tls-cert", default=env("SCREENING_TLS_CERT"), help="PEM certificate chain: serve TLS only")
+    parser.add_argument("--tls-key", default=env("SCREENING_TLS_KEY"), help="PEM private key of --tls-cert")
+    parser.add_argument(
+        "--tls-client-ca",
+        default=env("SCREENING_TLS_CLIENT_CA"),
+        help="PEM CA: require client certificates it signed (mTLS)",
+    )
+    parser.add_argument(
+        "--max-receive-message-bytes",
+        type=int,
+        default=env("SCREENING_MAX_RECEIVE_MESSAGE_BYTES", str(DEFAULT_MAX_RECEIVE_MESSAGE_BYTES)),
+        help="largest request message accepted; larger ones get RESOURCE_EXHAUSTED",
+    )
+    parser.add_argument(
+        "--max-metadata-bytes",
+        type=int,
+        default=env("SCREENING_MAX_METADATA_BYTES", str(DEFAULT_MAX_METADATA_BYTES)),
+        help="largest request metadata (headers) accepted",
+    )
 
 
 def from_namespace(args: argparse.Namespace) -> Config:
@@ -113,7 +191,18 @@ def from_namespace(args: argparse.Namespace) -> Config:
         poll_interval=args.poll_interval,
         tombstone_retention=args.tombstone_retention,
         log_level=args.log_level.upper(),
+        auth_file=_path(args.auth_file),
+        insecure=args.insecure,
+        tls_cert=_path(args.tls_cert),
+        tls_key=_path(args.tls_key),
+        tls_client_ca=_path(args.tls_client_ca),
+        max_receive_message_bytes=args.max_receive_message_bytes,
+        max_metadata_bytes=args.max_metadata_bytes,
     )
+
+
+def _path(value: str | None) -> Path | None:
+    return None if value is None else Path(value)
 
 
 def parse(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Config:

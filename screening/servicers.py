@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ from google.protobuf import empty_pb2
 
 from screening import convert
 from screening.admin import ForbiddenNumbers
+from screening.auth import caller_name
 from screening.errors import InvalidArgument
 from screening.index import IndexEntry
 from screening.model import Actor
@@ -69,11 +71,12 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
 
 
 def actor(context: Context) -> Actor:
-    """Who is calling, for the audit trail."""
+    """Who is calling, for the audit trail: the token's name and the caller's x-request-id (or a new one)."""
     for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id":
-            return Actor(request_id=str(value)[:128])
-    return Actor()
+        if key == "x-request-id" and value:
+            return Actor(name=caller_name(), request_id=str(value)[:128])
+    # Every event still has a request id, shared by the events of one call.
+    return Actor(name=caller_name(), request_id=uuid.uuid4().hex)
 
 
 def _changes(message: pb.ForbiddenNumber, paths: list[str]) -> dict[str, Any]:

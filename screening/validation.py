@@ -12,7 +12,7 @@ from screening.numbers import normalize
 MAX_NOTE = 500
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-_TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}")
+TENANT_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # PostgreSQL's timestamptz range, narrowed to what anyone would mean.
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9999, 12, 31, tzinfo=UTC)
@@ -21,7 +21,7 @@ _LATEST = datetime(9999, 12, 31, tzinfo=UTC)
 def tenant_id(value: str, field: str = "tenant_id") -> str:
     if not value:
         raise InvalidArgument(field, value, "is required")
-    if not _TENANT.fullmatch(value):
+    if not TENANT_PATTERN.fullmatch(value):
         raise InvalidArgument(field, value, "must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'")
     return value
 

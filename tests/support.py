@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -84,3 +87,23 @@ async def until_verdict(
 def code_of(error: BaseException) -> grpc.StatusCode:
     assert isinstance(error, grpc.aio.AioRpcError), error
     return error.code()
+
+
+def bearer(token: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def write_auth_file(path: Path, tokens: dict[str, tuple[str, list[str], list[str]]]) -> Path:
+    """tokens: name -> (secret, roles, tenants); the file holds only the digests."""
+    lines = []
+    for name, (secret, roles, tenants) in tokens.items():
+        lines += [
+            "[[tokens]]",
+            f"name = {json.dumps(name)}",
+            f"token_sha256 = {json.dumps(hashlib.sha256(secret.encode()).hexdigest())}",
+            f"roles = {json.dumps(roles)}",
+            f"tenants = {json.dumps(tenants)}",
+            "",
+        ]
+    path.write_text("\n".join(lines))
+    return path
