@@ -16,6 +16,7 @@ interceptor and the handler in the same task.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -181,6 +182,16 @@ def _guard(rule: Rule, inner: Handler) -> Handler:
 
         streamer: Any = inner.unary_stream  # grpc.aio's coroutines; the stubs know sync handlers only
 
+        if not inspect.isasyncgenfunction(streamer):
+            # Written against context.write(): a coroutine, and so is its guard.
+            async def unary_writer(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+                token = _caller.get()
+                assert token is not None
+                await check(request, context, token)
+                await streamer(request, context)
+
+            return grpc.unary_stream_rpc_method_handler(unary_writer, **kwargs)
+
         async def unary_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             token = _caller.get()
             assert token is not None
@@ -222,6 +233,14 @@ def _guard(rule: Rule, inner: Handler) -> Handler:
 
     bidi: Any = inner.stream_stream  # grpc.aio's coroutines; the stubs know sync handlers only
 
+    if not inspect.isasyncgenfunction(bidi):
+
+        async def stream_writer(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            stream = await checked(requests, context)
+            await bidi(_nothing() if stream is None else stream, context)
+
+        return grpc.stream_stream_rpc_method_handler(stream_writer, **kwargs)
+
     async def stream_stream(
         requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
@@ -241,7 +260,7 @@ def bearer_token(metadata: Any) -> str | None:
     for key, value in metadata or ():
         if key == "authorization":
             text = str(value)
-            if text[: len(_BEARER)].lower() == _BEARER:
+            if text.startswith("Bearer ") or text[: len(_BEARER)].lower() == _BEARER:
                 return text[len(_BEARER) :].strip()
             return ""
     return None

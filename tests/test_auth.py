@@ -326,6 +326,13 @@ class RecordingAdmin(pb_grpc.ForbiddenNumberAdminServicer):
             self.received.append(request.WhichOneof("payload"))
         return pb.ImportJob(tenant_id=TENANT)
 
+    async def ExportForbiddenNumbers(  # type: ignore[override]
+        self, request: pb.ExportForbiddenNumbersRequest, context: Any
+    ) -> None:
+        # The reader-writer style: a coroutine writing to the context, not a generator.
+        self.received.append("export")
+        await context.write(pb.ForbiddenNumber(tenant_id=request.tenant_id, number="+1"))
+
 
 @pytest.fixture
 async def recording_server(auth_path: Path) -> AsyncIterator[tuple[grpc.aio.Channel, RecordingAdmin]]:
@@ -368,6 +375,19 @@ async def test_refused_import_header_never_reaches_the_handler(
     code, _ = await invoke(channel, method, secret("manager"), smuggled)
     assert code == grpc.StatusCode.PERMISSION_DENIED
     assert recorder.received == ["started", "header"]
+
+
+async def test_a_handler_writing_to_the_context_is_guarded_too(
+    recording_server: tuple[grpc.aio.Channel, RecordingAdmin],
+) -> None:
+    channel, recorder = recording_server
+    method = pb.DESCRIPTOR.services_by_name["ForbiddenNumberAdmin"].methods_by_name["ExportForbiddenNumbers"]
+    code, _ = await invoke(channel, method, secret("reader"), requests_for(method, tenant="other"))
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    assert recorder.received == []
+    code, responses = await invoke(channel, method, secret("reader"), requests_for(method))
+    assert code == grpc.StatusCode.OK
+    assert [r.tenant_id for r in responses] == [TENANT]
 
 
 async def test_a_served_method_without_a_rule_is_closed(
