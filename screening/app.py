@@ -104,6 +104,7 @@ class App:
     def reload_auth(self) -> bool:
         """Re-read the auth file (on SIGHUP); a bad file keeps the tokens in force."""
         if self.auth is None or self.config.auth_file is None:
+            log.info("nothing to reload: the server runs without --auth-file")
             return False
         try:
             table = tokens.load(self.config.auth_file)

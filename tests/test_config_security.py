@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from screening import config as cfg
 from screening import tokens
+from screening.__main__ import main
 from screening.config import Config, ConfigError
 
 
@@ -124,3 +127,14 @@ def test_auth_file_must_be_toml(tmp_path: Path) -> None:
     path.write_text("[[tokens]\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         tokens.load(path)
+
+
+def test_token_command_prints_a_usable_entry(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["token", "--name", "switch-eu", "--role", "screen", "--tenant", "acme", "--tenant", "globex"]) == 0
+    out = capsys.readouterr().out
+    secret = re.search(r"# token: (\S+)", out)
+    assert secret is not None
+    table = tokens.parse(tomllib.loads(out), "printed")
+    found = table.find(secret.group(1))
+    assert found is not None and found.name == "switch-eu" and found.roles == {"screen"}
+    assert found.tenants == {"acme", "globex"}
