@@ -1,0 +1,142 @@
+"""Session-wide processes for the end-to-end tests: one screening service, a
+SIPp UAS as the next hop, and Kamailio twice: failing open and failing closed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+import testbed
+from testbed import Call, Kamailio, Service, SourceSpec, Uas, UacRun, run_uac
+
+from screening.v1 import screening_pb2 as pb
+from screening.v1 import screening_pb2_grpc as pb_grpc
+
+TENANT = "acme"
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    missing = testbed.missing_packages()
+    assert not missing, f"install the Debian packages {' '.join(missing)} (make e2e does it)"
+    return tmp_path_factory.mktemp("kamailio-e2e")
+
+
+@pytest.fixture(scope="session")
+def service(workdir: Path) -> Iterator[Service]:
+    service = Service(workdir).start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def uas(workdir: Path) -> Iterator[Uas]:
+    uas = Uas(workdir).start()
+    yield uas
+    uas.stop()
+
+
+@dataclass(frozen=True)
+class Ports:
+    carrier: int
+    pbx: int
+    stranger: int
+
+
+@pytest.fixture(scope="session")
+def ports() -> Ports:
+    return Ports(testbed.free_port(), testbed.free_port(), testbed.free_port())
+
+
+def sources(ports: Ports) -> list[SourceSpec]:
+    return [
+        SourceSpec("carrier", "inbound", ports.carrier, TENANT),
+        SourceSpec("acme-pbx", "outbound", ports.pbx, TENANT, tenant_header="X-Tenant"),
+    ]
+
+
+@pytest.fixture(scope="session")
+def fail_open(workdir: Path, service: Service, uas: Uas, ports: Ports) -> Iterator[Kamailio]:
+    kamailio = Kamailio(
+        workdir / "fail-open", target=service.target, next_hop_port=uas.port, sources=sources(ports)
+    ).start()
+    yield kamailio
+    kamailio.stop()
+
+
+@pytest.fixture(scope="session")
+def fail_closed(workdir: Path, service: Service, uas: Uas, ports: Ports) -> Iterator[Kamailio]:
+    kamailio = Kamailio(
+        workdir / "fail-closed",
+        target=service.target,
+        next_hop_port=uas.port,
+        sources=sources(ports),
+        on_failure="closed",
+    ).start()
+    yield kamailio
+    kamailio.stop()
+
+
+class Admin:
+    """The service's gRPC API, as an admin tool would use it."""
+
+    def __init__(self, target: str) -> None:
+        self.channel = grpc.insecure_channel(target)
+        self.admin = pb_grpc.ForbiddenNumberAdminStub(self.channel)
+        self.screening = pb_grpc.ScreeningStub(self.channel)
+
+    def create(self, number: str, call_type: int, tenant: str = TENANT) -> pb.ForbiddenNumber:
+        return self.admin.CreateForbiddenNumber(
+            pb.CreateForbiddenNumberRequest(
+                forbidden_number=pb.ForbiddenNumber(tenant_id=tenant, number=number, call_type=call_type)
+            ),
+            timeout=10,
+        )
+
+    def set_enabled(self, entry: pb.ForbiddenNumber, enabled: bool) -> None:
+        response = self.admin.SetForbiddenNumbersEnabled(
+            pb.SetForbiddenNumbersEnabledRequest(tenant_id=entry.tenant_id, ids=[entry.id], enabled=enabled),
+            timeout=10,
+        )
+        assert response.updated_count == 1
+
+    def wait_verdict(self, number: str, direction: int, verdict: int, tenant: str = TENANT) -> None:
+        """Until the service answers `verdict` (it promises to within 1 s of a change)."""
+        deadline = time.monotonic() + 5
+        while True:
+            response = self.screening.ScreenCall(
+                pb.ScreenCallRequest(tenant_id=tenant, number=number, direction=direction), timeout=5
+            )
+            if response.verdict == verdict:
+                return
+            assert time.monotonic() < deadline, f"{number}: still {response.verdict}, expected {verdict}"
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def admin(service: Service) -> Iterator[Admin]:
+    admin = Admin(service.target)
+    yield admin
+    admin.channel.close()
+
+
+class Phone:
+    """Places one call at a time through a Kamailio from a given source port."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+
+    def call(self, kamailio: Kamailio, port: int, caller: str, callee: str, tenant: str = "") -> testbed.Result:
+        run: UacRun = run_uac(self.workdir / "uac", kamailio.port, port, [Call(caller, callee, tenant)])
+        assert run.returncode == 0 and len(run.results) == 1, f"SIPp UAC failed ({run.returncode}): {run.log}"
+        return run.results[0]
+
+
+@pytest.fixture(scope="session")
+def phone(workdir: Path) -> Phone:
+    return Phone(workdir)

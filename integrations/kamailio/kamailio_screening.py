@@ -1,0 +1,28 @@
+"""Entry point for Kamailio's app_python3: `modparam("app_python3", "load", ".../kamailio_screening.py")`.
+
+The config file is named by the SCREENING_KAMAILIO_CONFIG environment variable,
+else screening.toml next to this script. It is read with the standard library
+first, because it names the site-packages that hold grpcio and the stubs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from sipscreen.settings import load  # noqa: E402  # needs HERE on sys.path
+
+
+def mod_init() -> object:
+    settings = load(Path(os.environ.get("SCREENING_KAMAILIO_CONFIG") or HERE / "screening.toml"))
+    settings.activate_site_packages()
+    # Imported (grpc included) in the main process so that a broken install stops
+    # Kamailio at start; channels are only made in the forked workers.
+    from sipscreen.router import Router
+
+    return Router(settings)

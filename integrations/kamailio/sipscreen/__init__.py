@@ -1,0 +1,1 @@
+"""Kamailio (app_python3 KEMI) integration of the call-screening service."""

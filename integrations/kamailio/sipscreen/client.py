@@ -1,0 +1,111 @@
+"""ScreenCall from a Kamailio worker: one channel per process, a deadline on every call.
+
+grpc is not fork-safe: Kamailio loads the script in its main process and then
+forks its workers, so the channel is made lazily in the process that uses it
+(and remade if the process id changes), never inherited across a fork.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass
+
+import grpc
+
+from screening.v1 import screening_pb2 as pb
+from screening.v1 import screening_pb2_grpc as pb_grpc
+from sipscreen.settings import Settings
+
+DIRECTIONS = {"inbound": pb.DIRECTION_INBOUND, "outbound": pb.DIRECTION_OUTBOUND}
+KINDS = {pb.MATCH_KIND_EXACT: "exact", pb.MATCH_KIND_PREFIX: "prefix"}
+
+
+class Outcome(enum.Enum):
+    ALLOW = "allow"
+    BLOCK = "block"
+    # The number cannot be written as a phone number (e.g. "anonymous"): no entry can match it.
+    UNSCREENABLE = "unscreenable"
+    FAIL_OPEN = "fail_open"
+    FAIL_CLOSED = "fail_closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    outcome: Outcome
+    matched_id: str = ""
+    matched_number: str = ""
+    matched_kind: str = ""
+    # For failures: the gRPC status code name and details.
+    error: str = ""
+
+
+class ScreeningClient:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._pid = 0
+        self._channel: grpc.Channel | None = None
+        self._stub: pb_grpc.ScreeningStub | None = None
+
+    def connect(self) -> pb_grpc.ScreeningStub:
+        """The stub of this process's channel; made on first use after a fork."""
+        if self._stub is None or self._pid != os.getpid():
+            # An inherited channel belongs to the parent: drop it without closing.
+            self._pid = os.getpid()
+            self._channel = grpc.insecure_channel(
+                self._settings.target,
+                options=[
+                    ("grpc.keepalive_time_ms", self._settings.keepalive_ms),
+                    ("grpc.keepalive_timeout_ms", self._settings.keepalive_timeout_ms),
+                    # Pings only while calls are in flight: the server's default policy
+                    # answers idle pings more often than every 5 minutes with GOAWAY.
+                    ("grpc.keepalive_permit_without_calls", 0),
+                    ("grpc.http2.max_pings_without_data", 0),
+                    # Loopback or LAN: reconnect quickly after the service restarts.
+                    ("grpc.initial_reconnect_backoff_ms", 100),
+                    ("grpc.max_reconnect_backoff_ms", 1000),
+                    ("grpc.enable_retries", 0),
+                ],
+            )
+            self._stub = pb_grpc.ScreeningStub(self._channel)
+        return self._stub
+
+    def screen(self, tenant: str, number: str, direction: str, call_id: str) -> Decision:
+        stub = self.connect()
+        request = pb.ScreenCallRequest(
+            tenant_id=tenant, number=number, direction=DIRECTIONS[direction], call_id=call_id
+        )
+        try:
+            response = stub.ScreenCall(request, timeout=self._settings.deadline)
+        except grpc.RpcError as exc:
+            return self._failed(exc)
+        if response.verdict == pb.VERDICT_BLOCK:
+            return Decision(
+                Outcome.BLOCK,
+                matched_id=response.matched_id,
+                matched_number=response.matched_number,
+                matched_kind=KINDS.get(response.matched_kind, "exact"),
+            )
+        return Decision(Outcome.ALLOW)
+
+    def _failed(self, exc: grpc.RpcError) -> Decision:
+        # At runtime the exception is also a grpc.Call, which has code() and details().
+        code: grpc.StatusCode = exc.code()  # type: ignore[attr-defined]
+        details: str = exc.details() or ""  # type: ignore[attr-defined]
+        error = f"{code.name}: {details}"
+        if code is grpc.StatusCode.INVALID_ARGUMENT and details.startswith("number "):
+            return Decision(Outcome.UNSCREENABLE, error=error)
+        # Anything else (unreachable, slow, refused, misconfigured) is no answer.
+        return self.unanswered(error)
+
+    def unanswered(self, error: str) -> Decision:
+        """The configured policy's decision for a call the service did not answer."""
+        if self._settings.on_failure == "closed":
+            return Decision(Outcome.FAIL_CLOSED, error=error)
+        return Decision(Outcome.FAIL_OPEN, error=error)
+
+    def close(self) -> None:
+        if self._channel is not None and self._pid == os.getpid():
+            self._channel.close()
+        self._channel = None
+        self._stub = None

@@ -1,0 +1,150 @@
+"""The integration's config file: a small TOML file read with the standard library.
+
+Only the standard library is imported here: this module runs before the
+configured site-packages (grpcio, the generated stubs) are on sys.path.
+"""
+
+from __future__ import annotations
+
+import site
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DIRECTIONS = ("inbound", "outbound")
+POLICIES = ("open", "closed")
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where calls come from: a carrier trunk (inbound) or the enterprise's side (outbound)."""
+
+    name: str
+    direction: str
+    # "HOST" (any port) or "HOST:PORT", as Kamailio reports $si and $sp.
+    addresses: tuple[str, ...]
+    # Fixed tenant, or the name of a header carrying it (the header wins when present).
+    tenant: str
+    tenant_header: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    target: str
+    deadline: float
+    on_failure: str
+    keepalive_ms: int
+    keepalive_timeout_ms: int
+    enabled: bool
+    next_hop: str
+    sources: tuple[Source, ...]
+    site_packages: tuple[Path, ...]
+
+    def source_for(self, host: str, port: int) -> Source | None:
+        for source in self.sources:
+            if f"{host}:{port}" in source.addresses or host in source.addresses:
+                return source
+        return None
+
+    def activate_site_packages(self) -> None:
+        """Put the configured site-packages (with their .pth files) first on sys.path.
+
+        Kamailio embeds the system Python; grpcio and the generated stubs live in
+        the project's virtualenv, which must be built for the same minor version.
+        """
+        tag = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        before = list(sys.path)
+        for path in self.site_packages:
+            if not path.is_dir():
+                raise SettingsError(f"python.site_packages {str(path)!r}: no such directory")
+            if "python3." in str(path) and tag not in str(path):
+                raise SettingsError(
+                    f"python.site_packages {str(path)!r}: Kamailio embeds {tag}; the packages must be built for it"
+                )
+            site.addsitedir(str(path))
+        added = [p for p in sys.path if p not in before]
+        sys.path[:] = added + before
+
+
+def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise SettingsError(f"[{key}]: expected a table")
+    return value
+
+
+def _get(table: Mapping[str, Any], where: str, key: str, kind: type, default: Any = None) -> Any:
+    value = table.get(key, default)
+    if value is None:
+        raise SettingsError(f"{where}.{key}: required")
+    # bool is an int subclass: keep them apart.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise SettingsError(f"{where}.{key} {value!r}: expected {kind.__name__}")
+    return value
+
+
+def _source(raw: Any, index: int) -> Source:
+    where = f"sources[{index}]"
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{where}: expected a table")
+    name = _get(raw, where, "name", str)
+    direction = _get(raw, where, "direction", str)
+    if direction not in DIRECTIONS:
+        raise SettingsError(f"{where}.direction {direction!r}: one of {', '.join(DIRECTIONS)}")
+    addresses = _get(raw, where, "addresses", list)
+    if not addresses or not all(isinstance(a, str) and a for a in addresses):
+        raise SettingsError(f"{where}.addresses {addresses!r}: expected a non-empty list of HOST or HOST:PORT")
+    tenant = _get(raw, where, "tenant", str, "")
+    tenant_header = _get(raw, where, "tenant_header", str, "")
+    if not tenant and not tenant_header:
+        raise SettingsError(f"{where}: set tenant, tenant_header or both")
+    return Source(name, direction, tuple(addresses), tenant, tenant_header)
+
+
+def parse(data: Mapping[str, Any], base: Path) -> Settings:
+    service = _table(data, "service")
+    routing = _table(data, "routing")
+    python = _table(data, "python")
+    deadline_ms = _get(service, "service", "deadline_ms", int, 200)
+    if not 1 <= deadline_ms <= 10_000:
+        raise SettingsError(f"service.deadline_ms {deadline_ms}: must be 1 to 10000")
+    on_failure = _get(service, "service", "on_failure", str, "open")
+    if on_failure not in POLICIES:
+        raise SettingsError(f"service.on_failure {on_failure!r}: one of {', '.join(POLICIES)}")
+    next_hop = _get(routing, "routing", "next_hop", str)
+    if not next_hop.startswith("sip:"):
+        raise SettingsError(f"routing.next_hop {next_hop!r}: expected a SIP URI such as sip:127.0.0.1:5080")
+    raw_sources = data.get("sources", [])
+    if not isinstance(raw_sources, list) or not raw_sources:
+        raise SettingsError("[[sources]]: at least one source is required")
+    return Settings(
+        target=_get(service, "service", "target", str, "127.0.0.1:50051"),
+        deadline=deadline_ms / 1000,
+        on_failure=on_failure,
+        keepalive_ms=_get(service, "service", "keepalive_ms", int, 30_000),
+        keepalive_timeout_ms=_get(service, "service", "keepalive_timeout_ms", int, 5_000),
+        enabled=_get(service, "service", "enabled", bool, True),
+        next_hop=next_hop,
+        sources=tuple(_source(raw, i) for i, raw in enumerate(raw_sources)),
+        site_packages=tuple(
+            (base / p).resolve() for p in _get(python, "python", "site_packages", list, [])
+        ),
+    )
+
+
+def load(path: Path) -> Settings:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise SettingsError(f"{path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: {exc}") from exc
+    return parse(data, path.parent)
