@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PROTO := protos/screening/v1/screening.proto
 GENERATED := screening/v1/screening_pb2.py screening/v1/screening_pb2.pyi screening/v1/screening_pb2_grpc.py screening/v1/screening_pb2_grpc.pyi
 
-.PHONY: install run test lint proto check-proto bench clean
+.PHONY: install run test lint proto check-proto bench clean e2e bench-sip sip-packages
 
 install: $(STAMP)
 
@@ -22,6 +22,29 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Kamailio + SIPp on loopback (integrations/kamailio): real SIP calls screened by a real server.
+SIP_PACKAGES := kamailio kamailio-python3-modules sip-tester
+KAMAILIO_DIR := integrations/kamailio
+
+# Installs the Debian packages the SIP runs need, only when some are missing.
+sip-packages:
+	@missing=""; for p in $(SIP_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "installing Debian packages:$$missing"; \
+		$$sudo apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+e2e: $(STAMP) sip-packages
+	PYTHONPATH=$(KAMAILIO_DIR) $(BIN)/pytest $(KAMAILIO_DIR)/e2e -p no:cacheprovider $(PYTEST_ARGS)
+
+# 200 call attempts/s for 30 s through Kamailio, half forbidden, screening on and off.
+bench-sip: $(STAMP) sip-packages
+	PYTHONPATH=$(KAMAILIO_DIR) $(BIN)/python $(KAMAILIO_DIR)/bench_sip.py $(BENCH_SIP_ARGS)
 
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I protos \
@@ -41,9 +64,10 @@ check-proto: $(STAMP)
 	done; rm -rf $$tmp; echo "generated code is up to date"
 
 lint: $(STAMP) check-proto
-	$(BIN)/ruff check screening storage tests
-	$(BIN)/ruff format --check screening storage tests
+	$(BIN)/ruff check screening storage tests integrations
+	$(BIN)/ruff format --check screening storage tests integrations
 	$(BIN)/mypy screening storage
+	MYPYPATH=$(KAMAILIO_DIR):$(KAMAILIO_DIR)/e2e $(BIN)/mypy $(KAMAILIO_DIR)
 
 clean:
 	rm -rf $(VENV) .screening build *.egg-info

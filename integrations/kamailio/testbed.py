@@ -4,7 +4,6 @@ the screening service, Kamailio with the example config, SIPp UAS and UAC.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -12,9 +11,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -95,11 +95,13 @@ class Service:
 
     def serving(self) -> bool:
         with grpc.insecure_channel(self.target) as channel:
+            # The generated stub's methods are added at run time; its stub types lack them.
+            stub: Any = health_pb2_grpc.HealthStub(channel)
             try:
-                response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+                response = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
             except grpc.RpcError:
                 return False
-        return response.status == health_pb2.HealthCheckResponse.SERVING
+        return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -299,14 +301,9 @@ def run_uac(
         [
             *sipp_common(),
             f"{HOST}:{kamailio_port}",
-            "-sf", str(HERE / "sipp" / "uac.xml"),
-            "-p", str(local_port),
-            "-inf", str(inf),
-            "-m", str(len(calls)),
-            "-r", str(rate),
-            "-recv_timeout", "10000",
-            "-trace_logs", "-log_file", str(log),
-            "-trace_err", "-error_file", str(errors),
+            *("-sf", str(HERE / "sipp" / "uac.xml"), "-p", str(local_port), "-inf", str(inf)),
+            *("-m", str(len(calls)), "-r", str(rate), "-recv_timeout", "10000"),
+            *("-trace_logs", "-log_file", str(log), "-trace_err", "-error_file", str(errors)),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -316,7 +313,7 @@ def run_uac(
     results: dict[int, Result] = {}
     text = log.read_text() if log.exists() else ""
     for line in text.splitlines():
-        head, _, rest = line.partition("RESULT ")
+        _, _, rest = line.partition("RESULT ")
         if not rest:
             continue
         number, status, t0s, t0us, t1s, t1us, *reason = rest.split(" ")

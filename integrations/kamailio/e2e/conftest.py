@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 import testbed
-from testbed import Call, Kamailio, Service, SourceSpec, Uas, UacRun, run_uac
+from testbed import Call, Kamailio, Service, SourceSpec, UacRun, Uas, run_uac
 
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
@@ -90,7 +90,7 @@ class Admin:
         self.admin = pb_grpc.ForbiddenNumberAdminStub(self.channel)
         self.screening = pb_grpc.ScreeningStub(self.channel)
 
-    def create(self, number: str, call_type: int, tenant: str = TENANT) -> pb.ForbiddenNumber:
+    def create(self, number: str, call_type: pb.CallType, tenant: str = TENANT) -> pb.ForbiddenNumber:
         return self.admin.CreateForbiddenNumber(
             pb.CreateForbiddenNumberRequest(
                 forbidden_number=pb.ForbiddenNumber(tenant_id=tenant, number=number, call_type=call_type)
@@ -105,7 +105,7 @@ class Admin:
         )
         assert response.updated_count == 1
 
-    def wait_verdict(self, number: str, direction: int, verdict: int, tenant: str = TENANT) -> None:
+    def wait_verdict(self, number: str, direction: pb.Direction, verdict: pb.Verdict, tenant: str = TENANT) -> None:
         """Until the service answers `verdict` (it promises to within 1 s of a change)."""
         deadline = time.monotonic() + 5
         while True:

@@ -89,9 +89,9 @@ class ScreeningClient:
         return Decision(Outcome.ALLOW)
 
     def _failed(self, exc: grpc.RpcError) -> Decision:
-        # At runtime the exception is also a grpc.Call, which has code() and details().
-        code: grpc.StatusCode = exc.code()  # type: ignore[attr-defined]
-        details: str = exc.details() or ""  # type: ignore[attr-defined]
+        # At run time the exception is also a grpc.Call, which has code() and details().
+        code: grpc.StatusCode = exc.code()
+        details: str = exc.details() or ""
         error = f"{code.name}: {details}"
         if code is grpc.StatusCode.INVALID_ARGUMENT and details.startswith("number "):
             return Decision(Outcome.UNSCREENABLE, error=error)

@@ -91,10 +91,8 @@ class Router:
         tenant = source.tenant
         if source.tenant_header:
             tenant = KSR.pv.gete(f"$hdr({source.tenant_header})") or tenant
-        if source.direction == "inbound":
-            number = KSR.pv.gete("$fU")  # the caller
-        else:
-            number = KSR.pv.gete("$rU")  # the callee
+        # Inbound: the caller (From user); outbound: the callee (Request-URI user).
+        number = KSR.pv.gete("$fU" if source.direction == "inbound" else "$rU")
         call_id = KSR.pv.gete("$ci")
         try:
             decision = self.client.screen(tenant, number, source.direction, call_id)

@@ -133,9 +133,7 @@ def parse(data: Mapping[str, Any], base: Path) -> Settings:
         enabled=_get(service, "service", "enabled", bool, True),
         next_hop=next_hop,
         sources=tuple(_source(raw, i) for i, raw in enumerate(raw_sources)),
-        site_packages=tuple(
-            (base / p).resolve() for p in _get(python, "python", "site_packages", list, [])
-        ),
+        site_packages=tuple((base / p).resolve() for p in _get(python, "python", "site_packages", list, [])),
     )
 
 

@@ -1,0 +1,171 @@
+"""SIP load through Kamailio with screening on and off, in one run (`make bench-sip`).
+
+SIPp places `--rate` call attempts a second for `--seconds` from the carrier
+trunk; every other caller is forbidden. With screening on, forbidden callers
+get 603 from Kamailio and the others 200 from the SIPp UAS behind it; with
+screening off (the same Kamailio config, `enabled = false`) every call gets
+200. Call-setup time is INVITE sent to final reply received, taken by SIPp.
+Exits non-zero when any call fails (or, with --strict, when screening adds
+more than --target-ms at p99).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import testbed
+from testbed import Call, Kamailio, Service, SourceSpec, Uas, run_uac
+
+from screening.v1 import screening_pb2 as pb
+from screening.v1 import screening_pb2_grpc as pb_grpc
+
+TENANT = "acme"
+OFFICE = "+4940300100"
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50_ms": cuts[49] * 1000, "p99_ms": cuts[98] * 1000, "max_ms": max(values) * 1000}
+
+
+def seed(target: str, count: int) -> tuple[list[str], list[str]]:
+    """`count` forbidden callers in the service, and as many allowed ones."""
+    blocked = [f"+4930{1_000_000 + i}" for i in range(count)]
+    allowed = [f"+4930{2_000_000 + i}" for i in range(count)]
+    with grpc.insecure_channel(target) as channel:
+        admin = pb_grpc.ForbiddenNumberAdminStub(channel)
+        for number in blocked:
+            admin.CreateForbiddenNumber(
+                pb.CreateForbiddenNumberRequest(
+                    forbidden_number=pb.ForbiddenNumber(tenant_id=TENANT, number=number, call_type=pb.CALL_TYPE_INBOUND)
+                ),
+                timeout=10,
+            )
+        screening = pb_grpc.ScreeningStub(channel)
+        deadline = time.monotonic() + 10
+        last = pb.ScreenCallRequest(tenant_id=TENANT, number=blocked[-1], direction=pb.DIRECTION_INBOUND)
+        while screening.ScreenCall(last, timeout=5).verdict != pb.VERDICT_BLOCK:
+            if time.monotonic() > deadline:
+                raise RuntimeError("seeded numbers not screened within 10 s")
+            time.sleep(0.05)
+    return blocked, allowed
+
+
+def run(kamailio: Kamailio, port: int, calls: list[Call], rate: int, workdir: Path) -> testbed.UacRun:
+    return run_uac(workdir, kamailio.port, port, calls, rate=rate, timeout=len(calls) / rate + 120)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=int, default=200, help="call attempts a second")
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--children", type=int, default=8, help="Kamailio SIP workers")
+    parser.add_argument("--target-ms", type=float, default=5.0, help="most screening may add at p99")
+    parser.add_argument("--strict", action="store_true", help="also fail when the target is missed")
+    parser.add_argument("--output", type=Path, default=Path("bench-results-sip.json"))
+    args = parser.parse_args()
+    missing = testbed.missing_packages()
+    if missing:
+        print(f"install the Debian packages {' '.join(missing)} first", file=sys.stderr)
+        return 2
+
+    total = args.rate * args.seconds
+    with tempfile.TemporaryDirectory(prefix="bench-sip-") as tmp:
+        workdir = Path(tmp)
+        service = Service(workdir).start()
+        uas = Uas(workdir).start()
+        carrier = testbed.free_port()
+        sources = [SourceSpec("carrier", "inbound", carrier, TENANT)]
+        on = Kamailio(
+            workdir / "on", target=service.target, next_hop_port=uas.port, sources=sources, children=args.children
+        )
+        off = Kamailio(
+            workdir / "off",
+            target=service.target,
+            next_hop_port=uas.port,
+            sources=sources,
+            children=args.children,
+            enabled=False,
+        )
+        try:
+            on.start()
+            off.start()
+            blocked, allowed = seed(service.target, 500)
+            calls = [
+                Call(blocked[i // 2 % len(blocked)] if i % 2 == 0 else allowed[i // 2 % len(allowed)], OFFICE)
+                for i in range(total)
+            ]
+            # Warm up both (channels, caches) before measuring.
+            run(on, carrier, calls[:200], args.rate, workdir / "warm-on")
+            run(off, carrier, calls[:200], args.rate, workdir / "warm-off")
+            print(f"{total} calls at {args.rate}/s through Kamailio, screening off ...", flush=True)
+            result_off = run(off, carrier, calls, args.rate, workdir / "off-run")
+            print(f"{total} calls at {args.rate}/s through Kamailio, screening on ...", flush=True)
+            result_on = run(on, carrier, calls, args.rate, workdir / "on-run")
+            stats_on = on.statistics()
+        finally:
+            on.stop()
+            off.stop()
+            uas.stop()
+            service.stop()
+
+    failures = []
+    for name, result in (("off", result_off), ("on", result_on)):
+        if result.returncode != 0 or len(result.results) != total:
+            failures.append(f"screening {name}: SIPp exit {result.returncode}, {len(result.results)}/{total} calls")
+    expected_on = [603 if i % 2 == 0 else 200 for i in range(total)]
+    wrong_on = sum(r.status != e for r, e in zip(result_on.results, expected_on, strict=False))
+    wrong_off = sum(r.status != 200 for r in result_off.results)
+    if wrong_on or wrong_off:
+        failures.append(f"unexpected final replies: {wrong_on} with screening on, {wrong_off} off")
+
+    on_allowed = [r.setup for r in result_on.results if r.status == 200]
+    on_blocked = [r.setup for r in result_on.results if r.status == 603]
+    report: dict[str, object] = {
+        "calls": total,
+        "rate_per_s": args.rate,
+        "kamailio_children": args.children,
+        "screening_off": percentiles([r.setup for r in result_off.results]),
+        "screening_on_all": percentiles([r.setup for r in result_on.results]),
+        "screening_on_allowed_200": percentiles(on_allowed),
+        "screening_on_blocked_603": percentiles(on_blocked),
+        "kamailio_statistics_on": stats_on,
+        "failures": failures,
+    }
+    off_p = report["screening_off"]
+    allowed_p = report["screening_on_allowed_200"]
+    assert isinstance(off_p, dict) and isinstance(allowed_p, dict)
+    added = {
+        "p50_ms": allowed_p["p50_ms"] - off_p["p50_ms"],
+        "p99_ms": allowed_p["p99_ms"] - off_p["p99_ms"],
+    }
+    report["added_by_screening_allowed_vs_off"] = added
+    report["target_met"] = added["p99_ms"] <= args.target_ms
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+
+    print(f"\ncall-setup time (INVITE to final reply), {total} calls at {args.rate}/s each:")
+    print(f"{'':28} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for key in ("screening_off", "screening_on_all", "screening_on_allowed_200", "screening_on_blocked_603"):
+        p = report[key]
+        assert isinstance(p, dict)
+        print(f"{key:28} {p['p50_ms']:8.2f} {p['p99_ms']:8.2f} {p['max_ms']:8.2f}")
+    print(f"added by screening (allowed calls vs off): p50 {added['p50_ms']:+.2f} ms, p99 {added['p99_ms']:+.2f} ms")
+    print(f"target: at most {args.target_ms} ms at p99: {'met' if report['target_met'] else 'MISSED'}")
+    print(f"Kamailio counters (screening on): {stats_on}")
+    print(f"written to {args.output}")
+    for failure in failures:
+        print(f"FAILED: {failure}", file=sys.stderr)
+    if failures:
+        return 1
+    return 1 if args.strict and not report["target_met"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
