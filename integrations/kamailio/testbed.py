@@ -269,6 +269,8 @@ class Call:
 @dataclass(frozen=True)
 class Result:
     status: int
+    # When the INVITE was sent, seconds since the epoch.
+    start: float
     # INVITE sent to final reply received, in seconds.
     setup: float
     reason: str
@@ -317,8 +319,9 @@ def run_uac(
         if not rest:
             continue
         number, status, t0s, t0us, t1s, t1us, *reason = rest.split(" ")
-        setup = (float(t1s) - float(t0s)) + (float(t1us) - float(t0us)) / 1e6
-        results[int(number)] = Result(int(status), setup, " ".join(reason).strip())
+        start = float(t0s) + float(t0us) / 1e6
+        setup = float(t1s) + float(t1us) / 1e6 - start
+        results[int(number)] = Result(int(status), start, setup, " ".join(reason).strip())
     detail = proc.stderr.decode(errors="replace")
     if errors.exists():
         detail += errors.read_text(errors="replace")[-4000:]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import testbed
 from conftest import Admin, Phone, Ports, sources
-from testbed import Kamailio, Service, Uas
+from testbed import Kamailio, Service, SourceSpec, Uas
 
 from screening.v1 import screening_pb2 as pb
 
@@ -107,6 +107,18 @@ def test_fail_closed_kamailio_screens_like_the_other_while_the_service_is_up(
     admin.wait_verdict("+49301234567", INBOUND, BLOCK)
     assert phone.call(fail_closed, ports.carrier, caller="+49301234567", callee=OFFICE).status == 603
     assert phone.call(fail_closed, ports.carrier, caller="+49307654321", callee=OFFICE).status == 200
+
+
+def test_kamailio_refuses_to_start_on_bad_settings_and_says_why(workdir: Path, uas: Uas, ports: Ports) -> None:
+    kamailio = Kamailio(
+        workdir / "bad-settings",
+        target="127.0.0.1:1",
+        next_hop_port=uas.port,
+        sources=[SourceSpec("carrier", "sideways", ports.carrier, "acme")],
+    )
+    with pytest.raises(RuntimeError, match="exited"):
+        kamailio.start()
+    assert "sources[0].direction 'sideways': one of inbound, outbound" in kamailio.log.read_text()
 
 
 @pytest.fixture

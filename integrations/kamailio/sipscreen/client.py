@@ -47,6 +47,18 @@ class ScreeningClient:
         self._channel: grpc.Channel | None = None
         self._stub: pb_grpc.ScreeningStub | None = None
 
+    def warm_up(self, within: float) -> bool:
+        """Connect now rather than on the first call; False if not connected within `within` s."""
+        self.connect()
+        assert self._channel is not None
+        ready = grpc.channel_ready_future(self._channel)
+        try:
+            ready.result(timeout=within)
+        except grpc.FutureTimeoutError:
+            ready.cancel()
+            return False
+        return True
+
     def connect(self) -> pb_grpc.ScreeningStub:
         """The stub of this process's channel; made on first use after a fork."""
         if self._stub is None or self._pid != os.getpid():

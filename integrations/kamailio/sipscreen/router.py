@@ -26,12 +26,13 @@ class Router:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.client = ScreeningClient(settings)
+        self.sources = settings.sources_by_address()
 
     def child_init(self, rank: int) -> int:
         # SIP workers have rank > 0: connect now so that the first call does not
         # pay for it. The main process (rank 0 and below) never makes a channel.
-        if rank > 0 and self.settings.enabled:
-            self.client.connect()
+        if rank > 0 and self.settings.enabled and not self.client.warm_up(within=self.settings.deadline):
+            KSR.warn(f"screening: worker {rank}: {self.settings.target} not reachable yet; calls will retry it\n")
         return 0
 
     def ksr_request_route(self, msg: object) -> int:
@@ -56,7 +57,8 @@ class Router:
         if KSR.is_OPTIONS() and KSR.corex.has_ruri_user() < 0:
             KSR.sl.sl_send_reply(200, "Keepalive")
             return 1
-        source = self.settings.source_for(KSR.pv.get("$si"), KSR.pv.get("$sp"))
+        host = KSR.pv.get("$si")
+        source = self.sources.get(f"{host}:{KSR.pv.get('$sp')}") or self.sources.get(host)
         if source is None:
             self._count(STAT_UNKNOWN_SOURCE)
             KSR.sl.sl_send_reply(403, "Unknown Source")

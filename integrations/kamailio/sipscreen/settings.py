@@ -47,11 +47,9 @@ class Settings:
     sources: tuple[Source, ...]
     site_packages: tuple[Path, ...]
 
-    def source_for(self, host: str, port: int) -> Source | None:
-        for source in self.sources:
-            if f"{host}:{port}" in source.addresses or host in source.addresses:
-                return source
-        return None
+    def sources_by_address(self) -> dict[str, Source]:
+        """ "HOST:PORT" and "HOST" keys; the router tries the first, then the second."""
+        return {address: source for source in self.sources for address in source.addresses}
 
     def activate_site_packages(self) -> None:
         """Put the configured site-packages (with their .pth files) first on sys.path.
@@ -124,6 +122,13 @@ def parse(data: Mapping[str, Any], base: Path) -> Settings:
     raw_sources = data.get("sources", [])
     if not isinstance(raw_sources, list) or not raw_sources:
         raise SettingsError("[[sources]]: at least one source is required")
+    sources = tuple(_source(raw, i) for i, raw in enumerate(raw_sources))
+    seen: dict[str, str] = {}
+    for source in sources:
+        for address in source.addresses:
+            if address in seen:
+                raise SettingsError(f"sources: address {address!r} is in both {seen[address]!r} and {source.name!r}")
+            seen[address] = source.name
     return Settings(
         target=_get(service, "service", "target", str, "127.0.0.1:50051"),
         deadline=deadline_ms / 1000,
@@ -132,7 +137,7 @@ def parse(data: Mapping[str, Any], base: Path) -> Settings:
         keepalive_timeout_ms=_get(service, "service", "keepalive_timeout_ms", int, 5_000),
         enabled=_get(service, "service", "enabled", bool, True),
         next_hop=next_hop,
-        sources=tuple(_source(raw, i) for i, raw in enumerate(raw_sources)),
+        sources=sources,
         site_packages=tuple((base / p).resolve() for p in _get(python, "python", "site_packages", list, [])),
     )
 
