@@ -40,7 +40,7 @@ sip-packages:
 	fi
 
 e2e: $(STAMP) sip-packages
-	PYTHONPATH=$(KAMAILIO_DIR) $(BIN)/pytest $(KAMAILIO_DIR)/e2e -p no:cacheprovider $(PYTEST_ARGS)
+	PYTHONPATH=$(KAMAILIO_DIR):. $(BIN)/pytest $(KAMAILIO_DIR)/e2e -p no:cacheprovider $(PYTEST_ARGS)
 
 # 200 call attempts/s for 30 s through Kamailio, half forbidden, screening on and off.
 bench-sip: $(STAMP) sip-packages
@@ -67,7 +67,7 @@ lint: $(STAMP) check-proto
 	$(BIN)/ruff check screening storage tests integrations
 	$(BIN)/ruff format --check screening storage tests integrations
 	$(BIN)/mypy screening storage
-	MYPYPATH=$(KAMAILIO_DIR):$(KAMAILIO_DIR)/e2e $(BIN)/mypy $(KAMAILIO_DIR)
+	MYPYPATH=$(KAMAILIO_DIR):$(KAMAILIO_DIR)/e2e:. $(BIN)/mypy $(KAMAILIO_DIR)
 
 clean:
 	rm -rf $(VENV) .screening build *.egg-info

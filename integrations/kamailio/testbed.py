@@ -72,21 +72,41 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
             proc.wait()
 
 
+@dataclass(frozen=True)
+class ClientTls:
+    """How a client reaches a service that serves TLS (and requires client certificates)."""
+
+    ca: bytes
+    cert: bytes
+    key: bytes
+    server_name: str
+
+    def channel(self, target: str) -> grpc.Channel:
+        credentials = grpc.ssl_channel_credentials(self.ca, self.key, self.cert)
+        return grpc.secure_channel(target, credentials, options=[("grpc.ssl_target_name_override", self.server_name)])
+
+
 class Service:
     """`screening serve` with its embedded PostgreSQL in a fresh data directory."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, args: Sequence[str] = (), tls: ClientTls | None = None) -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port(socket.SOCK_STREAM)
         self.target = f"{HOST}:{self.port}"
+        self.args = list(args)
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / "screening.log"
+
+    def channel(self) -> grpc.Channel:
+        return grpc.insecure_channel(self.target) if self.tls is None else self.tls.channel(self.target)
 
     def start(self) -> Service:
         serve = Path(sys.executable).parent / "screening"
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [str(serve), "serve", "--listen", self.target, "--data-dir", str(self.workdir / "pg")],
+                [str(serve), "serve", "--listen", self.target, "--data-dir", str(self.workdir / "pg"), *self.args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -94,7 +114,7 @@ class Service:
         return self
 
     def serving(self) -> bool:
-        with grpc.insecure_channel(self.target) as channel:
+        with self.channel() as channel:
             # The generated stub's methods are added at run time; its stub types lack them.
             stub: Any = health_pb2_grpc.HealthStub(channel)
             try:
@@ -131,6 +151,7 @@ class Kamailio:
         enabled: bool = True,
         deadline_ms: int = 200,
         children: int = 4,
+        service: Sequence[str] = (),
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -147,6 +168,8 @@ class Kamailio:
             f"deadline_ms = {deadline_ms}",
             f'on_failure = "{on_failure}"',
             f"enabled = {'true' if enabled else 'false'}",
+            # More [service] lines, e.g. 'token_file = "..."'.
+            *service,
             "[routing]",
             f'next_hop = "sip:{HOST}:{next_hop_port}"',
             "[python]",

@@ -85,8 +85,11 @@ def fail_closed(workdir: Path, service: Service, uas: Uas, ports: Ports) -> Iter
 class Admin:
     """The service's gRPC API, as an admin tool would use it."""
 
-    def __init__(self, target: str) -> None:
-        self.channel = grpc.insecure_channel(target)
+    def __init__(
+        self, target: str, channel: grpc.Channel | None = None, metadata: tuple[tuple[str, str]] | None = None
+    ) -> None:
+        self.channel = channel or grpc.insecure_channel(target)
+        self.metadata = metadata
         self.admin = pb_grpc.ForbiddenNumberAdminStub(self.channel)
         self.screening = pb_grpc.ScreeningStub(self.channel)
 
@@ -96,12 +99,14 @@ class Admin:
                 forbidden_number=pb.ForbiddenNumber(tenant_id=tenant, number=number, call_type=call_type)
             ),
             timeout=10,
+            metadata=self.metadata,
         )
 
     def set_enabled(self, entry: pb.ForbiddenNumber, enabled: bool) -> None:
         response = self.admin.SetForbiddenNumbersEnabled(
             pb.SetForbiddenNumbersEnabledRequest(tenant_id=entry.tenant_id, ids=[entry.id], enabled=enabled),
             timeout=10,
+            metadata=self.metadata,
         )
         assert response.updated_count == 1
 
@@ -110,7 +115,9 @@ class Admin:
         deadline = time.monotonic() + 5
         while True:
             response = self.screening.ScreenCall(
-                pb.ScreenCallRequest(tenant_id=tenant, number=number, direction=direction), timeout=5
+                pb.ScreenCallRequest(tenant_id=tenant, number=number, direction=direction),
+                timeout=5,
+                metadata=self.metadata,
             )
             if response.verdict == verdict:
                 return

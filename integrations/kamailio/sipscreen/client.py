@@ -46,6 +46,7 @@ class ScreeningClient:
         self._pid = 0
         self._channel: grpc.Channel | None = None
         self._stub: pb_grpc.ScreeningStub | None = None
+        self._metadata = (("authorization", f"Bearer {settings.token}"),) if settings.token else None
 
     def warm_up(self, within: float) -> bool:
         """Connect now rather than on the first call; False if not connected within `within` s."""
@@ -64,9 +65,8 @@ class ScreeningClient:
         if self._stub is None or self._pid != os.getpid():
             # An inherited channel belongs to the parent: drop it without closing.
             self._pid = os.getpid()
-            self._channel = grpc.insecure_channel(
-                self._settings.target,
-                options=[
+            self._channel = self._open(
+                [
                     ("grpc.keepalive_time_ms", self._settings.keepalive_ms),
                     ("grpc.keepalive_timeout_ms", self._settings.keepalive_timeout_ms),
                     # Pings only while calls are in flight: the server's default policy
@@ -77,10 +77,21 @@ class ScreeningClient:
                     ("grpc.initial_reconnect_backoff_ms", 100),
                     ("grpc.max_reconnect_backoff_ms", 1000),
                     ("grpc.enable_retries", 0),
-                ],
+                ]
             )
             self._stub = pb_grpc.ScreeningStub(self._channel)
         return self._stub
+
+    def _open(self, options: list[tuple[str, object]]) -> grpc.Channel:
+        tls = self._settings.tls
+        if tls is None:
+            return grpc.insecure_channel(self._settings.target, options=options)
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
+        )
+        if tls.server_name:
+            options = [*options, ("grpc.ssl_target_name_override", tls.server_name)]
+        return grpc.secure_channel(self._settings.target, credentials, options=options)
 
     def screen(self, tenant: str, number: str, direction: str, call_id: str) -> Decision:
         stub = self.connect()
@@ -88,7 +99,7 @@ class ScreeningClient:
             tenant_id=tenant, number=number, direction=DIRECTIONS[direction], call_id=call_id
         )
         try:
-            response = stub.ScreenCall(request, timeout=self._settings.deadline)
+            response = stub.ScreenCall(request, timeout=self._settings.deadline, metadata=self._metadata)
         except grpc.RpcError as exc:
             return self._failed(exc)
         if response.verdict == pb.VERDICT_BLOCK:

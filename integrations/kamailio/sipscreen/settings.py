@@ -36,6 +36,18 @@ class Source:
 
 
 @dataclass(frozen=True, slots=True)
+class Tls:
+    """PEM bytes, read at start: the workers never touch the files."""
+
+    ca: bytes
+    # Both or neither: a client certificate for a service that requires mTLS.
+    cert: bytes | None
+    key: bytes | None
+    # The name the service's certificate is checked against, when not the target's host.
+    server_name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     target: str
     deadline: float
@@ -43,6 +55,9 @@ class Settings:
     keepalive_ms: int
     keepalive_timeout_ms: int
     enabled: bool
+    # Sent as `authorization: Bearer <token>` (a token with the `screen` role); "" sends none.
+    token: str
+    tls: Tls | None
     next_hop: str
     sources: tuple[Source, ...]
     site_packages: tuple[Path, ...]
@@ -106,6 +121,42 @@ def _source(raw: Any, index: int) -> Source:
     return Source(name, direction, tuple(addresses), tenant, tenant_header)
 
 
+def _read(base: Path, where: str, value: str) -> bytes:
+    path = base / value
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"{where} {str(path)!r}: {exc.strerror}") from exc
+
+
+def _token(service: Mapping[str, Any], base: Path) -> str:
+    name = _get(service, "service", "token_file", str, "")
+    if not name:
+        return ""
+    token = _read(base, "service.token_file", name).decode(errors="replace").strip()
+    if not token or any(c.isspace() for c in token):
+        raise SettingsError(f"service.token_file {str(base / name)!r}: expected one token on one line")
+    return token
+
+
+def _tls(service: Mapping[str, Any], base: Path) -> Tls | None:
+    ca = _get(service, "service", "tls_ca", str, "")
+    cert = _get(service, "service", "tls_cert", str, "")
+    key = _get(service, "service", "tls_key", str, "")
+    if not ca:
+        if cert or key:
+            raise SettingsError("service.tls_cert, service.tls_key: need service.tls_ca (the service's CA)")
+        return None
+    if bool(cert) != bool(key):
+        raise SettingsError("service.tls_cert, service.tls_key: give both or neither")
+    return Tls(
+        ca=_read(base, "service.tls_ca", ca),
+        cert=_read(base, "service.tls_cert", cert) if cert else None,
+        key=_read(base, "service.tls_key", key) if key else None,
+        server_name=_get(service, "service", "tls_server_name", str, ""),
+    )
+
+
 def parse(data: Mapping[str, Any], base: Path) -> Settings:
     service = _table(data, "service")
     routing = _table(data, "routing")
@@ -136,6 +187,8 @@ def parse(data: Mapping[str, Any], base: Path) -> Settings:
         keepalive_ms=_get(service, "service", "keepalive_ms", int, 30_000),
         keepalive_timeout_ms=_get(service, "service", "keepalive_timeout_ms", int, 5_000),
         enabled=_get(service, "service", "enabled", bool, True),
+        token=_token(service, base),
+        tls=_tls(service, base),
         next_hop=next_hop,
         sources=sources,
         site_packages=tuple((base / p).resolve() for p in _get(python, "python", "site_packages", list, [])),
