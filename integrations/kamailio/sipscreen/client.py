@@ -126,9 +126,3 @@ class ScreeningClient:
         if self._settings.on_failure == "closed":
             return Decision(Outcome.FAIL_CLOSED, error=error)
         return Decision(Outcome.FAIL_OPEN, error=error)
-
-    def close(self) -> None:
-        if self._channel is not None and self._pid == os.getpid():
-            self._channel.close()
-        self._channel = None
-        self._stub = None

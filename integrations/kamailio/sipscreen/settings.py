@@ -167,6 +167,13 @@ def parse(data: Mapping[str, Any], base: Path) -> Settings:
     on_failure = _get(service, "service", "on_failure", str, "open")
     if on_failure not in POLICIES:
         raise SettingsError(f"service.on_failure {on_failure!r}: one of {', '.join(POLICIES)}")
+    keepalive_ms = _get(service, "service", "keepalive_ms", int, 30_000)
+    keepalive_timeout_ms = _get(service, "service", "keepalive_timeout_ms", int, 5_000)
+    if keepalive_ms < 1000 or keepalive_timeout_ms < 100:
+        raise SettingsError(
+            f"service.keepalive_ms {keepalive_ms}, service.keepalive_timeout_ms {keepalive_timeout_ms}:"
+            " at least 1000 and 100"
+        )
     next_hop = _get(routing, "routing", "next_hop", str)
     if not next_hop.startswith("sip:"):
         raise SettingsError(f"routing.next_hop {next_hop!r}: expected a SIP URI such as sip:127.0.0.1:5080")
@@ -184,8 +191,8 @@ def parse(data: Mapping[str, Any], base: Path) -> Settings:
         target=_get(service, "service", "target", str, "127.0.0.1:50051"),
         deadline=deadline_ms / 1000,
         on_failure=on_failure,
-        keepalive_ms=_get(service, "service", "keepalive_ms", int, 30_000),
-        keepalive_timeout_ms=_get(service, "service", "keepalive_timeout_ms", int, 5_000),
+        keepalive_ms=keepalive_ms,
+        keepalive_timeout_ms=keepalive_timeout_ms,
         enabled=_get(service, "service", "enabled", bool, True),
         token=_token(service, base),
         tls=_tls(service, base),
