@@ -182,14 +182,12 @@ def main() -> int:
         "kamailio_statistics_on": stats_on,
         "failures": failures,
     }
-    off_p = report["screening_off"]
-    allowed_p = report["screening_on_allowed_200"]
-    assert isinstance(off_p, dict) and isinstance(allowed_p, dict)
-    added = {
-        "p50_ms": allowed_p["p50_ms"] - off_p["p50_ms"],
-        "p99_ms": allowed_p["p99_ms"] - off_p["p99_ms"],
-    }
+    off_p, all_p = percentiles([r.setup for r in result_off]), percentiles([r.setup for r in result_on])
+    # Like for like: allowed calls take the same path (Kamailio, UAS) as every call
+    # with screening off, plus the screening call. Blocked ones skip the UAS.
+    added = {q: percentiles(on_allowed)[q] - off_p[q] for q in ("p50_ms", "p99_ms")}
     report["added_by_screening_allowed_vs_off"] = added
+    report["added_by_screening_all_vs_off"] = {q: all_p[q] - off_p[q] for q in ("p50_ms", "p99_ms")}
     report["target_met"] = added["p99_ms"] <= args.target_ms
     # The slowest slice's rate of call attempts, INVITE to INVITE.
     report["achieved_rate_per_s"] = {
@@ -213,6 +211,9 @@ def main() -> int:
         assert isinstance(p, dict)
         print(f"{key:28} {p['p50_ms']:8.2f} {p['p99_ms']:8.2f} {p['max_ms']:8.2f}")
     print(f"added by screening (allowed calls vs off): p50 {added['p50_ms']:+.2f} ms, p99 {added['p99_ms']:+.2f} ms")
+    every = report["added_by_screening_all_vs_off"]
+    assert isinstance(every, dict)
+    print(f"added by screening (all calls vs off):     p50 {every['p50_ms']:+.2f} ms, p99 {every['p99_ms']:+.2f} ms")
     print(f"target: at most {args.target_ms} ms at p99: {'met' if report['target_met'] else 'MISSED'}")
     print(f"Kamailio counters (screening on): {stats_on}")
     print(f"machine before: {load_before}; after: {load_after}")
