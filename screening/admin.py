@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +11,7 @@ from screening import validation as check
 from screening.errors import InvalidArgument
 from screening.model import Actor, Filters, ForbiddenNumber, MatchKind
 from screening.numbers import normalize
+from screening.paging import decode_token, encode_token, scope
 from storage.forbidden_numbers import UPDATABLE, AuditRecord, ForbiddenNumberStore, NewEntry
 
 MAX_BULK_IDS = 1000
@@ -119,17 +117,17 @@ class ForbiddenNumbers:
     async def list_entries(self, *, tenant_id: str, filters: Filters, page_size: int, page_token: str) -> Page:
         tenant = check.tenant_id(tenant_id)
         size = check.page_size(page_size)
-        scope = _scope(tenant, filters)
+        query = scope(tenant, filters)
         after = None
         if page_token:
-            position = _decode_token(page_token, scope)
+            position = decode_token(page_token, query)
             after = (str(position[0]), int(position[1]))
         entries, total = await self._store.page(tenant, filters, size + 1, after)
         token = ""
         if len(entries) > size:
             entries = entries[:size]
             last = entries[-1]
-            token = _encode_token(scope, [last.number, int(last.match_kind)])
+            token = encode_token(query, [last.number, int(last.match_kind)])
         return Page(entries, token, total)
 
     async def export(self, *, tenant_id: str, filters: Filters) -> AsyncIterator[list[ForbiddenNumber]]:
@@ -141,34 +139,11 @@ class ForbiddenNumbers:
     ) -> tuple[list[AuditRecord], str]:
         tenant = check.tenant_id(tenant_id)
         size = check.page_size(page_size)
-        scope = _scope(tenant, (resource_id, actor, action))
-        before = int(_decode_token(page_token, scope)[0]) if page_token else None
+        query = scope(tenant, (resource_id, actor, action))
+        before = int(decode_token(page_token, query)[0]) if page_token else None
         events = await self._store.list_audit(tenant, size + 1, before, resource_id, actor, action)
         token = ""
         if len(events) > size:
             events = events[:size]
-            token = _encode_token(scope, [events[-1].id])
+            token = encode_token(query, [events[-1].id])
         return events, token
-
-
-def _scope(tenant_id: str, query: object) -> str:
-    """Binds a page token to the query it continues."""
-    return hashlib.sha256(repr((tenant_id, query)).encode()).hexdigest()[:16]
-
-
-def _encode_token(scope: str, position: list[Any]) -> str:
-    raw = json.dumps({"s": scope, "p": position}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_token(token: str, scope: str) -> list[Any]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
-        position = data["p"]
-        matches = data["s"] == scope and isinstance(position, list)
-    except (ValueError, KeyError, TypeError):
-        raise InvalidArgument("page_token", token, "is not a page token this service issued") from None
-    if not matches:
-        raise InvalidArgument("page_token", token, "belongs to another tenant or other filters")
-    return list(position)

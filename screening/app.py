@@ -16,6 +16,7 @@ from screening import tls, tokens
 from screening.admin import ForbiddenNumbers
 from screening.auth import AuthInterceptor
 from screening.config import Config, ConfigError, is_loopback
+from screening.imports import Imports
 from screening.replica import Replica
 from screening.screener import Screener
 from screening.servicers import AdminServicer, ScreeningServicer
@@ -24,6 +25,7 @@ from screening.v1 import screening_pb2_grpc as pb_grpc
 from storage.db import borrow
 from storage.errors import RETRYABLE
 from storage.forbidden_numbers import ForbiddenNumberStore
+from storage.import_jobs import ImportJobStore
 from storage.migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -74,8 +76,10 @@ class App:
             ScreeningServicer(Screener(self.replica, self.config.default_region)), self.server
         )
         pb_grpc.add_ForbiddenNumberAdminServicer_to_server(
-            AdminServicer(  # type: ignore[abstract]  # import RPCs: issue #3
-                ForbiddenNumbers(ForbiddenNumberStore(admin_pool), self.config.default_region), self.replica
+            AdminServicer(
+                ForbiddenNumbers(ForbiddenNumberStore(admin_pool), self.config.default_region),
+                Imports(ImportJobStore(admin_pool), self.config.default_region, max_rows=self.config.max_import_rows),
+                self.replica,
             ),
             self.server,
         )

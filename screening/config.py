@@ -60,6 +60,8 @@ class Config:
     # An import batch of 10,000 rows with long notes needs several MiB.
     max_receive_message_bytes: int = DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
     max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
+    # Rows one import may hold; more fails the import with nothing committed.
+    max_import_rows: int = 10_000_000
 
     def __post_init__(self) -> None:
         host, _ = split_host_port(self.listen, "--listen")
@@ -101,6 +103,8 @@ class Config:
             raise ConfigError(f"--poll-interval {self.poll_interval}: must be more than 0 and at most 2 seconds")
         if self.tombstone_retention <= 0:
             raise ConfigError(f"--tombstone-retention {self.tombstone_retention}: must be more than 0 seconds")
+        if self.max_import_rows < 1:
+            raise ConfigError(f"--max-import-rows {self.max_import_rows}: must be at least 1")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"--log-level {self.log_level!r}: one of DEBUG, INFO, WARNING, ERROR")
 
@@ -147,6 +151,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
         type=float,
         default=float(env("SCREENING_TOMBSTONE_RETENTION", str(Config.tombstone_retention)) or 0),
         help="seconds deleted entries are kept so that replicas that were away learn of them",
+    )
+    parser.add_argument(
+        "--max-import-rows",
+        type=int,
+        default=int(env("SCREENING_MAX_IMPORT_ROWS", "10000000") or 10_000_000),
+        help="rows one import may hold",
     )
     parser.add_argument("--log-level", default=env("SCREENING_LOG_LEVEL", "INFO"))
     parser.add_argument(
@@ -198,6 +208,7 @@ def from_namespace(args: argparse.Namespace) -> Config:
         tls_client_ca=_path(args.tls_client_ca),
         max_receive_message_bytes=args.max_receive_message_bytes,
         max_metadata_bytes=args.max_metadata_bytes,
+        max_import_rows=args.max_import_rows,
     )
 
 

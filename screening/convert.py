@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
 
 from screening.errors import InvalidArgument
-from screening.model import ForbiddenNumber
+from screening.imports import ImportRow
+from screening.model import ForbiddenNumber, ImportJob
 from screening.v1 import screening_pb2 as pb
 from storage.forbidden_numbers import AuditRecord
 
@@ -79,4 +81,38 @@ def audit_event(record: AuditRecord) -> pb.AuditEvent:
         request_id=record.request_id,
         before=_audit_entry(record.before, record.tenant_id),
         after=_audit_entry(record.after, record.tenant_id),
+    )
+
+
+def import_rows(rows: Iterable[pb.ImportRow]) -> Iterator[ImportRow]:
+    """Lazily, so that the importer converts a big message chunk by chunk."""
+    for r in rows:
+        ts = r.expire_time if r.HasField("expire_time") else None
+        yield ImportRow(
+            r.line,
+            r.number,
+            r.call_type,
+            r.match_kind,
+            r.enabled if r.HasField("enabled") else None,
+            r.note,
+            None if ts is None else ts.seconds * 1_000_000 + ts.nanos // 1000,
+        )
+
+
+def import_job(job: ImportJob) -> pb.ImportJob:
+    return pb.ImportJob(
+        id=job.id,
+        tenant_id=job.tenant_id,
+        state=int(job.state),  # type: ignore[arg-type]
+        mode=int(job.mode),  # type: ignore[arg-type]
+        source_name=job.source_name,
+        total_rows=job.total_rows,
+        created_count=job.created_count,
+        updated_count=job.updated_count,
+        skipped_count=job.skipped_count,
+        failed_count=job.failed_count,
+        errors=[pb.ImportRowError(line=e.line, number=e.number, reason=e.reason) for e in job.errors],
+        create_time=timestamp(job.create_time),
+        finish_time=timestamp(job.finish_time),
+        failure_reason=job.failure_reason,
     )

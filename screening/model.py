@@ -36,6 +36,12 @@ class ImportMode(enum.IntEnum):
     INSERT_ONLY = 2
 
 
+class ImportJobState(enum.IntEnum):
+    RUNNING = 1
+    SUCCEEDED = 2
+    FAILED = 3
+
+
 @dataclass(frozen=True, slots=True)
 class ForbiddenNumber:
     """A stored entry as the admin API sees it."""
@@ -67,3 +73,30 @@ class Actor:
 
     name: str = "anonymous"
     request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """A bad import row: where it was, what it said, why it was refused."""
+
+    line: int
+    number: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportJob:
+    id: str
+    tenant_id: str
+    state: ImportJobState
+    mode: ImportMode
+    source_name: str
+    total_rows: int
+    created_count: int
+    updated_count: int
+    skipped_count: int
+    failed_count: int
+    errors: list[RowError]
+    failure_reason: str
+    create_time: datetime
+    finish_time: datetime | None

@@ -14,6 +14,7 @@ from screening import convert
 from screening.admin import ForbiddenNumbers
 from screening.auth import caller_name
 from screening.errors import InvalidArgument
+from screening.imports import ImportHeader, ImportMessage, Imports, RowBatch
 from screening.index import IndexEntry
 from screening.model import Actor
 from screening.replica import Replica
@@ -99,9 +100,25 @@ def _changes(message: pb.ForbiddenNumber, paths: list[str]) -> dict[str, Any]:
     return changes
 
 
+async def _import_messages(
+    requests: AsyncIterator[pb.ImportForbiddenNumbersRequest],
+) -> AsyncIterator[ImportMessage]:
+    async for request in requests:
+        payload = request.WhichOneof("payload")
+        if payload == "rows":
+            rows = request.rows.rows
+            yield RowBatch(len(rows), convert.import_rows(rows))
+        elif payload == "header":
+            h = request.header
+            yield ImportHeader(h.tenant_id, h.mode, h.source_name)
+        else:
+            yield None
+
+
 class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
-    def __init__(self, numbers: ForbiddenNumbers, replica: Replica) -> None:
+    def __init__(self, numbers: ForbiddenNumbers, imports: Imports, replica: Replica) -> None:
         self._numbers = numbers
+        self._imports = imports
         self._replica = replica
 
     @translate_admin_errors
@@ -179,6 +196,22 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
             actor(context), tenant_id=request.tenant_id, entry_ids=list(request.ids), enabled=request.enabled
         )
         return pb.SetForbiddenNumbersEnabledResponse(updated_count=count)
+
+    @translate_errors
+    async def ImportForbiddenNumbers(
+        self, request_iterator: AsyncIterator[pb.ImportForbiddenNumbersRequest], context: Context
+    ) -> pb.ImportJob:
+        job = await self._imports.run(actor(context), _import_messages(request_iterator))
+        return convert.import_job(job)
+
+    @translate_errors
+    async def GetImportJob(self, request: pb.GetImportJobRequest, context: Context) -> pb.ImportJob:
+        return convert.import_job(await self._imports.get(request.tenant_id, request.id))
+
+    @translate_errors
+    async def ListImportJobs(self, request: pb.ListImportJobsRequest, context: Context) -> pb.ListImportJobsResponse:
+        jobs, token = await self._imports.list_jobs(request.tenant_id, request.page_size, request.page_token)
+        return pb.ListImportJobsResponse(import_jobs=[convert.import_job(j) for j in jobs], next_page_token=token)
 
     @translate_stream_errors
     async def ExportForbiddenNumbers(

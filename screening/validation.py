@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 
 from screening.errors import InvalidArgument
-from screening.model import CallType, MatchKind
+from screening.model import CallType, ImportMode, MatchKind
 from screening.numbers import normalize
 
 MAX_NOTE = 500
@@ -60,6 +60,18 @@ def match_kind(value: int, field: str) -> MatchKind:
 
 def optional_match_kind(value: int, field: str) -> MatchKind | None:
     return None if value == 0 else match_kind(value, field)
+
+
+def import_mode(value: int, field: str) -> ImportMode:
+    """Unspecified means UPSERT."""
+    if value == 0:
+        return ImportMode.UPSERT
+    try:
+        return ImportMode(value)
+    except ValueError:
+        raise InvalidArgument(
+            field, value, "is not a known import mode; one of IMPORT_MODE_UPSERT, IMPORT_MODE_INSERT_ONLY"
+        ) from None
 
 
 def number(value: str, kind: MatchKind, region: str | None, field: str) -> str:
