@@ -151,9 +151,22 @@ class Replica:
 
     async def catch_up(self) -> None:
         assert self._position is not None
-        async with borrow(self._pool) as conn, asyncio.timeout(self._read_timeout):
-            position, rows = await changes.read_since(conn, self._position)
-        self.apply(rows)
+        async with (
+            borrow(self._pool) as conn,
+            contextlib.aclosing(changes.read_since(conn, self._position)) as feed,
+        ):
+            # Each read is bounded (a connection that stopped answering), not the whole catch-up.
+            async with asyncio.timeout(self._read_timeout):
+                position = await anext(feed)
+            assert isinstance(position, changes.Position)
+            while True:
+                async with asyncio.timeout(self._read_timeout):
+                    batch = await anext(feed, None)
+                if batch is None:
+                    break
+                assert isinstance(batch, list)
+                self.apply(batch)
+                await asyncio.sleep(0)  # a big change set must not stall ScreenCall
         self._advance(position)
 
     async def _purge_tombstones(self) -> None:

@@ -17,7 +17,7 @@ index, and `read_since` raises ReloadNeeded.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +28,8 @@ from storage.db import Conn
 _POSITION = """SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
                       (SELECT system_identifier FROM pg_control_system()),
                       (SELECT purged_xid::text::bigint FROM sync_meta)"""
+# Rows a catch-up reads and applies between two turns of the event loop.
+CATCH_UP_BATCH = 2000
 _ROW = "id::text, tenant_id, number, match_kind, call_type, enabled, expire_time, deleted"
 
 
@@ -70,8 +72,14 @@ async def load_all(conn: Conn, batch: int = 50_000) -> AsyncIterator[Position | 
             yield [_to_row(r) for r in records]
 
 
-async def read_since(conn: Conn, since: Position) -> tuple[Position, list[ChangedRow]]:
-    """The rows changed at or after `since.watermark`, and the next position."""
+async def read_since(
+    conn: Conn, since: Position, batch: int = CATCH_UP_BATCH
+) -> AsyncGenerator[Position | list[ChangedRow], None]:
+    """Yield the next position first, then the rows changed at or after `since.watermark` in batches.
+
+    All from one snapshot, through a cursor: a catch-up after a million-row
+    import reads (and its caller applies) a bounded batch at a time.
+    """
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         watermark, cluster, purged = await conn.fetchrow(_POSITION)  # type: ignore[misc]
         if cluster != since.cluster:
@@ -80,8 +88,13 @@ async def read_since(conn: Conn, since: Position) -> tuple[Position, list[Change
             raise ReloadNeeded(f"transaction ids went back ({since.watermark} -> {watermark}): restored?")
         if purged >= since.watermark:
             raise ReloadNeeded(f"tombstones up to {purged} were purged past our watermark {since.watermark}")
-        records = await conn.fetch(
+        yield Position(int(watermark), int(cluster))
+        cursor = await conn.cursor(
             f"SELECT {_ROW} FROM forbidden_numbers WHERE xid >= $1::text::xid8",
             str(since.watermark),
         )
-    return Position(int(watermark), int(cluster)), [_to_row(r) for r in records]
+        while True:
+            records = await cursor.fetch(batch)
+            if not records:
+                return
+            yield [_to_row(r) for r in records]
