@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 
-import grpc
-import pytest
-
-from screening.app import App
 from screening.v1 import screening_pb2 as pb
-from tests.conftest import StartServer
-from tests.support import Clients, wait_until
+from tests.support import Clients
 
 TENANT = "acme"
 
 
-def header(tenant: str = TENANT, mode: int = pb.IMPORT_MODE_UPSERT, source: str = "list.csv") -> pb.ImportForbiddenNumbersRequest:
+def header(
+    tenant: str = TENANT, mode: int = pb.IMPORT_MODE_UPSERT, source: str = "list.csv"
+) -> pb.ImportForbiddenNumbersRequest:
     return pb.ImportForbiddenNumbersRequest(header=pb.ImportHeader(tenant_id=tenant, mode=mode, source_name=source))  # type: ignore[arg-type]
 
 
@@ -32,7 +28,9 @@ def batched(items: Sequence[pb.ImportRow], size: int) -> list[pb.ImportForbidden
     return [rows(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-async def stream(messages: Iterable[pb.ImportForbiddenNumbersRequest]) -> AsyncIterator[pb.ImportForbiddenNumbersRequest]:
+async def stream(
+    messages: Iterable[pb.ImportForbiddenNumbersRequest],
+) -> AsyncIterator[pb.ImportForbiddenNumbersRequest]:
     for m in messages:
         yield m
 

@@ -1,0 +1,230 @@
+"""Measure a bulk import end to end: 1M E.164 rows streamed, committed, answered by a second replica.
+
+    .venv/bin/python bench/import_1m.py [--rows 1000000] [--database-url URL]
+
+Three processes, as in production: this one runs the importing replica (A)
+with an event-loop stall monitor; a second replica (B) runs as
+`python -m screening serve`; a client process pre-serializes the rows (not
+timed), streams them to A in 10,000-row messages, and polls B until it
+answers BLOCK for the first, middle and last imported numbers. While the
+import runs the client also screens a number on A and on B every 10 ms and
+records the slowest answer. Without --database-url an embedded PostgreSQL is
+started in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from screening import embedded  # noqa: E402
+from screening.app import App  # noqa: E402
+from screening.config import Config  # noqa: E402
+from screening.v1 import screening_pb2 as pb  # noqa: E402
+from screening.v1 import screening_pb2_grpc as pb_grpc  # noqa: E402
+
+TENANT = "bench"
+PER_MESSAGE = 10_000
+IMPORT_METHOD = "/screening.v1.ForbiddenNumberAdmin/ImportForbiddenNumbers"
+
+
+def number(i: int) -> str:
+    return f"+1{2_000_000_000 + i}"
+
+
+# ------------------------------------------------------------------ client
+
+
+async def probe(stub: pb_grpc.ScreeningStub, stop: asyncio.Event, worst: list[float]) -> None:
+    request = pb.ScreenCallRequest(tenant_id=TENANT, number="+15550000000", direction=pb.DIRECTION_INBOUND)
+    while not stop.is_set():
+        started = time.perf_counter()
+        await stub.ScreenCall(request, timeout=10)
+        worst[0] = max(worst[0], time.perf_counter() - started)
+        await asyncio.sleep(0.01)
+
+
+async def client(target: str, replica: str, rows: int) -> dict[str, float | int]:
+    header = pb.ImportForbiddenNumbersRequest(
+        header=pb.ImportHeader(tenant_id=TENANT, mode=pb.IMPORT_MODE_UPSERT, source_name="bench")
+    ).SerializeToString()
+    messages = [header]
+    for start in range(0, rows, PER_MESSAGE):
+        batch = pb.ImportRowBatch(
+            rows=[
+                pb.ImportRow(line=i + 2, number=number(i), call_type=pb.CALL_TYPE_BOTH)
+                for i in range(start, min(rows, start + PER_MESSAGE))
+            ]
+        )
+        messages.append(pb.ImportForbiddenNumbersRequest(rows=batch).SerializeToString())
+
+    options = [("grpc.max_send_message_length", 64 << 20)]
+    async with grpc.aio.insecure_channel(target, options=options) as a, grpc.aio.insecure_channel(replica) as b:
+        importing = a.stream_unary(IMPORT_METHOD, request_serializer=None, response_deserializer=pb.ImportJob.FromString)
+        screen_b = pb_grpc.ScreeningStub(b)
+        stop = asyncio.Event()
+        worst_a, worst_b = [0.0], [0.0]
+        probes = [
+            asyncio.create_task(probe(pb_grpc.ScreeningStub(a), stop, worst_a)),
+            asyncio.create_task(probe(screen_b, stop, worst_b)),
+        ]
+        await asyncio.sleep(0.5)
+
+        async def send() -> object:
+            for m in messages:
+                yield m
+
+        started = time.perf_counter()
+        job = await importing(send(), timeout=600)
+        committed = time.perf_counter() - started
+        assert job.state == pb.IMPORT_JOB_STATE_SUCCEEDED, job
+        assert job.created_count + job.updated_count == rows, job
+        wanted = [number(0), number(rows // 2), number(rows - 1)]
+        while True:
+            answers = await asyncio.gather(
+                *(
+                    screen_b.ScreenCall(
+                        pb.ScreenCallRequest(tenant_id=TENANT, number=n, direction=pb.DIRECTION_INBOUND)
+                    )
+                    for n in wanted
+                )
+            )
+            if all(r.verdict == pb.VERDICT_BLOCK for r in answers):
+                break
+            await asyncio.sleep(0.01)
+        answered = time.perf_counter() - started
+        await asyncio.sleep(0.5)  # B's catch-up is over; probes see its tail
+        stop.set()
+        await asyncio.gather(*probes)
+    return {
+        "rows": rows,
+        "committed_s": round(committed, 2),
+        "answered_by_second_replica_s": round(answered, 2),
+        "answered_after_commit_s": round(answered - committed, 2),
+        "worst_screencall_on_importing_replica_ms": round(worst_a[0] * 1000, 1),
+        "worst_screencall_on_second_replica_ms": round(worst_b[0] * 1000, 1),
+        "created": job.created_count,
+    }
+
+
+# -------------------------------------------------------------- orchestrator
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def serving(address: str, within: float) -> None:
+    deadline = time.monotonic() + within
+    async with grpc.aio.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while True:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                r = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if r.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{address} is not serving after {within}s")
+            await asyncio.sleep(0.1)
+
+
+async def monitor(stop: asyncio.Event, worst: list[float], tick: float = 0.005) -> None:
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        before = loop.time()
+        await asyncio.sleep(tick)
+        worst[0] = max(worst[0], loop.time() - before - tick)
+
+
+async def orchestrate(cluster_url: str, rows: int) -> dict[str, float | int]:
+    name = "bench_" + uuid.uuid4().hex[:12]
+    admin = await asyncpg.connect(cluster_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = urlunsplit(urlsplit(cluster_url)._replace(path="/" + name))
+    replica_b = None
+    app = None
+    try:
+        app = await App(Config(listen="127.0.0.1:0", database_url=dsn), dsn).start()
+        port_b = free_port()
+        replica_b = subprocess.Popen(
+            [sys.executable, "-m", "screening", "serve", "--database-url", dsn, "--listen", f"127.0.0.1:{port_b}"],
+            cwd=ROOT,
+            env={**os.environ, "SCREENING_LOG_LEVEL": "WARNING"},
+        )
+        await serving(f"127.0.0.1:{app.port}", 30)
+        await serving(f"127.0.0.1:{port_b}", 30)
+        stop = asyncio.Event()
+        worst = [0.0]
+        client_proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--client",
+            f"127.0.0.1:{app.port}",
+            f"127.0.0.1:{port_b}",
+            "--rows",
+            str(rows),
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )
+        watcher = asyncio.create_task(monitor(stop, worst))
+        out, _ = await client_proc.communicate()
+        stop.set()
+        await watcher
+        if client_proc.returncode != 0:
+            raise RuntimeError(f"client failed ({client_proc.returncode})")
+        result: dict[str, float | int] = json.loads(out.decode().strip().splitlines()[-1])
+        result["worst_loop_stall_on_importing_replica_ms"] = round(worst[0] * 1000, 1)
+        return result
+    finally:
+        if replica_b is not None:
+            replica_b.terminate()
+            replica_b.wait(15)
+        if app is not None:
+            await app.stop(grace=0)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--database-url", default=os.environ.get("SCREENING_BENCH_DATABASE_URL"))
+    parser.add_argument("--client", nargs=2, metavar=("IMPORTING", "SECOND"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        print(json.dumps(asyncio.run(client(args.client[0], args.client[1], args.rows))))
+        return
+    if args.database_url:
+        result = asyncio.run(orchestrate(args.database_url, args.rows))
+    else:
+        with tempfile.TemporaryDirectory(prefix="screening-bench-pg-") as tmp:
+            url, stop = embedded.start(Path(tmp))
+            try:
+                result = asyncio.run(orchestrate(url, args.rows))
+            finally:
+                stop()
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
