@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -100,8 +101,15 @@ def _changes(message: pb.ForbiddenNumber, paths: list[str]) -> dict[str, Any]:
     return changes
 
 
+# gRPC ends a request stream the same way whether the client finished it or
+# the call was cancelled (or passed its deadline): the cancellation itself
+# lands a moment later. An import waits this long before it may commit, so
+# that a cancelled stream is never taken for a complete one.
+STREAM_END_SETTLE = 0.05
+
+
 async def _import_messages(
-    requests: AsyncIterator[pb.ImportForbiddenNumbersRequest],
+    requests: AsyncIterator[pb.ImportForbiddenNumbersRequest], context: Context
 ) -> AsyncIterator[ImportMessage]:
     async for request in requests:
         payload = request.WhichOneof("payload")
@@ -113,6 +121,9 @@ async def _import_messages(
             yield ImportHeader(h.tenant_id, h.mode, h.source_name)
         else:
             yield None
+    await asyncio.sleep(STREAM_END_SETTLE)
+    if context.cancelled():
+        raise asyncio.CancelledError
 
 
 class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
@@ -201,7 +212,7 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
     async def ImportForbiddenNumbers(
         self, request_iterator: AsyncIterator[pb.ImportForbiddenNumbersRequest], context: Context
     ) -> pb.ImportJob:
-        job = await self._imports.run(actor(context), _import_messages(request_iterator))
+        job = await self._imports.run(actor(context), _import_messages(request_iterator, context))
         return convert.import_job(job)
 
     @translate_errors

@@ -123,11 +123,11 @@ def _row(line: int, names: list[str], cells: list[str]) -> pb.ImportRow:
     call_type = values["call_type"].strip().lower()
     if call_type not in _CALL_TYPES:
         raise ValueError(f"call_type {values['call_type']!r}: expected inbound, outbound or both")
-    row.call_type = _CALL_TYPES[call_type]  # type: ignore[assignment]
+    row.call_type = _CALL_TYPES[call_type]
     kind = values.get("match_kind", "").strip().lower()
     if kind not in _MATCH_KINDS:
         raise ValueError(f"match_kind {values['match_kind']!r}: expected exact or prefix (empty: exact)")
-    row.match_kind = _MATCH_KINDS[kind]  # type: ignore[assignment]
+    row.match_kind = _MATCH_KINDS[kind]
     enabled = values.get("enabled", "").strip().lower()
     if enabled not in _ENABLED:
         raise ValueError(f"enabled {values['enabled']!r}: expected true or false (empty: true)")

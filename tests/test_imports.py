@@ -1,41 +1,46 @@
-"""Bulk import against a real database and real servers."""
+"""Bulk import, import jobs and export, against a real database and real servers."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import UTC, datetime
+
+import asyncpg
+import grpc
+import pytest
+from google.protobuf import timestamp_pb2
 
 from screening.v1 import screening_pb2 as pb
-from tests.support import Clients
+from tests.conftest import StartServer
+from tests.support import Clients, wait_until
 
 TENANT = "acme"
+Request = pb.ImportForbiddenNumbersRequest
 
 
-def header(
-    tenant: str = TENANT, mode: int = pb.IMPORT_MODE_UPSERT, source: str = "list.csv"
-) -> pb.ImportForbiddenNumbersRequest:
-    return pb.ImportForbiddenNumbersRequest(header=pb.ImportHeader(tenant_id=tenant, mode=mode, source_name=source))  # type: ignore[arg-type]
+def header(tenant: str = TENANT, mode: int = pb.IMPORT_MODE_UPSERT, source: str = "list.csv") -> Request:
+    return Request(header=pb.ImportHeader(tenant_id=tenant, mode=mode, source_name=source))  # type: ignore[arg-type]
 
 
-def rows(items: Iterable[pb.ImportRow]) -> pb.ImportForbiddenNumbersRequest:
-    return pb.ImportForbiddenNumbersRequest(rows=pb.ImportRowBatch(rows=list(items)))
+def rows(items: Iterable[pb.ImportRow]) -> Request:
+    return Request(rows=pb.ImportRowBatch(rows=list(items)))
 
 
 def row(line: int, number: str, call_type: int = pb.CALL_TYPE_BOTH, **fields: object) -> pb.ImportRow:
     return pb.ImportRow(line=line, number=number, call_type=call_type, **fields)  # type: ignore[arg-type]
 
 
-def batched(items: Sequence[pb.ImportRow], size: int) -> list[pb.ImportForbiddenNumbersRequest]:
+def batched(items: Sequence[pb.ImportRow], size: int) -> list[Request]:
     return [rows(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-async def stream(
-    messages: Iterable[pb.ImportForbiddenNumbersRequest],
-) -> AsyncIterator[pb.ImportForbiddenNumbersRequest]:
+async def stream(messages: Iterable[Request]) -> AsyncIterator[Request]:
     for m in messages:
         yield m
 
 
-async def import_all(clients: Clients, messages: Iterable[pb.ImportForbiddenNumbersRequest]) -> pb.ImportJob:
+async def import_all(clients: Clients, messages: Iterable[Request]) -> pb.ImportJob:
     return await clients.admin.ImportForbiddenNumbers(stream(messages))
 
 
@@ -44,8 +49,324 @@ async def export(clients: Clients, tenant: str = TENANT, **filters: object) -> l
     return [e async for e in clients.admin.ExportForbiddenNumbers(request)]
 
 
-async def test_small_import(clients: Clients) -> None:
-    job = await import_all(clients, [header(), rows([row(2, "+1 415 555 0100"), row(3, "abc")])])
-    assert job.state == pb.IMPORT_JOB_STATE_SUCCEEDED, job
-    assert (job.total_rows, job.created_count, job.failed_count) == (2, 1, 1)
-    print(job)
+async def get_job(clients: Clients, job_id: str, tenant: str = TENANT) -> pb.ImportJob:
+    return await clients.admin.GetImportJob(pb.GetImportJobRequest(tenant_id=tenant, id=job_id))
+
+
+async def list_jobs(clients: Clients, tenant: str = TENANT) -> list[pb.ImportJob]:
+    response = await clients.admin.ListImportJobs(pb.ListImportJobsRequest(tenant_id=tenant))
+    return list(response.import_jobs)
+
+
+def e164(i: int) -> str:
+    return f"+1415{5_000_000 + i:07d}"
+
+
+def counts(job: pb.ImportJob) -> tuple[int, int, int, int, int]:
+    return job.total_rows, job.created_count, job.updated_count, job.skipped_count, job.failed_count
+
+
+async def test_20k_rows_with_scattered_bad_rows(clients: Clients) -> None:
+    items: list[pb.ImportRow] = []
+    bad: dict[int, str] = {}  # line -> what the reason must mention
+    for i in range(20_000):
+        line = i + 2  # line 1 is the CSV header
+        if i % 997 == 5:
+            items.append(row(line, f"+1415x{i}"))
+            bad[line] = "contains 'x'"
+        elif i % 1999 == 7:
+            items.append(row(line, e164(i), call_type=pb.CALL_TYPE_UNSPECIFIED))
+            bad[line] = "call_type 0: is required"
+        elif i % 4001 == 11:
+            items.append(row(line, e164(i), note="n" * 501))
+            bad[line] = "has 501 characters"
+        elif i % 5003 == 13:
+            items.append(row(line, "+1234567890123456"))
+            bad[line] = "has 16 digits"
+        else:
+            items.append(row(line, e164(i), note=f"row {line}"))
+    # Later rows for numbers already in this import replace the earlier ones.
+    for j, i in enumerate((0, 1, 2)):
+        items.append(row(20_002 + j, f"+1 (415) {5_000_000 + i:07d}"[:9] + f"{5_000_000 + i:07d}", note="later wins"))
+    job = await import_all(clients, [header(), *batched(items, 5000)])
+
+    assert job.state == pb.IMPORT_JOB_STATE_SUCCEEDED, job.failure_reason
+    good = 20_000 - len(bad)
+    assert counts(job) == (20_003, good, 0, 3, len(bad))
+    assert job.total_rows == job.created_count + job.updated_count + job.skipped_count + job.failed_count
+    assert [e.line for e in job.errors] == sorted(bad)
+    for error in job.errors:
+        assert bad[error.line] in error.reason, error
+        assert error.number == items[error.line - 2].number
+    assert job.source_name == "list.csv" and job.mode == pb.IMPORT_MODE_UPSERT
+    assert job.finish_time.ToDatetime() >= job.create_time.ToDatetime()
+
+    exported = await export(clients)
+    assert len(exported) == good
+    by_number = {e.number: e for e in exported}
+    assert by_number[e164(0)].note == "later wins" and by_number[e164(3)].note == "row 5"
+    assert job == await get_job(clients, job.id)
+
+
+async def test_upsert_updates_and_insert_only_skips(clients: Clients) -> None:
+    first = await import_all(clients, [header(), rows(row(i + 2, e164(i), note="v1") for i in range(10))])
+    assert counts(first) == (10, 10, 0, 0, 0)
+    before = {e.number: e for e in await export(clients)}
+
+    # Rows 0-4 exist, 10-14 are new; row 0 is identical to what is stored.
+    later = [row(2, e164(0), note="v1"), *(row(i + 2, e164(i), note="v2") for i in (*range(1, 5), *range(10, 15)))]
+    insert_only = await import_all(clients, [header(mode=pb.IMPORT_MODE_INSERT_ONLY), rows(later)])
+    assert counts(insert_only) == (10, 5, 0, 5, 0)
+    after_insert_only = {e.number: e for e in await export(clients)}
+    assert all(after_insert_only[e164(i)] == before[e164(i)] for i in range(10))
+    assert {after_insert_only[e164(i)].note for i in range(10, 15)} == {"v2"}
+
+    changed = [
+        row(2, e164(0), note="v1"),
+        row(3, e164(1), call_type=pb.CALL_TYPE_INBOUND, enabled=False, note="v3"),
+        row(4, e164(20), note="v3"),
+    ]
+    upsert = await import_all(clients, [header(mode=pb.IMPORT_MODE_UNSPECIFIED), rows(changed)])
+    assert upsert.mode == pb.IMPORT_MODE_UPSERT
+    assert counts(upsert) == (3, 1, 2, 0, 0)
+    final = {e.number: e for e in await export(clients)}
+    assert final[e164(0)].etag == before[e164(0)].etag  # unchanged attributes: entry untouched
+    updated = final[e164(1)]
+    assert (updated.call_type, updated.enabled, updated.note) == (pb.CALL_TYPE_INBOUND, False, "v3")
+    assert updated.id == before[e164(1)].id and updated.etag != before[e164(1)].etag
+    assert len(final) == 16
+
+
+async def _stalled(messages: Sequence[Request], sent: asyncio.Event) -> AsyncIterator[Request]:
+    for m in messages:
+        yield m
+    sent.set()
+    await asyncio.Event().wait()  # the stream breaks off here
+
+
+@pytest.mark.parametrize("how", ["cancel", "deadline"])
+async def test_stream_broken_off_commits_nothing_and_fails_the_job(clients: Clients, how: str) -> None:
+    await import_all(clients, [header(), rows([row(2, e164(999), note="before")])])
+    messages = [header(source="broken.csv"), *batched([row(i + 2, e164(i), note="new") for i in range(3000)], 1000)]
+    messages.append(rows([row(9999, e164(999), note="changed")]))
+    sent = asyncio.Event()
+    call = clients.admin.ImportForbiddenNumbers(_stalled(messages, sent), timeout=None if how == "cancel" else 3.0)
+    await sent.wait()
+
+    async def running() -> pb.ImportJob | None:
+        jobs = [j for j in await list_jobs(clients) if j.source_name == "broken.csv"]
+        ok = jobs and jobs[0].state == pb.IMPORT_JOB_STATE_RUNNING and jobs[0].total_rows == 3001
+        return jobs[0] if ok else None
+
+    await wait_until(running, within=5)
+    job = await running()
+    assert job is not None and not job.HasField("finish_time")
+    if how == "cancel":
+        call.cancel()
+    with pytest.raises((asyncio.CancelledError, grpc.aio.AioRpcError)) as caught:
+        await call
+    if how == "deadline":
+        assert isinstance(caught.value, grpc.aio.AioRpcError)
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    async def failed() -> bool:
+        return (await get_job(clients, job.id)).state == pb.IMPORT_JOB_STATE_FAILED
+
+    await wait_until(failed, within=5)
+    final = await get_job(clients, job.id)
+    assert "cancelled or passed its deadline" in final.failure_reason
+    assert final.total_rows == 3001 and final.created_count == 0 and final.HasField("finish_time")
+    exported = await export(clients)
+    assert [(e.number, e.note) for e in exported] == [(e164(999), "before")]
+
+
+async def test_rows_before_a_header_write_nothing(clients: Clients) -> None:
+    for messages in ([rows([row(2, e164(1))]), header()], [], [header(tenant="")]):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await import_all(clients, messages)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "header" in (caught.value.details() or "")
+    assert await list_jobs(clients) == []
+    assert await export(clients) == []
+
+
+async def test_header_twice_fails_the_job(clients: Clients) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await import_all(clients, [header(), rows([row(2, e164(1))]), header()])
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    [job] = await list_jobs(clients)
+    assert job.id in (caught.value.details() or "")
+    assert job.state == pb.IMPORT_JOB_STATE_FAILED and "only the first message" in job.failure_reason
+    assert await export(clients) == []
+
+
+async def test_row_limits(start_server: StartServer, connect: object) -> None:
+    app = await start_server(max_import_rows=1500)
+    clients = connect(app)  # type: ignore[operator]
+    too_many_in_one = [row(i + 2, e164(i)) for i in range(10_001)]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await import_all(clients, [header(), rows(too_many_in_one)])
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "rows.rows '10001 rows': at most 10000 a message" in (caught.value.details() or "")
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await import_all(clients, [header(), *batched([row(i + 2, e164(i)) for i in range(2000)], 1000)])
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "at most 1500 rows (the server's --max-import-rows)" in (caught.value.details() or "")
+    jobs = await list_jobs(clients)
+    assert [j.state for j in jobs] == [pb.IMPORT_JOB_STATE_FAILED] * 2
+    assert "--max-import-rows" in jobs[0].failure_reason and "a message" in jobs[1].failure_reason
+    assert await export(clients) == []
+
+    within = await import_all(clients, [header(), *batched([row(i + 2, e164(i)) for i in range(1500)], 1000)])
+    assert within.created_count == 1500
+
+
+async def test_two_imports_into_one_tenant_at_once(clients: Clients) -> None:
+    both_open = asyncio.Event()
+    opened = 0
+
+    async def messages(numbers: range, note: str) -> AsyncIterator[Request]:
+        nonlocal opened
+        yield header(source=note)
+        items = [row(i + 2, e164(n), note=note) for i, n in enumerate(numbers)]
+        yield rows(items[: len(items) // 2])
+        opened += 1
+        if opened == 2:
+            both_open.set()
+        await both_open.wait()
+        yield rows(items[len(items) // 2 :])
+
+    a, b = await asyncio.gather(
+        clients.admin.ImportForbiddenNumbers(messages(range(0, 3000), "a")),
+        clients.admin.ImportForbiddenNumbers(messages(range(2000, 5000), "b")),
+    )
+    assert a.state == b.state == pb.IMPORT_JOB_STATE_SUCCEEDED
+    assert a.created_count + b.created_count == 5000
+    assert a.updated_count + b.updated_count == 1000  # the 1000 numbers both imported
+    exported = await export(clients)
+    assert len(exported) == 5000
+    notes = {e.number: e.note for e in exported}
+    assert {notes[e164(n)] for n in range(0, 2000)} == {"a"}
+    assert {notes[e164(n)] for n in range(3000, 5000)} == {"b"}
+    assert len({notes[e164(n)] for n in range(2000, 3000)}) == 1  # whichever committed last, wholly
+
+
+async def test_jobs_newest_first_with_paging(clients: Clients) -> None:
+    ids = []
+    for k in range(5):
+        job = await import_all(clients, [header(source=f"file{k}.csv"), rows([row(2, e164(k)), row(3, "nope")])])
+        ids.append(job.id)
+    await import_all(clients, [header(tenant="other"), rows([row(2, e164(1))])])
+
+    seen: list[pb.ImportJob] = []
+    token = ""
+    pages = 0
+    while True:
+        page = await clients.admin.ListImportJobs(
+            pb.ListImportJobsRequest(tenant_id=TENANT, page_size=2, page_token=token)
+        )
+        seen.extend(page.import_jobs)
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+    assert pages == 3
+    assert [j.id for j in seen] == ids[::-1]
+    assert [j.source_name for j in seen] == [f"file{k}.csv" for k in range(4, -1, -1)]
+    assert all(j.failed_count == 1 and [e.line for e in j.errors] == [3] for j in seen)
+    assert seen[0] == await get_job(clients, ids[-1])
+
+    for tenant, job_id in ((TENANT, "00000000-0000-0000-0000-000000000000"), (TENANT, "not-an-id"), ("other", ids[0])):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await get_job(clients, job_id, tenant)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await clients.admin.ListImportJobs(pb.ListImportJobsRequest(tenant_id="other", page_token=token or "x"))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _ts(text: str) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(datetime.fromisoformat(text).astimezone(UTC))
+    return ts
+
+
+async def test_export_returns_exactly_what_was_imported(clients: Clients) -> None:
+    items = []
+    for i in range(2500):
+        kind = pb.MATCH_KIND_PREFIX if i % 5 == 0 else pb.MATCH_KIND_EXACT
+        number = f"+86{1380000 + i}" if kind == pb.MATCH_KIND_PREFIX else f"+86 138 {i:04d} 8000"
+        fields: dict[str, object] = {"match_kind": kind, "note": f"n{i}"}
+        if i % 3 == 0:
+            fields["enabled"] = False
+        if i % 7 == 0:
+            fields["expire_time"] = _ts("2030-01-02T03:04:05.123456+00:00")
+        items.append(
+            row(
+                i + 2,
+                number,
+                call_type=(pb.CALL_TYPE_INBOUND, pb.CALL_TYPE_OUTBOUND, pb.CALL_TYPE_BOTH)[i % 3],
+                **fields,
+            )
+        )
+    job = await import_all(clients, [header(), *batched(items, 1000)])
+    assert job.created_count == 2500
+
+    def key(r: pb.ImportRow) -> tuple[str, int, int, bool, str, str]:
+        number = r.number.replace(" ", "")
+        expire = r.expire_time.ToJsonString() if r.HasField("expire_time") else ""
+        return number, r.match_kind, r.call_type, r.enabled if r.HasField("enabled") else True, r.note, expire
+
+    def exported_key(e: pb.ForbiddenNumber) -> tuple[str, int, int, bool, str, str]:
+        expire = e.expire_time.ToJsonString() if e.HasField("expire_time") else ""
+        return e.number, e.match_kind, e.call_type, e.enabled, e.note, expire
+
+    everything = await export(clients)
+    assert sorted(key(r) for r in items) == sorted(exported_key(e) for e in everything)
+    assert [(e.number, e.match_kind) for e in everything] == sorted((e.number, e.match_kind) for e in everything)
+    assert all(e.tenant_id == TENANT and e.id and e.etag for e in everything)
+
+    def expected(predicate: object) -> list[tuple[str, int, int, bool, str, str]]:
+        return sorted(k for k in map(key, items) if predicate(k))  # type: ignore[operator]
+
+    async def got(**filters: object) -> list[tuple[str, int, int, bool, str, str]]:
+        return sorted(exported_key(e) for e in await export(clients, **filters))
+
+    assert await got(enabled=False) == expected(lambda k: k[3] is False)
+    assert await got(call_type=pb.CALL_TYPE_OUTBOUND) == expected(lambda k: k[2] == pb.CALL_TYPE_OUTBOUND)
+    assert await got(match_kind=pb.MATCH_KIND_PREFIX) == expected(lambda k: k[1] == pb.MATCH_KIND_PREFIX)
+    assert await got(number_prefix="+86138001") == expected(lambda k: k[0].startswith("+86138001"))
+    assert await export(clients, tenant="other") == []
+
+
+async def test_import_reaches_every_replica_with_one_notification(
+    start_server: StartServer, connect: object, dsn: str
+) -> None:
+    a = connect(await start_server())  # type: ignore[operator]
+    b = connect(await start_server())  # type: ignore[operator]
+    notifications: list[str] = []
+    listener = await asyncpg.connect(dsn)
+    await listener.add_listener("screening_changes", lambda *args: notifications.append(args[-1]))
+    try:
+        items = [row(i + 2, e164(i), call_type=pb.CALL_TYPE_INBOUND) for i in range(5000)]
+        job = await import_all(a, [header(), *batched(items, 1000)])
+        assert job.created_count == 5000
+
+        async def answered() -> bool:
+            for n in (e164(0), e164(2500), e164(4999)):
+                r = await b.screening.ScreenCall(
+                    pb.ScreenCallRequest(tenant_id=TENANT, number=n, direction=pb.DIRECTION_INBOUND)
+                )
+                if r.verdict != pb.VERDICT_BLOCK:
+                    return False
+            return True
+
+        await wait_until(answered, within=1)
+        await asyncio.sleep(0.3)
+        assert len(notifications) == 1
+    finally:
+        await listener.close()
+
+    audit = await a.admin.ListAuditEvents(pb.ListAuditEventsRequest(tenant_id=TENANT, action="import"))
+    assert [(e.action, e.resource_id) for e in audit.audit_events] == [("import", job.id)]
