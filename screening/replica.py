@@ -22,13 +22,18 @@ from storage.listener import Connect, Listener
 log = logging.getLogger(__name__)
 
 
+# Lookups, not Enum calls: a catch-up after a big import converts a million rows.
+_MATCH_KINDS = {kind.value: kind for kind in MatchKind}
+_CALL_TYPES = {call_type.value: call_type for call_type in CallType}
+
+
 def to_index_entry(row: changes.ChangedRow) -> IndexEntry:
     return IndexEntry(
         id=row.id,
         tenant_id=row.tenant_id,
         number=row.number,
-        match_kind=MatchKind(row.match_kind),
-        call_type=CallType(row.call_type),
+        match_kind=_MATCH_KINDS[row.match_kind],
+        call_type=_CALL_TYPES[row.call_type],
         enabled=row.enabled,
         expires_at=row.expire_time.timestamp() if row.expire_time is not None else NEVER,
     )
