@@ -206,6 +206,11 @@ async def orchestrate(cluster_url: str, rows: int) -> dict[str, float | int]:
 
 
 def main() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("screening.app", "storage.migrate"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--database-url", default=os.environ.get("SCREENING_BENCH_DATABASE_URL"))

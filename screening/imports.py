@@ -166,16 +166,20 @@ class Imports:
         run = _Run()
         stop = asyncio.Event()
         reporter = asyncio.create_task(self._report(job.id, run, stop), name=f"import {job.id} progress")
+        clock = asyncio.get_running_loop().time
+        started = clock()
         try:
             async with self._store.transaction() as tx:
                 async for message in messages:
                     await self._stage(tx, self._batch(message, run), run)
                 stop.set()
                 await reporter
+                streamed = clock()
                 applied = await tx.apply(tenant, mode)
                 finished = await tx.succeed(actor, tenant, job.id, run.outcome(mode, applied))
             log.info(
-                "import %s into %s: %d rows, %d created, %d updated, %d skipped, %d failed",
+                "import %s into %s: %d rows, %d created, %d updated, %d skipped, %d failed; "
+                "streamed in %.2fs, applied and committed in %.2fs",
                 job.id,
                 tenant,
                 finished.total_rows,
@@ -183,6 +187,8 @@ class Imports:
                 finished.updated_count,
                 finished.skipped_count,
                 finished.failed_count,
+                streamed - started,
+                clock() - streamed,
             )
             return finished
         except BaseException as exc:
