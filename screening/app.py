@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 SERVICES = tuple(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
 CONNECT_TIMEOUT = 5.0
+# Imports running at once on one replica; more wait for a turn.
+MAX_CONCURRENT_IMPORTS = 4
 
 
 @dataclass
@@ -54,6 +56,7 @@ class App:
         credentials = tls.server_credentials(self.config)
         admin_pool = await self._pool(max_size=10, command_timeout=30)
         sync_pool = await self._pool(max_size=1, command_timeout=30)
+        import_pool = await self._pool(max_size=MAX_CONCURRENT_IMPORTS, command_timeout=30)
         self.replica = Replica(
             sync_pool,
             lambda: asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT),
@@ -78,7 +81,11 @@ class App:
         pb_grpc.add_ForbiddenNumberAdminServicer_to_server(
             AdminServicer(
                 ForbiddenNumbers(ForbiddenNumberStore(admin_pool), self.config.default_region),
-                Imports(ImportJobStore(admin_pool), self.config.default_region, max_rows=self.config.max_import_rows),
+                Imports(
+                    ImportJobStore(admin_pool, import_pool),
+                    self.config.default_region,
+                    max_rows=self.config.max_import_rows,
+                ),
                 self.replica,
             ),
             self.server,

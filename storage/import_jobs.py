@@ -166,8 +166,17 @@ class ImportTransaction:
 
 
 class ImportJobStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    """Job rows go through `pool`; import transactions through `import_pool`.
+
+    A pool of their own keeps long imports from taking every connection
+    that interactive admin calls need; its size caps concurrent imports on
+    a replica (a further import waits for a connection, its client held
+    back by flow control).
+    """
+
+    def __init__(self, pool: asyncpg.Pool, import_pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._import_pool = import_pool
 
     async def create(self, actor: Actor, tenant_id: str, mode: ImportMode, source_name: str) -> ImportJob:
         row = await self._pool.fetchrow(
@@ -210,7 +219,7 @@ class ImportJobStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[ImportTransaction]:
         """The import's transaction with an empty staging table; commits when the block ends normally."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._import_pool.acquire() as conn, conn.transaction():
             # Sorting a million staged rows for DISTINCT ON stays in memory.
             await conn.execute("SET LOCAL work_mem = '64MB'")
             await conn.execute(

@@ -222,6 +222,33 @@ async def test_row_limits(start_server: StartServer, connect: object) -> None:
     assert within.created_count == 1500
 
 
+async def test_a_full_message_with_long_notes_fits(clients: Clients) -> None:
+    # 10,000 rows with 450-character notes: about 5 MB, over gRPC's default 4 MB.
+    items = [row(i + 2, e164(i), note="é" * 450) for i in range(10_000)]
+    job = await import_all(clients, [header(), rows(items)])
+    assert job.created_count == 10_000
+
+
+async def test_a_job_whose_replica_died_reads_as_failed(clients: Clients, dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        job_id = await conn.fetchval(
+            """INSERT INTO import_jobs (tenant_id, state, mode, total_rows, heartbeat_time)
+               VALUES ($1, 1, 1, 42, now() - interval '1 minute') RETURNING id::text""",
+            TENANT,
+        )
+        alive_id = await conn.fetchval(
+            "INSERT INTO import_jobs (tenant_id, state, mode) VALUES ($1, 1, 1) RETURNING id::text", TENANT
+        )
+    finally:
+        await conn.close()
+    job = await get_job(clients, job_id)
+    assert job.state == pb.IMPORT_JOB_STATE_FAILED and job.total_rows == 42
+    assert "stopped before the import finished" in job.failure_reason
+    assert (await get_job(clients, alive_id)).state == pb.IMPORT_JOB_STATE_RUNNING
+    assert [j.state for j in await list_jobs(clients)] == [pb.IMPORT_JOB_STATE_RUNNING, pb.IMPORT_JOB_STATE_FAILED]
+
+
 async def test_two_imports_into_one_tenant_at_once(clients: Clients) -> None:
     both_open = asyncio.Event()
     opened = 0
