@@ -16,7 +16,7 @@ from screening import tls, tokens
 from screening.admin import ForbiddenNumbers
 from screening.auth import AuthInterceptor
 from screening.config import Config, ConfigError, is_loopback
-from screening.imports import Imports
+from screening.imports import MAX_CONCURRENT_IMPORTS, Imports
 from screening.replica import Replica
 from screening.screener import Screener
 from screening.servicers import AdminServicer, ScreeningServicer
@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 SERVICES = tuple(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
 CONNECT_TIMEOUT = 5.0
-# Imports running at once on one replica; more wait for a turn.
-MAX_CONCURRENT_IMPORTS = 4
 
 
 @dataclass

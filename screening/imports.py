@@ -28,7 +28,7 @@ from itertools import islice
 from typing import NamedTuple
 
 from screening import validation as check
-from screening.errors import InvalidArgument
+from screening.errors import InvalidArgument, ResourceExhausted
 from screening.model import Actor, ImportJob, ImportMode, RowError
 from screening.numbers import normalize
 from screening.paging import decode_token, encode_token, scope
@@ -38,6 +38,8 @@ from storage.import_jobs import Applied, ImportJobStore, ImportTransaction, Outc
 log = logging.getLogger(__name__)
 
 MAX_ROWS_PER_MESSAGE = 10_000
+# Imports one replica runs at once (each holds a connection of the import pool).
+MAX_CONCURRENT_IMPORTS = 4
 DEFAULT_MAX_ROWS = 10_000_000
 MAX_KEPT_ERRORS = 1000
 MAX_SOURCE_NAME = 1000
@@ -145,6 +147,7 @@ class Imports:
         self._region = region
         self._max_rows = max_rows
         self._progress_interval = progress_interval
+        self._running = 0
 
     async def run(self, actor: Actor, messages: AsyncIterator[ImportMessage]) -> ImportJob:
         """Import one stream: a header, then row batches. Returns the finished job."""
@@ -162,6 +165,19 @@ class Imports:
             raise InvalidArgument(
                 "header.source_name", source, f"must be at most {MAX_SOURCE_NAME} characters, without NUL"
             )
+        if self._running >= MAX_CONCURRENT_IMPORTS:
+            raise ResourceExhausted(
+                f"{self._running} imports are running on this server, the most it runs at once; retry later"
+            )
+        self._running += 1
+        try:
+            return await self._run(actor, messages, tenant, mode, source)
+        finally:
+            self._running -= 1
+
+    async def _run(
+        self, actor: Actor, messages: AsyncIterator[ImportMessage], tenant: str, mode: ImportMode, source: str
+    ) -> ImportJob:
         job = await self._store.create(actor, tenant, mode, source)
         run = _Run()
         stop = asyncio.Event()

@@ -180,15 +180,16 @@ class Replica:
             assert isinstance(position, changes.Position)
             while True:
                 async with asyncio.timeout(self._read_timeout):
-                    batch = await anext(feed, None)
-                if batch is None:
-                    break
+                    batch = await anext(feed)
                 assert isinstance(batch, list)
                 self.apply(batch)
-                if len(batch) == changes.CATCH_UP_BATCH:
-                    _settle()
+                if len(batch) < changes.CATCH_UP_BATCH:
+                    break
+                _settle()
                 await asyncio.sleep(0)  # a big change set must not stall ScreenCall
-        self._advance(position)
+            # With no await since the last batch: an answer that sees the
+            # change set's last rows also sees the data_version they complete.
+            self._advance(position)
 
     async def _purge_tombstones(self) -> None:
         self._next_gc = time.monotonic() + self._gc_interval

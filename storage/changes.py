@@ -78,7 +78,8 @@ async def read_since(
     """Yield the next position first, then the rows changed at or after `since.watermark` in batches.
 
     All from one snapshot, through a cursor: a catch-up after a million-row
-    import reads (and its caller applies) a bounded batch at a time.
+    import reads (and its caller applies) a bounded batch at a time. The
+    last batch is the first one shorter than `batch` (possibly empty).
     """
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         watermark, cluster, purged = await conn.fetchrow(_POSITION)  # type: ignore[misc]
@@ -95,6 +96,6 @@ async def read_since(
         )
         while True:
             records = await cursor.fetch(batch)
-            if not records:
-                return
             yield [_to_row(r) for r in records]
+            if len(records) < batch:
+                return

@@ -14,12 +14,13 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
 from screening.errors import NotFound
 from screening.model import Actor, ImportJob, ImportJobState, ImportMode, RowError
-from storage.db import Conn
+from storage.db import Conn, borrow
 from storage.forbidden_numbers import write_audit
 
 # A RUNNING job whose replica has not touched it for this long died with it.
@@ -169,17 +170,23 @@ class ImportJobStore:
     """Job rows go through `pool`; import transactions through `import_pool`.
 
     A pool of their own keeps long imports from taking every connection
-    that interactive admin calls need; its size caps concurrent imports on
-    a replica (a further import waits for a connection, its client held
-    back by flow control).
+    that interactive admin calls need.
     """
 
     def __init__(self, pool: asyncpg.Pool, import_pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._import_pool = import_pool
 
+    async def _fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        async with borrow(self._pool) as conn:
+            return await conn.fetchrow(query, *args)
+
+    async def _execute(self, query: str, *args: Any) -> None:
+        async with borrow(self._pool) as conn:
+            await conn.execute(query, *args)
+
     async def create(self, actor: Actor, tenant_id: str, mode: ImportMode, source_name: str) -> ImportJob:
-        row = await self._pool.fetchrow(
+        row = await self._fetchrow(
             f"""INSERT INTO import_jobs (tenant_id, state, mode, source_name, actor)
                 VALUES ($1, 1, $2, $3, $4) RETURNING {_JOB_COLUMNS}""",
             tenant_id,
@@ -192,7 +199,7 @@ class ImportJobStore:
 
     async def progress(self, job_id: str, total_rows: int, failed_count: int) -> None:
         """Progress of a running job; also its heartbeat."""
-        await self._pool.execute(
+        await self._execute(
             """UPDATE import_jobs SET total_rows = $2, failed_count = $3, heartbeat_time = now()
                WHERE id = $1 AND state = 1""",
             uuid.UUID(job_id),
@@ -203,7 +210,7 @@ class ImportJobStore:
     async def fail(
         self, job_id: str, total_rows: int, failed_count: int, errors: Sequence[RowError], reason: str
     ) -> None:
-        await self._pool.execute(
+        await self._execute(
             """UPDATE import_jobs
                SET state = 3, total_rows = $2, failed_count = $3, errors = $4::jsonb, error_count = $5,
                    failure_reason = $6, heartbeat_time = now(), finish_time = now()
@@ -218,25 +225,35 @@ class ImportJobStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[ImportTransaction]:
-        """The import's transaction with an empty staging table; commits when the block ends normally."""
-        async with self._import_pool.acquire() as conn, conn.transaction():
-            # Sorting a million staged rows for DISTINCT ON stays in memory.
-            await conn.execute("SET LOCAL work_mem = '64MB'")
-            await conn.execute(
-                f"""CREATE TEMP TABLE {_STAGING} (
-                        ord bigint NOT NULL, number text NOT NULL, match_kind smallint NOT NULL,
-                        call_type smallint NOT NULL, enabled boolean NOT NULL, note text NOT NULL,
-                        expire_time timestamptz
-                    ) ON COMMIT DROP"""
-            )
-            yield ImportTransaction(conn)
+        """The import's transaction with an empty staging table; commits when the block ends normally.
+
+        An import that ends any other way drops its connection: it may have
+        been cut off in the middle of a COPY, and the server rolls back a
+        transaction whose connection is gone.
+        """
+        async with borrow(self._import_pool) as conn:
+            try:
+                async with conn.transaction():
+                    # Sorting a million staged rows for DISTINCT ON stays in memory.
+                    await conn.execute("SET LOCAL work_mem = '64MB'")
+                    await conn.execute(
+                        f"""CREATE TEMP TABLE {_STAGING} (
+                                ord bigint NOT NULL, number text NOT NULL, match_kind smallint NOT NULL,
+                                call_type smallint NOT NULL, enabled boolean NOT NULL, note text NOT NULL,
+                                expire_time timestamptz
+                            ) ON COMMIT DROP"""
+                    )
+                    yield ImportTransaction(conn)
+            except BaseException:
+                conn.terminate()
+                raise
 
     async def get(self, tenant_id: str, job_id: str) -> ImportJob:
         try:
             key = uuid.UUID(job_id)
         except ValueError:
             raise NotFound("import job", job_id, tenant_id) from None
-        row = await self._pool.fetchrow(
+        row = await self._fetchrow(
             f"SELECT {_JOB_COLUMNS}, errors::text AS errors FROM import_jobs WHERE tenant_id = $1 AND id = $2",
             tenant_id,
             key,
@@ -252,7 +269,7 @@ class ImportJobStore:
         errors in all (it always holds at least one job), which keeps a
         response within gRPC's message size.
         """
-        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with borrow(self._pool) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             rows = await conn.fetch(
                 f"""SELECT {_JOB_COLUMNS} FROM import_jobs
                     WHERE tenant_id = $1 AND ($2::bigint IS NULL OR seq < $2)

@@ -397,3 +397,44 @@ async def test_import_reaches_every_replica_with_one_notification(
 
     audit = await a.admin.ListAuditEvents(pb.ListAuditEventsRequest(tenant_id=TENANT, action="import"))
     assert [(e.action, e.resource_id) for e in audit.audit_events] == [("import", job.id)]
+
+
+async def test_a_replica_runs_at_most_four_imports_at_once(clients: Clients) -> None:
+    events = [asyncio.Event() for _ in range(4)]
+    calls = [
+        clients.admin.ImportForbiddenNumbers(_stalled([header(source=f"s{k}"), rows([row(2, e164(k))])], events[k]))
+        for k in range(4)
+    ]
+    for event in events:
+        await event.wait()
+
+    async def four_running() -> bool:
+        return [j.state for j in await list_jobs(clients)] == [pb.IMPORT_JOB_STATE_RUNNING] * 4
+
+    await wait_until(four_running, within=5)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await import_all(clients, [header(source="fifth"), rows([row(2, e164(9))])])
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "retry later" in (caught.value.details() or "")
+    for call in calls:
+        call.cancel()
+
+    async def all_failed() -> bool:
+        states = [j.state for j in await list_jobs(clients)]
+        return states == [pb.IMPORT_JOB_STATE_FAILED] * 4
+
+    await wait_until(all_failed, within=5)  # the fifth was refused before it had a job
+    done: list[pb.ImportJob] = []
+
+    async def imported() -> bool:
+        # A slot frees a moment after its job reads FAILED.
+        try:
+            done.append(await import_all(clients, [header(source="after"), rows([row(2, e164(9))])]))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise
+        return bool(done)
+
+    await wait_until(imported, within=5, interval=0.05)
+    assert done[0].state == pb.IMPORT_JOB_STATE_SUCCEEDED
+    assert [(e.number) for e in await export(clients)] == [e164(9)]
