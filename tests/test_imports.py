@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ import grpc
 import pytest
 from google.protobuf import timestamp_pb2
 
+from screening.template import read_template, write_template
 from screening.v1 import screening_pb2 as pb
 from tests.conftest import StartServer
 from tests.support import Clients, wait_until
@@ -438,3 +440,25 @@ async def test_a_replica_runs_at_most_four_imports_at_once(clients: Clients) -> 
     await wait_until(imported, within=5, interval=0.05)
     assert done[0].state == pb.IMPORT_JOB_STATE_SUCCEEDED
     assert [(e.number) for e in await export(clients)] == [e164(9)]
+
+
+async def test_a_template_file_imported_end_to_end(clients: Clients) -> None:
+    text = io.StringIO()
+    write_template(text)
+    data = text.getvalue().encode() + b"+1 415 555 0199,both,,,From the help desk,\n12ab,inbound,,,,\n"
+    messages = [header(source="template.csv")]
+    local_errors: list[pb.ImportRowError] = []
+    for batch in read_template(io.BytesIO(data), batch_size=2):
+        messages.append(rows(batch.rows))
+        local_errors.extend(batch.errors)
+    job = await import_all(clients, messages)
+    assert local_errors == []
+    assert counts(job) == (5, 4, 0, 0, 1)
+    assert [(e.line, e.number) for e in job.errors] == [(6, "12ab")]
+    exported = {(e.number, e.match_kind, e.call_type, e.enabled) for e in await export(clients)}
+    assert exported == {
+        ("+14155550100", pb.MATCH_KIND_EXACT, pb.CALL_TYPE_BOTH, True),
+        ("+1900", pb.MATCH_KIND_PREFIX, pb.CALL_TYPE_OUTBOUND, True),
+        ("+8613800138000", pb.MATCH_KIND_EXACT, pb.CALL_TYPE_INBOUND, False),
+        ("+14155550199", pb.MATCH_KIND_EXACT, pb.CALL_TYPE_BOTH, True),
+    }
