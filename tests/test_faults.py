@@ -238,3 +238,57 @@ async def test_another_cluster_behind_the_same_address_triggers_a_reload(
     await until_verdict(clients, "+2401", BLOCK, within=10)
     await until_verdict(clients, "+2400", ALLOW, within=2)
     assert first.replica.full_loads == loads + 1
+
+
+async def test_million_row_import_one_notification_every_row_answered(
+    start_server: StartServer, connect, proxy: FaultProxy, dsn: str
+) -> None:
+    rows = 1_000_000
+    importer = connect(await start_server())
+    reader_app = await start_server(database_url=proxy.url(database_of(dsn)))
+    reader = connect(reader_app)
+    notifications: list[str] = []
+    listener = await asyncpg.connect(dsn)
+    await listener.add_listener("screening_changes", lambda *args: notifications.append(args[2]))
+    numbers = [f"+1{i:010d}" for i in range(rows)]
+
+    async def messages():
+        yield pb.ImportForbiddenNumbersRequest(header=pb.ImportHeader(tenant_id="acme", source_name="1m.csv"))
+        for start in range(0, rows, 10_000):
+            if start == rows // 2:
+                proxy.cut()  # the reading replica loses its connections mid-import
+            batch = [
+                pb.ImportRow(line=i + 2, number=numbers[i], call_type=pb.CALL_TYPE_BOTH)
+                for i in range(start, start + 10_000)
+            ]
+            yield pb.ImportForbiddenNumbersRequest(rows=pb.ImportRowBatch(rows=batch))
+
+    try:
+        started = time.monotonic()
+        job = await importer.admin.ImportForbiddenNumbers(messages(), timeout=300)
+        committed = time.monotonic()
+        assert (job.state, job.created_count, job.failed_count) == (pb.IMPORT_JOB_STATE_SUCCEEDED, rows, 0)
+
+        async def every_row_answered() -> bool:
+            for start in range(0, rows, 10_000):
+                r = await reader.screening.ScreenNumbers(
+                    pb.ScreenNumbersRequest(
+                        tenant_id="acme", direction=pb.DIRECTION_OUTBOUND, numbers=numbers[start : start + 10_000]
+                    )
+                )
+                if any(x.verdict != BLOCK for x in r.results):
+                    return False
+            return True
+
+        await wait_until(lambda: len(reader_app.replica.index) >= rows, within=60, interval=0.05)
+        loaded = time.monotonic()
+        await wait_until(every_row_answered, within=30, interval=0.5)
+        await asyncio.sleep(0.2)
+        assert len(notifications) == 1
+        print(
+            f"\n[import] {rows} rows committed in {committed - started:.1f}s,"
+            f" in the other replica's index {loaded - committed:.1f}s later"
+            f" (all {rows} screened BLOCK in {time.monotonic() - loaded:.1f}s); 1 notification"
+        )
+    finally:
+        await listener.close()
