@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from screening import embedded, tokens
+from screening import embedded, logs, tokens
 from screening.app import App
 from screening.config import Config, ConfigError, add_serve_arguments, from_namespace
 
@@ -55,11 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = from_namespace(args)
     except ConfigError as exc:
         parser.error(str(exc))
-    logging.basicConfig(
-        level=config.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(config.log_level, config.log_format)
     try:
         return asyncio.run(serve(config))
     except ConfigError as exc:

@@ -16,6 +16,9 @@ class ConfigError(ValueError):
     pass
 
 
+LOG_FORMATS = ("text", "json")
+
+
 def split_host_port(address: str, name: str) -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -63,8 +66,14 @@ class Config:
     # Rows one import may hold; more fails the import with nothing committed.
     max_import_rows: int = 10_000_000
 
+    log_format: str = "text"
+    # None: no metrics endpoint.
+    metrics_listen: str | None = None
+
     def __post_init__(self) -> None:
         host, _ = split_host_port(self.listen, "--listen")
+        if self.metrics_listen is not None:
+            split_host_port(self.metrics_listen, "--metrics-listen")
         if self.auth_file is None and not self.insecure and not is_loopback(host):
             raise ConfigError(
                 f"--listen {self.listen!r}: without --auth-file the server only listens on loopback; "
@@ -107,10 +116,16 @@ class Config:
             raise ConfigError(f"--max-import-rows {self.max_import_rows}: must be at least 1")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"--log-level {self.log_level!r}: one of DEBUG, INFO, WARNING, ERROR")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"--log-format {self.log_format!r}: one of {', '.join(LOG_FORMATS)}")
 
     @property
     def listen_host_port(self) -> tuple[str, int]:
         return split_host_port(self.listen, "--listen")
+
+    @property
+    def metrics_host_port(self) -> tuple[str, int] | None:
+        return None if self.metrics_listen is None else split_host_port(self.metrics_listen, "--metrics-listen")
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
@@ -158,7 +173,6 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
         default=int(env("SCREENING_MAX_IMPORT_ROWS", "10000000") or 10_000_000),
         help="rows one import may hold",
     )
-    parser.add_argument("--log-level", default=env("SCREENING_LOG_LEVEL", "INFO"))
     parser.add_argument(
         "--auth-file",
         default=env("SCREENING_AUTH_FILE"),
@@ -189,6 +203,17 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
         default=env("SCREENING_MAX_METADATA_BYTES", str(DEFAULT_MAX_METADATA_BYTES)),
         help="largest request metadata (headers) accepted",
     )
+    parser.add_argument("--log-level", default=env("SCREENING_LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument(
+        "--log-format",
+        default=env("SCREENING_LOG_FORMAT", "text"),
+        help="text (one line per event) or json (one object per line)",
+    )
+    parser.add_argument(
+        "--metrics-listen",
+        default=env("SCREENING_METRICS_LISTEN"),
+        help="HOST:PORT to serve Prometheus metrics at /metrics; unset: off",
+    )
 
 
 def from_namespace(args: argparse.Namespace) -> Config:
@@ -209,6 +234,8 @@ def from_namespace(args: argparse.Namespace) -> Config:
         max_receive_message_bytes=args.max_receive_message_bytes,
         max_metadata_bytes=args.max_metadata_bytes,
         max_import_rows=args.max_import_rows,
+        log_format=args.log_format.lower(),
+        metrics_listen=args.metrics_listen,
     )
 
 

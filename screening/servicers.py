@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Any
 
 import grpc
@@ -17,6 +18,7 @@ from screening.auth import caller_name
 from screening.errors import InvalidArgument
 from screening.imports import ImportHeader, ImportMessage, Imports, RowBatch
 from screening.index import IndexEntry
+from screening.metrics import Metrics
 from screening.model import Actor
 from screening.replica import Replica
 from screening.screener import Screener
@@ -47,29 +49,43 @@ def _verdict(normalized: str, hit: IndexEntry | None, version: int, call_id: str
 
 
 class ScreeningServicer(pb_grpc.ScreeningServicer):
-    def __init__(self, screener: Screener) -> None:
+    def __init__(self, screener: Screener, metrics: Metrics) -> None:
         self._screener = screener
+        self._metrics = metrics
+
+    def _screen(self, request: pb.ScreenCallRequest) -> pb.ScreenCallResponse:
+        started = perf_counter()
+        try:
+            normalized, hit, version = self._screener.screen(request.tenant_id, request.number, request.direction)
+        except Exception:
+            self._metrics.screened(0, request.direction, perf_counter() - started)
+            raise
+        response = _verdict(normalized, hit, version, request.call_id)
+        self._metrics.screened(response.verdict, request.direction, perf_counter() - started)
+        return response
 
     @translate_errors
     async def ScreenCall(self, request: pb.ScreenCallRequest, context: Context) -> pb.ScreenCallResponse:
-        normalized, hit, version = self._screener.screen(request.tenant_id, request.number, request.direction)
-        return _verdict(normalized, hit, version, request.call_id)
+        return self._screen(request)
 
     @translate_errors
     async def ScreenNumbers(self, request: pb.ScreenNumbersRequest, context: Context) -> pb.ScreenNumbersResponse:
         results, version = self._screener.screen_many(request.tenant_id, list(request.numbers), request.direction)
-        return pb.ScreenNumbersResponse(
-            results=[_verdict(normalized, hit, version) for normalized, hit in results], data_version=version
-        )
+        counters = self._metrics.batch_numbers
+        responses = []
+        for normalized, hit in results:
+            response = _verdict(normalized, hit, version)
+            counters[response.verdict].inc()
+            responses.append(response)
+        return pb.ScreenNumbersResponse(results=responses, data_version=version)
 
     @translate_stream_errors
     async def ScreenCallStream(
         self, request_iterator: AsyncIterator[pb.ScreenCallRequest], context: Context
     ) -> AsyncIterator[pb.ScreenCallResponse]:
-        screen = self._screener.screen
+        screen = self._screen
         async for request in request_iterator:
-            normalized, hit, version = screen(request.tenant_id, request.number, request.direction)
-            yield _verdict(normalized, hit, version, request.call_id)
+            yield screen(request)
 
 
 def actor(context: Context) -> Actor:

@@ -1,0 +1,113 @@
+"""Admin RPC observation: one log line and the metrics for every admin call.
+
+A server interceptor, so calls that an outer layer (authentication) rejects
+are counted too. The hot path (screening.v1.Screening) is passed through
+untouched after one prefix test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import grpc
+
+from screening.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+ADMIN_PREFIX = "/screening.v1.ForbiddenNumberAdmin/"
+Context = grpc.aio.ServicerContext[Any, Any]
+if TYPE_CHECKING:
+    Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
+else:
+    Handler = grpc.RpcMethodHandler  # generic only in the type stubs
+
+
+class AdminCallObserver(grpc.aio.ServerInterceptor):
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or not method.startswith(ADMIN_PREFIX):
+            return handler
+        return self._wrap(method[len(ADMIN_PREFIX) :], handler)
+
+    def _done(self, method: str, context: Context, started: float, error: BaseException | None) -> None:
+        elapsed = time.perf_counter() - started
+        code = _code(context, error)
+        self._metrics.admin_calls.labels(method, code).inc()
+        self._metrics.admin_latency.labels(method).observe(elapsed)
+        # The status message can quote the caller's numbers: only the code is logged.
+        log.info(
+            "admin %s %s %.1fms",
+            method,
+            code,
+            elapsed * 1000,
+            extra={"rpc": method, "code": code, "duration_ms": round(elapsed * 1000, 2)},
+        )
+
+    def _wrap(self, method: str, handler: Handler) -> Handler:
+        done = self._done
+        kwargs = {
+            "request_deserializer": handler.request_deserializer,
+            "response_serializer": handler.response_serializer,
+        }
+        if handler.unary_unary is not None or handler.stream_unary is not None:
+            streaming_request = handler.unary_unary is None
+            # grpc's stubs type behaviors as sync; under grpc.aio they are coroutines.
+            unary_behavior: Any = handler.stream_unary if streaming_request else handler.unary_unary
+
+            async def unary(request: Any, context: Context) -> Any:
+                started = time.perf_counter()
+                try:
+                    response = await unary_behavior(request, context)
+                except BaseException as exc:
+                    done(method, context, started, exc)
+                    raise
+                done(method, context, started, None)
+                return response
+
+            if streaming_request:
+                return grpc.stream_unary_rpc_method_handler(unary, **kwargs)
+            return grpc.unary_unary_rpc_method_handler(unary, **kwargs)
+
+        streaming_request = handler.unary_stream is None
+        stream_behavior: Any = handler.stream_stream if streaming_request else handler.unary_stream
+
+        async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            try:
+                async for response in stream_behavior(request, context):
+                    yield response
+            except BaseException as exc:
+                done(method, context, started, exc)
+                raise
+            done(method, context, started, None)
+
+        if streaming_request:
+            return grpc.stream_stream_rpc_method_handler(stream, **kwargs)
+        return grpc.unary_stream_rpc_method_handler(stream, **kwargs)
+
+
+def _code(context: Context, error: BaseException | None) -> str:
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    if isinstance(code, int):
+        # grpc.aio reports an aborted call's code as the raw integer.
+        return next((c.name for c in grpc.StatusCode if c.value[0] == code), "UNKNOWN")
+    if error is None:
+        return "OK"
+    if isinstance(error, asyncio.CancelledError):
+        return "CANCELLED"
+    return "UNKNOWN"
