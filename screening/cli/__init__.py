@@ -1,0 +1,1 @@
+"""screenctl, the admin command line (console script `screenctl`)."""

@@ -1,0 +1,561 @@
+"""screenctl: manage forbidden numbers and screen calls from a terminal.
+
+Every command is one or a few gRPC calls. A failure prints one line on
+stderr (the server's own message where it sent one) and exits non-zero:
+1 for a failed call, 2 for a command line that cannot be run.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from google.protobuf import field_mask_pb2
+from rich.console import Console
+
+from screening.cli import render
+from screening.cli.connection import CliError, Session, Target, connect
+from screening.cli.values import (
+    CALL_TYPES,
+    DIRECTIONS,
+    MATCH_KINDS,
+    CallTypeName,
+    DirectionName,
+    MatchKindName,
+    OutputFormat,
+    parse_time,
+    to_timestamp,
+)
+from screening.v1 import screening_pb2 as pb
+
+app = typer.Typer(
+    name="screenctl",
+    help="Manage forbidden numbers and screen calls on a call-screening server.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# ----------------------------------------------------------------- options
+
+Tenant = Annotated[
+    str,
+    typer.Option(
+        "--tenant", "-t", envvar="SCREENCTL_TENANT", help="The enterprise (tenant id) to act on.", show_default=False
+    ),
+]
+Output = Annotated[OutputFormat, typer.Option("--output", "-o", case_sensitive=False, help="How to print the result.")]
+EntryId = Annotated[str, typer.Argument(help="The entry's id (see `screenctl list`).", show_default=False)]
+CallTypeOption = Annotated[
+    CallTypeName | None,
+    typer.Option("--call-type", case_sensitive=False, help="Which calls the entry forbids.", show_default=False),
+]
+MatchKindOption = Annotated[
+    MatchKindName | None,
+    typer.Option("--match-kind", case_sensitive=False, help="exact (default) or prefix.", show_default=False),
+]
+NoteOption = Annotated[
+    str | None, typer.Option("--note", help="Free text, at most 500 characters.", show_default=False)
+]
+ExpireOption = Annotated[
+    str | None,
+    typer.Option(
+        "--expire-time",
+        help="When the entry stops blocking: ISO 8601 (no zone means UTC) or +30d, +12h, +2w.",
+        show_default=False,
+    ),
+]
+EnabledFilter = Annotated[
+    bool | None,
+    typer.Option("--enabled/--disabled", help="Only enabled (or only disabled) entries.", show_default=False),
+]
+CallTypeFilter = Annotated[
+    CallTypeName | None,
+    typer.Option("--call-type", case_sensitive=False, help="Only entries of this call type.", show_default=False),
+]
+MatchKindFilter = Annotated[
+    MatchKindName | None,
+    typer.Option("--match-kind", case_sensitive=False, help="Only exact or only prefix entries.", show_default=False),
+]
+NumberPrefixFilter = Annotated[
+    str | None,
+    typer.Option("--number-prefix", help="Only entries whose stored number starts with this.", show_default=False),
+]
+Limit = Annotated[int, typer.Option("--limit", min=0, help="Print at most this many; 0: all.")]
+
+
+def _err() -> Console:
+    # soft_wrap: an error stays on one line whatever the terminal's width.
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, exit_code: int = 1) -> NoReturn:
+    _err().print(f"error: {' '.join(message.split())}", markup=False)
+    raise typer.Exit(exit_code)
+
+
+def note(message: str) -> None:
+    _err().print(message, markup=False)
+
+
+def target(ctx: typer.Context) -> Target:
+    value = ctx.find_root().obj
+    assert isinstance(value, Target)
+    return value
+
+
+class Call:
+    """Runs a command's gRPC work; any failure becomes one line and an exit code."""
+
+    def __init__(self, ctx: typer.Context) -> None:
+        self._target = target(ctx)
+
+    def __call__(self, work: Callable[[Session], None]) -> None:
+        try:
+            with connect(self._target) as session:
+                work(session)
+        except CliError as exc:
+            fail(exc.message, exc.exit_code)
+        except BrokenPipeError:
+            # `screenctl export | head`: the reader left; that is not an error.
+            sys.stderr.close()
+            raise typer.Exit(0) from None
+        except OSError as exc:
+            fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+
+
+def _time(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        fail(f"{option} {exc}", 2)
+
+
+def _filters(
+    enabled: bool | None, call_type: CallTypeName | None, match_kind: MatchKindName | None, number_prefix: str | None
+) -> pb.ForbiddenNumberFilters:
+    filters = pb.ForbiddenNumberFilters(number_prefix=number_prefix or "")
+    if enabled is not None:
+        filters.enabled = enabled
+    if call_type is not None:
+        filters.call_type = CALL_TYPES[call_type.value]
+    if match_kind is not None:
+        filters.match_kind = MATCH_KINDS[match_kind.value]
+    return filters
+
+
+def _pages(fetch: Callable[[str, int], tuple[list[Any], str]], limit: int, page_size: int = 1000) -> Iterator[Any]:
+    """Items across pages until `limit` (0: all)."""
+    token, seen = "", 0
+    while True:
+        size = page_size if limit == 0 else min(page_size, limit - seen)
+        items, token = fetch(token, size)
+        for item in items:
+            yield item
+            seen += 1
+            if seen == limit:
+                return
+        if not token:
+            return
+
+
+# ----------------------------------------------------------------- the root
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    server: Annotated[
+        str, typer.Option("--server", "-s", envvar="SCREENCTL_SERVER", help="The server's HOST:PORT.")
+    ] = "127.0.0.1:50051",
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", envvar="SCREENCTL_TOKEN", help="Bearer token sent with every call.", show_default=False
+        ),
+    ] = None,
+    tls_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-ca",
+            envvar="SCREENCTL_TLS_CA",
+            help="CA certificate (PEM) that signed the server's: connect with TLS.",
+            show_default=False,
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert", envvar="SCREENCTL_TLS_CERT", help="Client certificate (PEM) for mTLS.", show_default=False
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-key", envvar="SCREENCTL_TLS_KEY", help="Client certificate's key (PEM).", show_default=False
+        ),
+    ] = None,
+    tls_server_name: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-server-name",
+            envvar="SCREENCTL_TLS_SERVER_NAME",
+            help="Name the server's certificate must carry, when it differs from the --server host.",
+            show_default=False,
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", envvar="SCREENCTL_TIMEOUT", min=0.1, help="Seconds to wait for an answer.")
+    ] = 30.0,
+) -> None:
+    ctx.obj = Target(
+        server=server,
+        token=token or None,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_server_name=tls_server_name,
+        timeout=timeout,
+    )
+
+
+# ------------------------------------------------------------ one entry
+
+
+@app.command()
+def add(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="The number, in any common written form.", show_default=False)],
+    tenant: Tenant,
+    call_type: Annotated[
+        CallTypeName,
+        typer.Option("--call-type", case_sensitive=False, help="Which calls it forbids.", show_default=False),
+    ],
+    prefix: Annotated[bool, typer.Option("--prefix", help="Forbid every number starting with NUMBER.")] = False,
+    match_kind: MatchKindOption = None,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Add it disabled (it blocks nothing yet).")] = False,
+    note_: Annotated[str, typer.Option("--note", help="Free text, at most 500 characters.")] = "",
+    expire_time: ExpireOption = None,
+    output: Output = OutputFormat.table,
+) -> None:
+    """Add a forbidden number."""
+    if prefix and match_kind is MatchKindName.exact:
+        fail("--prefix and --match-kind exact contradict each other", 2)
+    kind = MatchKindName.prefix if prefix else (match_kind or MatchKindName.exact)
+    entry = pb.ForbiddenNumber(
+        tenant_id=tenant,
+        number=number,
+        call_type=CALL_TYPES[call_type.value],
+        match_kind=MATCH_KINDS[kind.value],
+        enabled=not disabled,
+        note=note_,
+    )
+    expires = _time(expire_time, "--expire-time")
+    if expires is not None:
+        entry.expire_time.CopyFrom(to_timestamp(expires))
+
+    def work(s: Session) -> None:
+        created = s.admin.CreateForbiddenNumber(
+            pb.CreateForbiddenNumberRequest(forbidden_number=entry), metadata=s.metadata, timeout=s.timeout
+        )
+        render.single(created, render.ENTRY, output)
+
+    Call(ctx)(work)
+
+
+@app.command()
+def get(ctx: typer.Context, entry_id: EntryId, tenant: Tenant, output: Output = OutputFormat.table) -> None:
+    """Show one forbidden number."""
+
+    def work(s: Session) -> None:
+        entry = s.admin.GetForbiddenNumber(
+            pb.GetForbiddenNumberRequest(tenant_id=tenant, id=entry_id), metadata=s.metadata, timeout=s.timeout
+        )
+        render.single(entry, render.ENTRY, output)
+
+    Call(ctx)(work)
+
+
+@app.command()
+def update(
+    ctx: typer.Context,
+    entry_id: EntryId,
+    tenant: Tenant,
+    number: Annotated[str | None, typer.Option("--number", help="A new number.", show_default=False)] = None,
+    call_type: CallTypeOption = None,
+    match_kind: MatchKindOption = None,
+    enabled: Annotated[
+        bool | None, typer.Option("--enable/--disable", help="Enable or disable it.", show_default=False)
+    ] = None,
+    note_: NoteOption = None,
+    expire_time: ExpireOption = None,
+    no_expire: Annotated[bool, typer.Option("--no-expire", help="Remove the expiry time.")] = False,
+    etag: Annotated[
+        str | None,
+        typer.Option("--etag", help="Only if the entry still has this etag (from get).", show_default=False),
+    ] = None,
+    output: Output = OutputFormat.table,
+) -> None:
+    """Change some fields of a forbidden number; the others keep their values."""
+    if expire_time is not None and no_expire:
+        fail("--expire-time and --no-expire contradict each other", 2)
+    entry = pb.ForbiddenNumber(tenant_id=tenant, id=entry_id, etag=etag or "")
+    changes: dict[str, Any] = {
+        "number": number,
+        "call_type": None if call_type is None else CALL_TYPES[call_type.value],
+        "match_kind": None if match_kind is None else MATCH_KINDS[match_kind.value],
+        "enabled": enabled,
+        "note": note_,
+    }
+    # The mask names exactly the fields given; the others keep their values.
+    paths = [path for path, value in changes.items() if value is not None]
+    for path in paths:
+        setattr(entry, path, changes[path])
+    expires = _time(expire_time, "--expire-time")
+    if expires is not None:
+        entry.expire_time.CopyFrom(to_timestamp(expires))
+    if expires is not None or no_expire:
+        paths.append("expire_time")
+    if not paths:
+        fail(
+            "nothing to update: give at least one of --number, --call-type, --match-kind, --enable/--disable, "
+            "--note, --expire-time, --no-expire",
+            2,
+        )
+
+    def work(s: Session) -> None:
+        updated = s.admin.UpdateForbiddenNumber(
+            pb.UpdateForbiddenNumberRequest(forbidden_number=entry, update_mask=field_mask_pb2.FieldMask(paths=paths)),
+            metadata=s.metadata,
+            timeout=s.timeout,
+        )
+        render.single(updated, render.ENTRY, output)
+
+    Call(ctx)(work)
+
+
+def _set_enabled(ctx: typer.Context, tenant: str, entry_ids: list[str], enabled: bool) -> None:
+    def work(s: Session) -> None:
+        response = s.admin.SetForbiddenNumbersEnabled(
+            pb.SetForbiddenNumbersEnabledRequest(tenant_id=tenant, ids=entry_ids, enabled=enabled),
+            metadata=s.metadata,
+            timeout=s.timeout,
+        )
+        count = response.updated_count
+        print(f"{'enabled' if enabled else 'disabled'} {count} entr{'y' if count == 1 else 'ies'}")
+
+    Call(ctx)(work)
+
+
+EntryIds = Annotated[list[str], typer.Argument(help="Ids of the entries (at most 1000).", show_default=False)]
+
+
+@app.command()
+def enable(ctx: typer.Context, entry_ids: EntryIds, tenant: Tenant) -> None:
+    """Enable forbidden numbers: they block again. All or nothing."""
+    _set_enabled(ctx, tenant, entry_ids, True)
+
+
+@app.command()
+def disable(ctx: typer.Context, entry_ids: EntryIds, tenant: Tenant) -> None:
+    """Disable forbidden numbers: they stay listed but block nothing. All or nothing."""
+    _set_enabled(ctx, tenant, entry_ids, False)
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    entry_id: EntryId,
+    tenant: Tenant,
+    etag: Annotated[
+        str | None,
+        typer.Option("--etag", help="Only if the entry still has this etag (from get).", show_default=False),
+    ] = None,
+) -> None:
+    """Delete a forbidden number."""
+
+    def work(s: Session) -> None:
+        s.admin.DeleteForbiddenNumber(
+            pb.DeleteForbiddenNumberRequest(tenant_id=tenant, id=entry_id, etag=etag or ""),
+            metadata=s.metadata,
+            timeout=s.timeout,
+        )
+        print(f"deleted {entry_id}")
+
+    Call(ctx)(work)
+
+
+# ------------------------------------------------------------ listings
+
+
+@app.command("list")
+def list_entries(
+    ctx: typer.Context,
+    tenant: Tenant,
+    enabled: EnabledFilter = None,
+    call_type: CallTypeFilter = None,
+    match_kind: MatchKindFilter = None,
+    number_prefix: NumberPrefixFilter = None,
+    limit: Limit = 100,
+    page_size: Annotated[int, typer.Option("--page-size", min=1, max=1000, help="Entries per request.")] = 1000,
+    output: Output = OutputFormat.table,
+) -> None:
+    """List forbidden numbers, ordered by number."""
+    filters = _filters(enabled, call_type, match_kind, number_prefix)
+
+    def work(s: Session) -> None:
+        total: list[int] = []
+
+        def fetch(token: str, size: int) -> tuple[list[pb.ForbiddenNumber], str]:
+            page = s.admin.ListForbiddenNumbers(
+                pb.ListForbiddenNumbersRequest(tenant_id=tenant, page_size=size, page_token=token, filters=filters),
+                metadata=s.metadata,
+                timeout=s.timeout,
+            )
+            total[:] = [page.total_size]
+            return list(page.forbidden_numbers), page.next_page_token
+
+        entries = list(_pages(fetch, limit, page_size))
+        shown = len(entries)
+        caption = None
+        if output is OutputFormat.table:
+            caption = f"{shown} of {total[0]} entries" + (" (--limit 0 shows all)" if shown < total[0] else "")
+        render.listing(entries, render.ENTRY, output, caption=caption)
+
+    Call(ctx)(work)
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    tenant: Tenant,
+    enabled: EnabledFilter = None,
+    call_type: CallTypeFilter = None,
+    match_kind: MatchKindFilter = None,
+    number_prefix: NumberPrefixFilter = None,
+    output: Annotated[
+        OutputFormat,
+        typer.Option("--output", "-o", case_sensitive=False, help="How to print them; csv can be imported again."),
+    ] = OutputFormat.csv,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Write to this file instead of stdout.", show_default=False)
+    ] = None,
+) -> None:
+    """Export every matching forbidden number (streamed; CSV by default)."""
+    request = pb.ExportForbiddenNumbersRequest(
+        tenant_id=tenant, filters=_filters(enabled, call_type, match_kind, number_prefix)
+    )
+
+    def work(s: Session) -> None:
+        # No deadline: an export of millions takes as long as it takes.
+        stream = s.admin.ExportForbiddenNumbers(request, metadata=s.metadata)
+        if file is None:
+            render.listing(stream, render.ENTRY, output)
+            return
+        with file.open("w", newline="", encoding="utf-8") as out:
+            count = render.listing(stream, render.ENTRY, output, file=out)
+        note(f"exported {count} entries to {file}")
+
+    Call(ctx)(work)
+
+
+@app.command()
+def audit(
+    ctx: typer.Context,
+    tenant: Tenant,
+    resource_id: Annotated[
+        str | None, typer.Option("--resource-id", help="Only events of this entry or job.", show_default=False)
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="Only events by this token name.", show_default=False)
+    ] = None,
+    action: Annotated[
+        str | None,
+        typer.Option(
+            "--action", help="Only this action: create, update, delete, set_enabled, import.", show_default=False
+        ),
+    ] = None,
+    limit: Limit = 50,
+    output: Output = OutputFormat.table,
+) -> None:
+    """Show who changed what, newest first."""
+
+    def work(s: Session) -> None:
+        def fetch(token: str, size: int) -> tuple[list[pb.AuditEvent], str]:
+            page = s.admin.ListAuditEvents(
+                pb.ListAuditEventsRequest(
+                    tenant_id=tenant,
+                    page_size=size,
+                    page_token=token,
+                    resource_id=resource_id or "",
+                    actor=actor or "",
+                    action=action or "",
+                ),
+                metadata=s.metadata,
+                timeout=s.timeout,
+            )
+            return list(page.audit_events), page.next_page_token
+
+        render.listing(list(_pages(fetch, limit, page_size=500)), render.AUDIT_EVENT, output)
+
+    Call(ctx)(work)
+
+
+# ------------------------------------------------------------ screening
+
+
+@app.command()
+def screen(
+    ctx: typer.Context,
+    number: Annotated[str, typer.Argument(help="The customer's number.", show_default=False)],
+    tenant: Tenant,
+    direction: Annotated[
+        DirectionName,
+        typer.Option(
+            "--direction", "-d", case_sensitive=False, help="inbound: the customer calls; outbound: we call them."
+        ),
+    ] = DirectionName.inbound,
+    call_id: Annotated[str, typer.Option("--call-id", help="Echoed back, as a switch would send it.")] = "",
+    output: Output = OutputFormat.table,
+) -> None:
+    """Ask what a switch asks: may this call go through?"""
+
+    def work(s: Session) -> None:
+        verdict = s.screening.ScreenCall(
+            pb.ScreenCallRequest(
+                tenant_id=tenant, number=number, direction=DIRECTIONS[direction.value], call_id=call_id
+            ),
+            metadata=s.metadata,
+            timeout=s.timeout,
+        )
+        render.single(verdict, render.VERDICT, output)
+
+    Call(ctx)(work)
+
+
+@app.command()
+def status(ctx: typer.Context, output: Output = OutputFormat.table) -> None:
+    """The answering replica's freshness: data version, entries, listener."""
+
+    def work(s: Session) -> None:
+        state = s.admin.GetReplicaStatus(pb.GetReplicaStatusRequest(), metadata=s.metadata, timeout=s.timeout)
+        render.single(state, render.REPLICA_STATUS, output)
+
+    Call(ctx)(work)
+
+
+def main() -> None:
+    """The console script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        _err().print("interrupted", markup=False)
+        sys.exit(130)

@@ -1,0 +1,229 @@
+"""Printing resources as a table (rich), JSON (proto field names) or CSV.
+
+CSV of entries starts with the import template's columns, so an export can
+be edited and imported again.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from screening.cli.values import (
+    CALL_TYPE_NAMES,
+    JOB_STATE_NAMES,
+    MATCH_KIND_NAMES,
+    VERDICT_NAMES,
+    OutputFormat,
+    format_time,
+)
+from screening.v1 import screening_pb2 as pb
+
+Cell = Callable[[Any], str]
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str  # table heading
+    key: str  # CSV column
+    cell: Cell
+    table: bool = True
+    csv: bool = True
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one resource type is shown."""
+
+    name: str
+    columns: tuple[Column, ...]
+
+
+def _time(field: str) -> Cell:
+    return lambda m: format_time(getattr(m, field), m.HasField(field))
+
+
+def _enabled(m: pb.ForbiddenNumber) -> str:
+    return "true" if (m.enabled if m.HasField("enabled") else True) else "false"
+
+
+ENTRY = Kind(
+    "forbidden number",
+    (
+        Column("NUMBER", "number", lambda m: m.number),
+        Column("CALL TYPE", "call_type", lambda m: CALL_TYPE_NAMES.get(m.call_type, "")),
+        Column("MATCH", "match_kind", lambda m: MATCH_KIND_NAMES.get(m.match_kind, "")),
+        Column("ENABLED", "enabled", _enabled),
+        Column("NOTE", "note", lambda m: m.note),
+        Column("EXPIRES", "expire_time", _time("expire_time")),
+        Column("ID", "id", lambda m: m.id),
+        Column("CREATED", "create_time", _time("create_time"), table=False),
+        Column("UPDATED", "update_time", _time("update_time")),
+        Column("ETAG", "etag", lambda m: m.etag, table=False),
+    ),
+)
+
+
+def _changed(event: pb.AuditEvent) -> str:
+    if not event.HasField("before") or not event.HasField("after"):
+        shown = event.after if event.HasField("after") else event.before
+        return shown.number
+    before, after = event.before, event.after
+    changes = []
+    for column in ENTRY.columns[:6]:
+        old, new = column.cell(before), column.cell(after)
+        if old != new:
+            changes.append(f"{column.key} {old or '-'} -> {new or '-'}")
+    return f"{after.number}: {'; '.join(changes)}" if changes else after.number
+
+
+AUDIT_EVENT = Kind(
+    "audit event",
+    (
+        Column("TIME", "create_time", _time("create_time")),
+        Column("ACTION", "action", lambda m: m.action),
+        Column("ACTOR", "actor", lambda m: m.actor),
+        Column("RESOURCE", "resource_id", lambda m: m.resource_id),
+        Column("CHANGE", "change", _changed),
+        Column("REQUEST", "request_id", lambda m: m.request_id, table=False),
+        Column("ID", "id", lambda m: m.id, table=False),
+    ),
+)
+
+IMPORT_JOB = Kind(
+    "import job",
+    (
+        Column("ID", "id", lambda m: m.id),
+        Column("STATE", "state", lambda m: JOB_STATE_NAMES.get(m.state, "")),
+        Column("SOURCE", "source_name", lambda m: m.source_name),
+        Column("ROWS", "total_rows", lambda m: str(m.total_rows)),
+        Column("CREATED", "created_count", lambda m: str(m.created_count)),
+        Column("UPDATED", "updated_count", lambda m: str(m.updated_count)),
+        Column("SKIPPED", "skipped_count", lambda m: str(m.skipped_count)),
+        Column("FAILED", "failed_count", lambda m: str(m.failed_count)),
+        Column("STARTED", "create_time", _time("create_time")),
+        Column("FINISHED", "finish_time", _time("finish_time")),
+        Column("REASON", "failure_reason", lambda m: m.failure_reason, table=False),
+    ),
+)
+
+ROW_ERROR = Kind(
+    "bad row",
+    (
+        Column("LINE", "line", lambda m: str(m.line)),
+        Column("NUMBER", "number", lambda m: m.number),
+        Column("REASON", "reason", lambda m: m.reason),
+    ),
+)
+
+VERDICT = Kind(
+    "verdict",
+    (
+        Column("VERDICT", "verdict", lambda m: VERDICT_NAMES.get(m.verdict, "")),
+        Column("NUMBER", "normalized_number", lambda m: m.normalized_number),
+        Column("MATCHED", "matched_number", lambda m: m.matched_number),
+        Column("MATCH", "matched_kind", lambda m: MATCH_KIND_NAMES.get(m.matched_kind, "")),
+        Column("ENTRY", "matched_id", lambda m: m.matched_id),
+        Column("DATA VERSION", "data_version", lambda m: str(m.data_version)),
+        Column("CALL ID", "call_id", lambda m: m.call_id, table=False),
+    ),
+)
+
+REPLICA_STATUS = Kind(
+    "replica status",
+    (
+        Column("SERVING", "serving", lambda m: str(m.serving).lower()),
+        Column("DATA VERSION", "data_version", lambda m: str(m.data_version)),
+        Column("ENTRIES", "entries", lambda m: str(m.entries)),
+        Column("LISTENER CONNECTED", "connected", lambda m: str(m.connected).lower()),
+        Column("LAST SYNC", "last_sync_time", _time("last_sync_time")),
+        Column("SECONDS BEHIND", "seconds_behind", lambda m: f"{m.seconds_behind:.3f}"),
+        Column("LISTENER RECONNECTS", "listener_reconnects", lambda m: str(m.listener_reconnects)),
+    ),
+)
+
+
+def to_dict(message: Message) -> dict[str, Any]:
+    """The proto3 JSON form grpcurl prints too, with the .proto field names."""
+    return json_format.MessageToDict(
+        message,
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=True,
+        unquote_int64_if_possible=True,
+    )
+
+
+def console(file: TextIO | None = None) -> Console:
+    out = sys.stdout if file is None else file
+    # Piped output is not cut at 80 columns: the reader is a program or a file.
+    return Console(file=out, width=None if out.isatty() else 250, highlight=False)
+
+
+def _table(kind: Kind, caption: str | None = None) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False, caption=caption, caption_justify="left")
+    for column in kind.columns:
+        if column.table:
+            table.add_column(column.header, overflow="fold")
+    return table
+
+
+def _table_row(kind: Kind, message: Any) -> list[Text]:
+    # Text, not markup: a note such as "[red]" is data.
+    return [Text(c.cell(message)) for c in kind.columns if c.table]
+
+
+def listing(
+    messages: Iterable[Any],
+    kind: Kind,
+    output: OutputFormat,
+    file: TextIO | None = None,
+    caption: str | None = None,
+) -> int:
+    """Print many; JSON is an array, CSV has a header. Returns how many were printed."""
+    out = sys.stdout if file is None else file
+    count = 0
+    if output is OutputFormat.table:
+        table = _table(kind, caption)
+        for count, message in enumerate(messages, 1):  # noqa: B007 - count is the result
+            table.add_row(*_table_row(kind, message))
+        console(out).print(table)
+    elif output is OutputFormat.csv:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([c.key for c in kind.columns if c.csv])
+        for count, message in enumerate(messages, 1):  # noqa: B007
+            writer.writerow([c.cell(message) for c in kind.columns if c.csv])
+    else:
+        # Streamed item by item, so an export of millions never sits in memory.
+        out.write("[")
+        for count, message in enumerate(messages, 1):
+            out.write(("\n  " if count == 1 else ",\n  ") + json.dumps(to_dict(message), ensure_ascii=False))
+        out.write("\n]\n" if count else "]\n")
+    return count
+
+
+def single(message: Any, kind: Kind, output: OutputFormat, file: TextIO | None = None) -> None:
+    """Print one resource: a key/value table, a JSON object, or a CSV header and row."""
+    out = sys.stdout if file is None else file
+    if output is OutputFormat.json:
+        out.write(json.dumps(to_dict(message), indent=2, ensure_ascii=False) + "\n")
+    elif output is OutputFormat.csv:
+        listing([message], kind, output, out)
+    else:
+        table = Table(box=None, show_header=False, pad_edge=False)
+        table.add_column(style="bold")
+        table.add_column(overflow="fold")
+        for column in kind.columns:
+            value = column.cell(message)
+            if value:
+                table.add_row(column.header.lower(), Text(value))
+        console(out).print(table)

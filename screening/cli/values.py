@@ -1,0 +1,76 @@
+"""The words screenctl takes and prints, and their proto values."""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf import timestamp_pb2
+
+from screening.v1 import screening_pb2 as pb
+
+
+class CallTypeName(enum.StrEnum):
+    inbound = "inbound"
+    outbound = "outbound"
+    both = "both"
+
+
+class MatchKindName(enum.StrEnum):
+    exact = "exact"
+    prefix = "prefix"
+
+
+class DirectionName(enum.StrEnum):
+    inbound = "inbound"
+    outbound = "outbound"
+
+
+class OutputFormat(enum.StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+CALL_TYPES = {"inbound": pb.CALL_TYPE_INBOUND, "outbound": pb.CALL_TYPE_OUTBOUND, "both": pb.CALL_TYPE_BOTH}
+MATCH_KINDS = {"exact": pb.MATCH_KIND_EXACT, "prefix": pb.MATCH_KIND_PREFIX}
+DIRECTIONS = {"inbound": pb.DIRECTION_INBOUND, "outbound": pb.DIRECTION_OUTBOUND}
+
+CALL_TYPE_NAMES = {v: k for k, v in CALL_TYPES.items()}
+MATCH_KIND_NAMES = {v: k for k, v in MATCH_KINDS.items()}
+VERDICT_NAMES = {pb.VERDICT_ALLOW: "ALLOW", pb.VERDICT_BLOCK: "BLOCK"}
+JOB_STATE_NAMES = {
+    pb.IMPORT_JOB_STATE_RUNNING: "running",
+    pb.IMPORT_JOB_STATE_SUCCEEDED: "succeeded",
+    pb.IMPORT_JOB_STATE_FAILED: "failed",
+}
+
+_RELATIVE = re.compile(r"\+(\d+)([mhdw])")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_time(text: str, now: datetime | None = None) -> datetime:
+    """ISO 8601 (no zone means UTC), or `+N` minutes/hours/days/weeks from now: `+30d`."""
+    relative = _RELATIVE.fullmatch(text.strip())
+    if relative:
+        amount, unit = relative.groups()
+        return (now or datetime.now(UTC)) + timedelta(**{_UNITS[unit]: int(amount)})
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r}: expected ISO 8601 such as 2026-12-31 or 2026-12-31T18:00:00Z, or +30d") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def to_timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def format_time(ts: timestamp_pb2.Timestamp, present: bool = True) -> str:
+    """ISO 8601 in UTC with a Z; "" for an unset timestamp."""
+    if not present:
+        return ""
+    return ts.ToDatetime(tzinfo=UTC).isoformat().replace("+00:00", "Z")
