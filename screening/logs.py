@@ -64,3 +64,5 @@ def configure(level: str, log_format: str, stream: TextIO | None = None) -> None
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Python warnings become events of the same shape instead of raw stderr lines.
+    logging.captureWarnings(True)
