@@ -129,6 +129,11 @@ class ReplicaCollector(Collector):
         yield CounterMetricFamily(
             "screening_listener_reconnects", "Times the change listener reconnected", s.listener_reconnects
         )
+        yield CounterMetricFamily(
+            "screening_full_loads",
+            "Times this replica loaded every entry (the first load, and reloads when the feed broke continuity)",
+            s.full_loads,
+        )
 
 
 @dataclass

@@ -89,6 +89,7 @@ async def test_replica_state_and_admin_calls_move(app: App, connect, dsn: str) -
     clients: Clients = connect(app)
     first = await scrape(app)
     assert value(first, "screening_serving") == 1
+    assert value(first, "screening_full_loads_total") == 1
     assert value(first, "screening_entries_loaded") == 0
     assert value(first, "screening_last_sync_timestamp_seconds") > 0
     assert 0 <= value(first, "screening_seconds_behind") < 5
