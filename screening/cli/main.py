@@ -443,7 +443,7 @@ def export(
     number_prefix: NumberPrefixFilter = None,
     output: Annotated[
         OutputFormat,
-        typer.Option("--output", "-o", case_sensitive=False, help="How to print them; csv can be imported again."),
+        typer.Option("--output", "-o", case_sensitive=False, help="csv: the import template's columns, to import again; json: every field."),
     ] = OutputFormat.csv,
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="Write to this file instead of stdout.", show_default=False)
@@ -457,11 +457,12 @@ def export(
     def work(s: Session) -> None:
         # No deadline: an export of millions takes as long as it takes.
         stream = s.admin.ExportForbiddenNumbers(request, metadata=s.metadata)
+        kind = render.TEMPLATE_ROW if output is OutputFormat.csv else render.ENTRY
         if file is None:
-            render.listing(stream, render.ENTRY, output)
+            render.listing(stream, kind, output)
             return
         with file.open("w", newline="", encoding="utf-8") as out:
-            count = render.listing(stream, render.ENTRY, output, file=out)
+            count = render.listing(stream, kind, output, file=out)
         note(f"exported {count} entries to {file}")
 
     Call(ctx)(work)

@@ -1,7 +1,7 @@
 """Printing resources as a table (rich), JSON (proto field names) or CSV.
 
-CSV of entries starts with the import template's columns, so an export can
-be edited and imported again.
+CSV of entries starts with the import template's columns; `export` writes
+exactly those, so an export can be edited and imported again.
 """
 
 from __future__ import annotations
@@ -72,6 +72,9 @@ ENTRY = Kind(
         Column("ETAG", "etag", lambda m: m.etag, table=False),
     ),
 )
+
+# Exactly the import template's columns: an export in this form imports again.
+TEMPLATE_ROW = Kind("forbidden number", ENTRY.columns[:6])
 
 
 def _changed(event: pb.AuditEvent) -> str:
