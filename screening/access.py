@@ -8,6 +8,7 @@ untouched after one prefix test.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -83,6 +84,20 @@ class AdminCallObserver(grpc.aio.ServerInterceptor):
 
         streaming_request = handler.unary_stream is None
         stream_behavior: Any = handler.stream_stream if streaming_request else handler.unary_stream
+        make = grpc.stream_stream_rpc_method_handler if streaming_request else grpc.unary_stream_rpc_method_handler
+
+        if not inspect.isasyncgenfunction(stream_behavior):
+            # A coroutine that writes with context.write(), or only aborts (an auth refusal).
+            async def writer(request: Any, context: Context) -> None:
+                started = time.perf_counter()
+                try:
+                    await stream_behavior(request, context)
+                except BaseException as exc:
+                    done(method, context, started, exc)
+                    raise
+                done(method, context, started, None)
+
+            return make(writer, **kwargs)
 
         async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
             started = time.perf_counter()
@@ -94,9 +109,7 @@ class AdminCallObserver(grpc.aio.ServerInterceptor):
                 raise
             done(method, context, started, None)
 
-        if streaming_request:
-            return grpc.stream_stream_rpc_method_handler(stream, **kwargs)
-        return grpc.unary_stream_rpc_method_handler(stream, **kwargs)
+        return make(stream, **kwargs)
 
 
 def _code(context: Context, error: BaseException | None) -> str:

@@ -9,21 +9,21 @@ import csv
 import io
 import json
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
-from concurrent import futures
 from pathlib import Path
 
-import grpc
 import pytest
 from typer.testing import CliRunner, Result
 
 from screening.app import App
 from screening.cli.main import app as screenctl
 from screening.v1 import screening_pb2 as pb
-from screening.v1 import screening_pb2_grpc as pb_grpc
-from tests.support import Clients, create, until_verdict, wait_until
+from tests.certs import Authority
+from tests.conftest import StartServer
+from tests.support import Clients, create, until_verdict, wait_until, write_auth_file
 
 Run = Callable[..., Awaitable[Result]]
 TEMPLATE_COLUMNS = ["number", "call_type", "match_kind", "enabled", "note", "expire_time"]
@@ -303,34 +303,55 @@ async def test_unreachable_server_is_one_clear_line(tmp_path: Path) -> None:
     assert unreadable == f"error: cannot read --tls-ca '{tmp_path / 'missing.pem'}': No such file or directory"
 
 
-async def test_environment_supplies_server_tenant_and_token(server: App) -> None:
-    """SCREENCTL_* set the target; the token travels as `authorization: Bearer ...` metadata."""
-    seen: list[tuple[tuple[str, str], ...]] = []
+async def test_tokens_and_mutual_tls_against_an_authenticating_server(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """--token (or SCREENCTL_TOKEN) travels as `authorization: Bearer ...`; TLS options reach a TLS-only server."""
+    ca = Authority("screenctl test CA")
+    server_cert, server_key = ca.issue("localhost", server=True).write(tmp_path, "server")
+    client_cert, client_key = ca.issue("admin-laptop", server=False).write(tmp_path, "client")
+    ca_path = tmp_path / "ca.pem"
+    ca_path.write_bytes(ca.pem)
+    admin, viewer = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    auth = write_auth_file(
+        tmp_path / "tokens.toml",
+        {"ops": (admin, ["admin", "screen"], ["acme"]), "auditor": (viewer, ["viewer"], ["acme"])},
+    )
+    app = await start_server(tls_cert=server_cert, tls_key=server_key, tls_client_ca=ca_path, auth_file=auth)
+    tls = ["--tls-ca", str(ca_path), "--tls-cert", str(client_cert), "--tls-key", str(client_key)]
+    run = runner_for(f"localhost:{app.port}")
 
-    class Recording(pb_grpc.ScreeningServicer):
-        def ScreenCall(self, request: pb.ScreenCallRequest, context: grpc.ServicerContext) -> pb.ScreenCallResponse:
-            seen.append(tuple((k, str(v)) for k, v in context.invocation_metadata()))
-            return pb.ScreenCallResponse(verdict=pb.VERDICT_ALLOW, normalized_number=request.number)
+    added = json.loads(
+        ok(await run(*tls, "--token", admin, "add", "+15550100", "-t", "acme", "--call-type", "both", "-o", "json"))
+    )
+    as_env = await run(*tls, "list", "-t", "acme", "-o", "json", env={"SCREENCTL_TOKEN": viewer})
+    assert [e["id"] for e in json.loads(ok(as_env))] == [added["id"]]
+    events = json.loads(ok(await run(*tls, "--token", viewer, "audit", "-t", "acme", "-o", "json")))
+    assert [(e["action"], e["actor"]) for e in events] == [("create", "ops")]
 
-    recorder = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    pb_grpc.add_ScreeningServicer_to_server(Recording(), recorder)
-    port = recorder.add_insecure_port("127.0.0.1:0")
-    recorder.start()
-    try:
-        run = runner_for(f"127.0.0.1:{port}")
-        env = {"SCREENCTL_TENANT": "acme", "SCREENCTL_TOKEN": "s3cret-token"}
-        assert "ALLOW" in ok(await run("screen", "+15550100", env=env))
-        assert ("authorization", "Bearer s3cret-token") in seen[-1]
-        assert "ALLOW" in ok(await run("--token", "other", "screen", "+15550100", env=env))
-        assert ("authorization", "Bearer other") in seen[-1]
-        ok(await run("screen", "+15550100", env={"SCREENCTL_TENANT": "acme"}))
-        assert not any(k == "authorization" for k, _ in seen[-1])
-    finally:
-        recorder.stop(0)
+    assert failed(await run(*tls, "list", "-t", "acme")).startswith("error: UNAUTHENTICATED: ")
+    assert failed(await run(*tls, "--token", "wrong", "list", "-t", "acme")).startswith("error: UNAUTHENTICATED: ")
+    denied = failed(await run(*tls, "--token", viewer, "delete", added["id"], "-t", "acme"))
+    assert denied.startswith("error: PERMISSION_DENIED: ")
+    other = failed(await run(*tls, "--token", admin, "list", "-t", "other"))
+    assert other.startswith("error: PERMISSION_DENIED: ")
 
-    # And against the real server, the environment alone names server and tenant.
-    real = runner_for(f"127.0.0.1:{server.port}")
-    assert json.loads(ok(await real("list", "-o", "json", env={"SCREENCTL_TENANT": "acme"}))) == []
+    # Without TLS, or without the client certificate, the connection itself fails: one line still.
+    plain = failed(await run("--token", admin, "list", "-t", "acme"))
+    assert plain.startswith(f"error: cannot reach the server at localhost:{app.port}")
+    no_client_cert = failed(await run("--tls-ca", str(ca_path), "--token", admin, "list", "-t", "acme"))
+    assert no_client_cert.startswith(f"error: cannot reach the server at localhost:{app.port}")
+    # A server name override: the certificate says localhost, the address is an IP.
+    by_ip = runner_for(f"127.0.0.1:{app.port}")
+    named = await by_ip(*tls, "--tls-server-name", "localhost", "--token", admin, "get", added["id"], "-t", "acme")
+    assert added["id"] in ok(named)
+
+
+async def test_environment_names_server_and_tenant(server: App) -> None:
+    run = runner_for(f"127.0.0.1:{server.port}")
+    await add(run, "+15550100", "--call-type", "both")
+    listed = json.loads(ok(await run("list", "-o", "json", env={"SCREENCTL_TENANT": "acme"})))
+    assert [e["number"] for e in listed] == ["+15550100"]
 
 
 def screenctl_process(*args: str, server: str) -> subprocess.CompletedProcess[str]:

@@ -1,6 +1,7 @@
 """Prometheus metrics scraped over HTTP from a real server and parsed with prometheus-client's parser."""
 
 import asyncio
+import secrets
 import urllib.request
 
 import asyncpg
@@ -12,7 +13,7 @@ from screening.app import App
 from screening.config import Config, ConfigError
 from screening.v1 import screening_pb2 as pb
 from tests.conftest import StartServer
-from tests.support import Clients, code_of, create, screen, until_verdict, wait_until
+from tests.support import Clients, bearer, code_of, create, screen, until_verdict, wait_until, write_auth_file
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -148,3 +149,29 @@ def test_metrics_listen_is_validated_like_listen() -> None:
     with pytest.raises(ConfigError, match="--metrics-listen 'nowhere'"):
         Config(metrics_listen="nowhere")
     assert Config(metrics_listen="0.0.0.0:9464").metrics_host_port == ("0.0.0.0", 9464)
+
+
+async def test_admin_calls_refused_by_auth_are_counted(start_server: StartServer, tmp_path) -> None:
+    reader = secrets.token_urlsafe(24)
+    auth = write_auth_file(tmp_path / "tokens.toml", {"reader": (reader, ["viewer"], ["acme"])})
+    app = await start_server(metrics_listen="127.0.0.1:0", auth_file=auth)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as channel:
+        clients = Clients(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+            await create(clients, "+15550100")
+        assert code_of(anonymous.value) == grpc.StatusCode.UNAUTHENTICATED
+        export = clients.admin.ExportForbiddenNumbers(
+            pb.ExportForbiddenNumbersRequest(tenant_id="other"), metadata=bearer(reader)
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as elsewhere:
+            [e async for e in export]
+        assert code_of(elsewhere.value) == grpc.StatusCode.PERMISSION_DENIED
+        listed = await clients.admin.ListForbiddenNumbers(
+            pb.ListForbiddenNumbersRequest(tenant_id="acme"), metadata=bearer(reader)
+        )
+        assert listed.total_size == 0
+
+    samples = await scrape(app)
+    assert value(samples, "screening_admin_calls_total", method="CreateForbiddenNumber", code="UNAUTHENTICATED") == 1
+    assert value(samples, "screening_admin_calls_total", method="ExportForbiddenNumbers", code="PERMISSION_DENIED") == 1
+    assert value(samples, "screening_admin_calls_total", method="ListForbiddenNumbers", code="OK") == 1

@@ -443,7 +443,12 @@ def export(
     number_prefix: NumberPrefixFilter = None,
     output: Annotated[
         OutputFormat,
-        typer.Option("--output", "-o", case_sensitive=False, help="csv: the import template's columns, to import again; json: every field."),
+        typer.Option(
+            "--output",
+            "-o",
+            case_sensitive=False,
+            help="csv: the import template's columns, to import again; json: every field.",
+        ),
     ] = OutputFormat.csv,
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="Write to this file instead of stdout.", show_default=False)
