@@ -347,11 +347,21 @@ async def test_tokens_and_mutual_tls_against_an_authenticating_server(
     assert added["id"] in ok(named)
 
 
-async def test_environment_names_server_and_tenant(server: App) -> None:
+async def test_tenant_before_or_after_the_command_or_from_the_environment(server: App) -> None:
     run = runner_for(f"127.0.0.1:{server.port}")
-    await add(run, "+15550100", "--call-type", "both")
+    ok(await run("--tenant", "acme", "add", "+15550100", "--call-type", "both"))
+    await add(run, "+15550101", "--call-type", "both", tenant="globex")
     listed = json.loads(ok(await run("list", "-o", "json", env={"SCREENCTL_TENANT": "acme"})))
     assert [e["number"] for e in listed] == ["+15550100"]
+    assert json.loads(ok(await run("-t", "acme", "list", "-o", "json"))) == listed
+    # After the command wins over before it, which wins over the environment.
+    globex = json.loads(
+        ok(await run("-t", "acme", "list", "-t", "globex", "-o", "json", env={"SCREENCTL_TENANT": "x"}))
+    )
+    assert [e["number"] for e in globex] == ["+15550101"]
+    assert json.loads(ok(await run("-t", "acme", "list", "-o", "json", env={"SCREENCTL_TENANT": "globex"}))) == listed
+    missing = failed(await run("list"), 2)
+    assert missing == "error: missing --tenant: name the enterprise to act on (or set SCREENCTL_TENANT)"
 
 
 def screenctl_process(*args: str, server: str) -> subprocess.CompletedProcess[str]:

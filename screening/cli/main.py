@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -45,9 +46,12 @@ app = typer.Typer(
 # ----------------------------------------------------------------- options
 
 Tenant = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--tenant", "-t", envvar="SCREENCTL_TENANT", help="The enterprise (tenant id) to act on.", show_default=False
+        "--tenant",
+        "-t",
+        help="The enterprise (tenant id) to act on; may also come before the command, or from SCREENCTL_TENANT.",
+        show_default=False,
     ),
 ]
 Output = Annotated[OutputFormat, typer.Option("--output", "-o", case_sensitive=False, help="How to print the result.")]
@@ -104,10 +108,28 @@ def note(message: str) -> None:
     _err().print(message, markup=False)
 
 
+@dataclass(frozen=True)
+class Root:
+    """What the options before the command say."""
+
+    target: Target
+    tenant: str | None
+
+
 def target(ctx: typer.Context) -> Target:
-    value = ctx.find_root().obj
-    assert isinstance(value, Target)
-    return value
+    root = ctx.find_root().obj
+    assert isinstance(root, Root)
+    return root.target
+
+
+def _tenant(ctx: typer.Context, given: str | None) -> str:
+    """--tenant after the command, else before it, else SCREENCTL_TENANT."""
+    root = ctx.find_root().obj
+    assert isinstance(root, Root)
+    tenant = given if given is not None else root.tenant
+    if tenant is None:
+        fail("missing --tenant: name the enterprise to act on (or set SCREENCTL_TENANT)", 2)
+    return tenant
 
 
 class Call:
@@ -215,8 +237,18 @@ def root(
     timeout: Annotated[
         float, typer.Option("--timeout", envvar="SCREENCTL_TIMEOUT", min=0.1, help="Seconds to wait for an answer.")
     ] = 30.0,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            "-t",
+            envvar="SCREENCTL_TENANT",
+            help="The enterprise (tenant id) the commands act on.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    ctx.obj = Target(
+    connection = Target(
         server=server,
         token=token or None,
         tls_ca=tls_ca,
@@ -225,6 +257,7 @@ def root(
         tls_server_name=tls_server_name,
         timeout=timeout,
     )
+    ctx.obj = Root(connection, tenant or None)
 
 
 # ------------------------------------------------------------ one entry
@@ -234,11 +267,11 @@ def root(
 def add(
     ctx: typer.Context,
     number: Annotated[str, typer.Argument(help="The number, in any common written form.", show_default=False)],
-    tenant: Tenant,
     call_type: Annotated[
         CallTypeName,
         typer.Option("--call-type", case_sensitive=False, help="Which calls it forbids.", show_default=False),
     ],
+    tenant: Tenant = None,
     prefix: Annotated[bool, typer.Option("--prefix", help="Forbid every number starting with NUMBER.")] = False,
     match_kind: MatchKindOption = None,
     disabled: Annotated[bool, typer.Option("--disabled", help="Add it disabled (it blocks nothing yet).")] = False,
@@ -247,11 +280,12 @@ def add(
     output: Output = OutputFormat.table,
 ) -> None:
     """Add a forbidden number."""
+    tenant_id = _tenant(ctx, tenant)
     if prefix and match_kind is MatchKindName.exact:
         fail("--prefix and --match-kind exact contradict each other", 2)
     kind = MatchKindName.prefix if prefix else (match_kind or MatchKindName.exact)
     entry = pb.ForbiddenNumber(
-        tenant_id=tenant,
+        tenant_id=tenant_id,
         number=number,
         call_type=CALL_TYPES[call_type.value],
         match_kind=MATCH_KINDS[kind.value],
@@ -272,12 +306,13 @@ def add(
 
 
 @app.command()
-def get(ctx: typer.Context, entry_id: EntryId, tenant: Tenant, output: Output = OutputFormat.table) -> None:
+def get(ctx: typer.Context, entry_id: EntryId, tenant: Tenant = None, output: Output = OutputFormat.table) -> None:
     """Show one forbidden number."""
+    tenant_id = _tenant(ctx, tenant)
 
     def work(s: Session) -> None:
         entry = s.admin.GetForbiddenNumber(
-            pb.GetForbiddenNumberRequest(tenant_id=tenant, id=entry_id), metadata=s.metadata, timeout=s.timeout
+            pb.GetForbiddenNumberRequest(tenant_id=tenant_id, id=entry_id), metadata=s.metadata, timeout=s.timeout
         )
         render.single(entry, render.ENTRY, output)
 
@@ -288,7 +323,7 @@ def get(ctx: typer.Context, entry_id: EntryId, tenant: Tenant, output: Output = 
 def update(
     ctx: typer.Context,
     entry_id: EntryId,
-    tenant: Tenant,
+    tenant: Tenant = None,
     number: Annotated[str | None, typer.Option("--number", help="A new number.", show_default=False)] = None,
     call_type: CallTypeOption = None,
     match_kind: MatchKindOption = None,
@@ -305,9 +340,10 @@ def update(
     output: Output = OutputFormat.table,
 ) -> None:
     """Change some fields of a forbidden number; the others keep their values."""
+    tenant_id = _tenant(ctx, tenant)
     if expire_time is not None and no_expire:
         fail("--expire-time and --no-expire contradict each other", 2)
-    entry = pb.ForbiddenNumber(tenant_id=tenant, id=entry_id, etag=etag or "")
+    entry = pb.ForbiddenNumber(tenant_id=tenant_id, id=entry_id, etag=etag or "")
     changes: dict[str, Any] = {
         "number": number,
         "call_type": None if call_type is None else CALL_TYPES[call_type.value],
@@ -342,10 +378,10 @@ def update(
     Call(ctx)(work)
 
 
-def _set_enabled(ctx: typer.Context, tenant: str, entry_ids: list[str], enabled: bool) -> None:
+def _set_enabled(ctx: typer.Context, tenant_id: str, entry_ids: list[str], enabled: bool) -> None:
     def work(s: Session) -> None:
         response = s.admin.SetForbiddenNumbersEnabled(
-            pb.SetForbiddenNumbersEnabledRequest(tenant_id=tenant, ids=entry_ids, enabled=enabled),
+            pb.SetForbiddenNumbersEnabledRequest(tenant_id=tenant_id, ids=entry_ids, enabled=enabled),
             metadata=s.metadata,
             timeout=s.timeout,
         )
@@ -359,32 +395,35 @@ EntryIds = Annotated[list[str], typer.Argument(help="Ids of the entries (at most
 
 
 @app.command()
-def enable(ctx: typer.Context, entry_ids: EntryIds, tenant: Tenant) -> None:
+def enable(ctx: typer.Context, entry_ids: EntryIds, tenant: Tenant = None) -> None:
     """Enable forbidden numbers: they block again. All or nothing."""
-    _set_enabled(ctx, tenant, entry_ids, True)
+    tenant_id = _tenant(ctx, tenant)
+    _set_enabled(ctx, tenant_id, entry_ids, True)
 
 
 @app.command()
-def disable(ctx: typer.Context, entry_ids: EntryIds, tenant: Tenant) -> None:
+def disable(ctx: typer.Context, entry_ids: EntryIds, tenant: Tenant = None) -> None:
     """Disable forbidden numbers: they stay listed but block nothing. All or nothing."""
-    _set_enabled(ctx, tenant, entry_ids, False)
+    tenant_id = _tenant(ctx, tenant)
+    _set_enabled(ctx, tenant_id, entry_ids, False)
 
 
 @app.command()
 def delete(
     ctx: typer.Context,
     entry_id: EntryId,
-    tenant: Tenant,
+    tenant: Tenant = None,
     etag: Annotated[
         str | None,
         typer.Option("--etag", help="Only if the entry still has this etag (from get).", show_default=False),
     ] = None,
 ) -> None:
     """Delete a forbidden number."""
+    tenant_id = _tenant(ctx, tenant)
 
     def work(s: Session) -> None:
         s.admin.DeleteForbiddenNumber(
-            pb.DeleteForbiddenNumberRequest(tenant_id=tenant, id=entry_id, etag=etag or ""),
+            pb.DeleteForbiddenNumberRequest(tenant_id=tenant_id, id=entry_id, etag=etag or ""),
             metadata=s.metadata,
             timeout=s.timeout,
         )
@@ -399,7 +438,7 @@ def delete(
 @app.command("list")
 def list_entries(
     ctx: typer.Context,
-    tenant: Tenant,
+    tenant: Tenant = None,
     enabled: EnabledFilter = None,
     call_type: CallTypeFilter = None,
     match_kind: MatchKindFilter = None,
@@ -409,6 +448,7 @@ def list_entries(
     output: Output = OutputFormat.table,
 ) -> None:
     """List forbidden numbers, ordered by number."""
+    tenant_id = _tenant(ctx, tenant)
     filters = _filters(enabled, call_type, match_kind, number_prefix)
 
     def work(s: Session) -> None:
@@ -416,7 +456,7 @@ def list_entries(
 
         def fetch(token: str, size: int) -> tuple[list[pb.ForbiddenNumber], str]:
             page = s.admin.ListForbiddenNumbers(
-                pb.ListForbiddenNumbersRequest(tenant_id=tenant, page_size=size, page_token=token, filters=filters),
+                pb.ListForbiddenNumbersRequest(tenant_id=tenant_id, page_size=size, page_token=token, filters=filters),
                 metadata=s.metadata,
                 timeout=s.timeout,
             )
@@ -436,7 +476,7 @@ def list_entries(
 @app.command()
 def export(
     ctx: typer.Context,
-    tenant: Tenant,
+    tenant: Tenant = None,
     enabled: EnabledFilter = None,
     call_type: CallTypeFilter = None,
     match_kind: MatchKindFilter = None,
@@ -455,8 +495,9 @@ def export(
     ] = None,
 ) -> None:
     """Export every matching forbidden number (streamed; CSV by default)."""
+    tenant_id = _tenant(ctx, tenant)
     request = pb.ExportForbiddenNumbersRequest(
-        tenant_id=tenant, filters=_filters(enabled, call_type, match_kind, number_prefix)
+        tenant_id=tenant_id, filters=_filters(enabled, call_type, match_kind, number_prefix)
     )
 
     def work(s: Session) -> None:
@@ -476,7 +517,7 @@ def export(
 @app.command()
 def audit(
     ctx: typer.Context,
-    tenant: Tenant,
+    tenant: Tenant = None,
     resource_id: Annotated[
         str | None, typer.Option("--resource-id", help="Only events of this entry or job.", show_default=False)
     ] = None,
@@ -493,12 +534,13 @@ def audit(
     output: Output = OutputFormat.table,
 ) -> None:
     """Show who changed what, newest first."""
+    tenant_id = _tenant(ctx, tenant)
 
     def work(s: Session) -> None:
         def fetch(token: str, size: int) -> tuple[list[pb.AuditEvent], str]:
             page = s.admin.ListAuditEvents(
                 pb.ListAuditEventsRequest(
-                    tenant_id=tenant,
+                    tenant_id=tenant_id,
                     page_size=size,
                     page_token=token,
                     resource_id=resource_id or "",
@@ -522,7 +564,7 @@ def audit(
 def screen(
     ctx: typer.Context,
     number: Annotated[str, typer.Argument(help="The customer's number.", show_default=False)],
-    tenant: Tenant,
+    tenant: Tenant = None,
     direction: Annotated[
         DirectionName,
         typer.Option(
@@ -533,11 +575,12 @@ def screen(
     output: Output = OutputFormat.table,
 ) -> None:
     """Ask what a switch asks: may this call go through?"""
+    tenant_id = _tenant(ctx, tenant)
 
     def work(s: Session) -> None:
         verdict = s.screening.ScreenCall(
             pb.ScreenCallRequest(
-                tenant_id=tenant, number=number, direction=DIRECTIONS[direction.value], call_id=call_id
+                tenant_id=tenant_id, number=number, direction=DIRECTIONS[direction.value], call_id=call_id
             ),
             metadata=s.metadata,
             timeout=s.timeout,
