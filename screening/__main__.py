@@ -10,6 +10,10 @@ import signal
 import sys
 from collections.abc import Sequence
 
+# gRPC core writes its own INFO lines (e.g. about fork handlers) straight to
+# stderr, between our one-line events; set before grpc is first imported.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
 from screening import embedded, logs, tokens
 from screening.app import App
 from screening.config import Config, ConfigError, add_serve_arguments, from_namespace
