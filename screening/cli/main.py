@@ -7,6 +7,8 @@ stderr (the server's own message where it sent one) and exits non-zero:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -146,7 +148,7 @@ class Call:
             fail(exc.message, exc.exit_code)
         except BrokenPipeError:
             # `screenctl export | head`: the reader left; that is not an error.
-            sys.stderr.close()
+            _reader_left()
             raise typer.Exit(0) from None
         except OSError as exc:
             fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
@@ -601,6 +603,12 @@ def status(ctx: typer.Context, output: Output = OutputFormat.table) -> None:
     Call(ctx)(work)
 
 
+def _reader_left() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main() -> None:
     """The console script."""
     try:
@@ -608,3 +616,10 @@ def main() -> None:
     except KeyboardInterrupt:
         _err().print("interrupted", markup=False)
         sys.exit(130)
+    finally:
+        # Output still buffered when the command ends is written now, where a
+        # reader that left (`| head`) would otherwise earn a traceback.
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _reader_left()
