@@ -121,6 +121,7 @@ def _code(context: Context, error: BaseException | None) -> str:
         return next((c.name for c in grpc.StatusCode if c.value[0] == code), "UNKNOWN")
     if error is None:
         return "OK"
-    if isinstance(error, asyncio.CancelledError):
+    # A client that goes away closes a response stream with GeneratorExit.
+    if isinstance(error, asyncio.CancelledError | GeneratorExit) or context.cancelled():
         return "CANCELLED"
     return "UNKNOWN"

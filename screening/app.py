@@ -96,6 +96,7 @@ class App:
                     max_rows=self.config.max_import_rows,
                 ),
                 self.replica,
+                self.metrics,
             ),
             self.server,
         )

@@ -99,6 +99,12 @@ class Metrics:
         self.screen_calls[verdict][direction if 0 < direction < 3 else 0].inc()
         self.screen_latency.observe(seconds)
 
+    def imported(self, created: int, updated: int, skipped: int, failed: int) -> None:
+        """Count the rows of a finished import job."""
+        for outcome, count in zip(IMPORT_OUTCOMES, (created, updated, skipped, failed), strict=True):
+            if count:
+                self.import_rows[outcome].inc(count)
+
     def watch(self, replica: Replica) -> None:
         """Export the replica's freshness, read at scrape time."""
         self.registry.register(ReplicaCollector(replica))

@@ -143,10 +143,11 @@ async def _import_messages(
 
 
 class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
-    def __init__(self, numbers: ForbiddenNumbers, imports: Imports, replica: Replica) -> None:
+    def __init__(self, numbers: ForbiddenNumbers, imports: Imports, replica: Replica, metrics: Metrics) -> None:
         self._numbers = numbers
         self._imports = imports
         self._replica = replica
+        self._metrics = metrics
 
     @translate_admin_errors
     async def CreateForbiddenNumber(
@@ -229,6 +230,7 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
         self, request_iterator: AsyncIterator[pb.ImportForbiddenNumbersRequest], context: Context
     ) -> pb.ImportJob:
         job = await self._imports.run(actor(context), _import_messages(request_iterator, context))
+        self._metrics.imported(job.created_count, job.updated_count, job.skipped_count, job.failed_count)
         return convert.import_job(job)
 
     @translate_errors

@@ -175,3 +175,57 @@ async def test_admin_calls_refused_by_auth_are_counted(start_server: StartServer
     assert value(samples, "screening_admin_calls_total", method="CreateForbiddenNumber", code="UNAUTHENTICATED") == 1
     assert value(samples, "screening_admin_calls_total", method="ExportForbiddenNumbers", code="PERMISSION_DENIED") == 1
     assert value(samples, "screening_admin_calls_total", method="ListForbiddenNumbers", code="OK") == 1
+
+
+async def test_import_rows_count_by_outcome(app: App, connect) -> None:
+    clients: Clients = connect(app)
+
+    async def run(mode: int, *numbers: str) -> pb.ImportJob:
+        async def messages():
+            yield pb.ImportForbiddenNumbersRequest(header=pb.ImportHeader(tenant_id="acme", mode=mode))
+            yield pb.ImportForbiddenNumbersRequest(
+                rows=pb.ImportRowBatch(
+                    rows=[
+                        pb.ImportRow(line=i + 2, number=n, call_type=pb.CALL_TYPE_BOTH) for i, n in enumerate(numbers)
+                    ]
+                )
+            )
+
+        return await clients.admin.ImportForbiddenNumbers(messages())
+
+    first = await run(pb.IMPORT_MODE_UPSERT, "+15550100", "+15550101", "not a number")
+    assert (first.created_count, first.failed_count) == (2, 1)
+    await run(pb.IMPORT_MODE_UPSERT, "+15550100")
+    await run(pb.IMPORT_MODE_INSERT_ONLY, "+15550101", "+15550102")
+    samples = await scrape(app)
+    outcomes = {o: value(samples, "screening_import_rows_total", outcome=o) for o in ("created", "updated", "skipped")}
+    assert outcomes == {"created": 3, "updated": 1, "skipped": 1}
+    assert value(samples, "screening_import_rows_total", outcome="failed") == 1
+    assert value(samples, "screening_admin_calls_total", method="ImportForbiddenNumbers", code="OK") == 3
+
+
+async def test_a_stream_the_client_cancels_counts_as_cancelled(app: App, connect) -> None:
+    clients: Clients = connect(app)
+
+    async def messages():
+        yield pb.ImportForbiddenNumbersRequest(header=pb.ImportHeader(tenant_id="acme"))
+        for start in range(0, 20_000, 5_000):
+            yield pb.ImportForbiddenNumbersRequest(
+                rows=pb.ImportRowBatch(
+                    rows=[
+                        pb.ImportRow(line=i + 2, number=f"+1555{i:07d}", call_type=pb.CALL_TYPE_BOTH)
+                        for i in range(start, start + 5_000)
+                    ]
+                )
+            )
+
+    assert (await clients.admin.ImportForbiddenNumbers(messages())).created_count == 20_000
+    export = clients.admin.ExportForbiddenNumbers(pb.ExportForbiddenNumbersRequest(tenant_id="acme"))
+    assert (await export.read()).number == "+15550000000"
+    export.cancel()
+
+    async def counted() -> bool:
+        samples = await scrape(app)
+        return value(samples, "screening_admin_calls_total", method="ExportForbiddenNumbers", code="CANCELLED") == 1
+
+    await wait_until(counted, within=10, interval=0.1)

@@ -8,6 +8,8 @@ stderr (the server's own message where it sent one) and exits non-zero:
 from __future__ import annotations
 
 import contextlib
+import enum
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -22,9 +24,11 @@ from rich.console import Console
 
 from screening.cli import render
 from screening.cli.connection import CliError, Session, Target, connect
+from screening.cli.importing import import_file
 from screening.cli.values import (
     CALL_TYPES,
     DIRECTIONS,
+    JOB_STATE_NAMES,
     MATCH_KINDS,
     CallTypeName,
     DirectionName,
@@ -33,6 +37,8 @@ from screening.cli.values import (
     parse_time,
     to_timestamp,
 )
+from screening.template import COLUMNS as TEMPLATE_COLUMNS
+from screening.template import write_template
 from screening.v1 import screening_pb2 as pb
 
 app = typer.Typer(
@@ -599,6 +605,166 @@ def status(ctx: typer.Context, output: Output = OutputFormat.table) -> None:
     def work(s: Session) -> None:
         state = s.admin.GetReplicaStatus(pb.GetReplicaStatusRequest(), metadata=s.metadata, timeout=s.timeout)
         render.single(state, render.REPLICA_STATUS, output)
+
+    Call(ctx)(work)
+
+
+# ------------------------------------------------------------ imports
+
+
+class ImportModeName(enum.StrEnum):
+    upsert = "upsert"
+    insert_only = "insert-only"
+
+
+IMPORT_MODES = {"upsert": pb.IMPORT_MODE_UPSERT, "insert-only": pb.IMPORT_MODE_INSERT_ONLY}
+ShowErrors = Annotated[int, typer.Option("--show-errors", min=0, help="Print at most this many bad lines; 0: all.")]
+
+
+@app.command()
+def template(
+    file: Annotated[
+        Path | None, typer.Argument(help="Where to write it; stdout when left out.", show_default=False)
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
+) -> None:
+    """Write the import template: the CSV header and example rows to replace with yours."""
+    if file is None:
+        write_template(sys.stdout)
+        return
+    try:
+        with file.open("w" if force else "x", newline="", encoding="utf-8") as out:
+            write_template(out)
+    except FileExistsError:
+        fail(f"{file} exists; pass --force to overwrite it", 2)
+    except OSError as exc:
+        fail(f"cannot write {str(file)!r}: {exc.strerror or exc}")
+    note(f"wrote the import template to {file}: columns {','.join(TEMPLATE_COLUMNS)}; the header is line 1")
+
+
+def _job_summary(job: pb.ImportJob, bad: list[pb.ImportRowError], show: int, unreadable: int = 0) -> None:
+    out = render.console()
+    state = JOB_STATE_NAMES.get(job.state, "unknown")
+    source = f" from {job.source_name}" if job.source_name else ""
+    out.print(f"import job {job.id}{source}: {state}", markup=False, highlight=False)
+    if job.failure_reason:
+        out.print(f"reason: {job.failure_reason}", markup=False, highlight=False)
+    rows = job.total_rows + unreadable
+    failed = job.failed_count + unreadable
+    out.print(
+        f"{rows:,} rows: {job.created_count:,} created, {job.updated_count:,} updated, "
+        f"{job.skipped_count:,} skipped, {failed:,} failed",
+        markup=False,
+        highlight=False,
+    )
+    if bad:
+        shown = bad if show == 0 else bad[:show]
+        more = failed - len(shown)
+        caption = f"... and {more:,} more (screenctl job {job.id} -o csv lists them)" if more > 0 else None
+        out.print(f"bad lines{' (first ' + str(len(shown)) + ')' if len(shown) < failed else ''}:", markup=False)
+        render.listing(shown, render.ROW_ERROR, OutputFormat.table, caption=caption)
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A CSV file in the template's form (see `screenctl template`).")],
+    tenant: Tenant = None,
+    mode: Annotated[
+        ImportModeName,
+        typer.Option(
+            "--mode",
+            case_sensitive=False,
+            help="upsert: a row for an existing number replaces it; insert-only: such a row is skipped.",
+        ),
+    ] = ImportModeName.upsert,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Show a progress bar (default: when stderr is a terminal).",
+            show_default=False,
+        ),
+    ] = None,
+    show_errors: ShowErrors = 20,
+    output: Output = OutputFormat.table,
+) -> None:
+    """Import forbidden numbers from a CSV file, as one job: all valid rows or none.
+
+    Exits 0 when every row was imported, 1 when some rows failed (they are
+    listed with their line numbers) or nothing could be imported.
+    """
+    tenant_id = _tenant(ctx, tenant)
+    # The progress bar gets room even when stderr is a file (--progress).
+    err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
+
+    def work(s: Session) -> None:
+        outcome = import_file(
+            s, tenant_id, file, IMPORT_MODES[mode.value], err, err.is_terminal if progress is None else progress
+        )
+        bad = outcome.bad_lines()
+        if output is OutputFormat.json:
+            data = render.to_dict(outcome.job)
+            data["unreadable_rows"] = [render.to_dict(e) for e in outcome.unreadable]
+            print(json.dumps(data, indent=2, ensure_ascii=False))
+        elif output is OutputFormat.csv:
+            render.listing(bad, render.ROW_ERROR, output)
+        else:
+            _job_summary(outcome.job, bad, show_errors, len(outcome.unreadable))
+        if not outcome.complete:
+            raise typer.Exit(1)
+
+    Call(ctx)(work)
+
+
+@app.command()
+def jobs(ctx: typer.Context, tenant: Tenant = None, limit: Limit = 20, output: Output = OutputFormat.table) -> None:
+    """List import jobs, newest first: the task center."""
+    tenant_id = _tenant(ctx, tenant)
+
+    def work(s: Session) -> None:
+        def fetch(token: str, size: int) -> tuple[list[pb.ImportJob], str]:
+            page = s.admin.ListImportJobs(
+                pb.ListImportJobsRequest(tenant_id=tenant_id, page_size=size, page_token=token),
+                metadata=s.metadata,
+                timeout=s.timeout,
+            )
+            return list(page.import_jobs), page.next_page_token
+
+        render.listing(list(_pages(fetch, limit, page_size=100)), render.IMPORT_JOB, output)
+
+    Call(ctx)(work)
+
+
+@app.command()
+def job(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(help="The job's id (see `screenctl jobs`).", show_default=False)],
+    tenant: Tenant = None,
+    show_errors: ShowErrors = 20,
+    output: Annotated[
+        OutputFormat,
+        typer.Option(
+            "--output",
+            "-o",
+            case_sensitive=False,
+            help="table: summary and bad lines; json: the job; csv: every bad line (line,number,reason).",
+        ),
+    ] = OutputFormat.table,
+) -> None:
+    """Show one import job: its counts and its bad lines."""
+    tenant_id = _tenant(ctx, tenant)
+
+    def work(s: Session) -> None:
+        found = s.admin.GetImportJob(
+            pb.GetImportJobRequest(tenant_id=tenant_id, id=job_id), metadata=s.metadata, timeout=s.timeout
+        )
+        if output is OutputFormat.json:
+            render.single(found, render.IMPORT_JOB, output)
+        elif output is OutputFormat.csv:
+            render.listing(found.errors, render.ROW_ERROR, output)
+        else:
+            _job_summary(found, list(found.errors), show_errors)
 
     Call(ctx)(work)
 
