@@ -295,7 +295,16 @@ async def test_server_errors_are_one_line(cli: Run) -> None:
 
 async def test_unreachable_server_is_one_clear_line(tmp_path: Path) -> None:
     down = runner_for("127.0.0.1:1")
-    for args in (["list", "-t", "acme"], ["screen", "+15550100", "-t", "acme"], ["export", "-t", "acme"], ["status"]):
+    template = tmp_path / "numbers.csv"
+    template.write_text("number,call_type\n+15550100,both\n")
+    for args in (
+        ["list", "-t", "acme"],
+        ["screen", "+15550100", "-t", "acme"],
+        ["export", "-t", "acme"],
+        ["status"],
+        ["import", str(template), "-t", "acme"],
+        ["jobs", "-t", "acme"],
+    ):
         line = failed(await down(*args))
         assert line.startswith("error: cannot reach the server at 127.0.0.1:1 (is it running?"), line
         assert "Connection refused" in line

@@ -66,6 +66,10 @@ async def test_import_of_50k_rows_shows_progress_summary_and_bad_lines(
     assert len(jobs) == 1 and jobs[0]["state"] == "IMPORT_JOB_STATE_SUCCEEDED"
     job_id = jobs[0]["id"]
     assert job_id in ok(await cli("jobs", "-t", "acme"))
+    listed_csv = rows(ok(await cli("jobs", "-t", "acme", "-o", "csv")))
+    assert [(r["id"], r["state"], r["total_rows"], r["failed_count"]) for r in listed_csv] == [
+        (job_id, "succeeded", str(ROWS - len(BAD_CELL)), str(len(BAD_NUMBER)))
+    ]
     bad = list(csv.DictReader(io.StringIO(ok(await cli("job", job_id, "-t", "acme", "-o", "csv")))))
     assert [(int(r["line"]), r["number"]) for r in bad] == sorted(BAD_NUMBER.items())
     shown = ok(await cli("job", job_id, "-t", "acme"))
@@ -108,13 +112,15 @@ async def test_clean_imports_exit_0_and_modes_decide_existing_rows(server: App, 
 
     again = await cli("import", str(path), "-t", "acme")
     assert again.exit_code == 0
+    as_csv = await cli("import", str(path), "-t", "acme", "-o", "csv")  # the bad lines: none
+    assert (as_csv.exit_code, as_csv.stdout) == (0, "line,number,reason\n")
     assert "100 rows: 0 created, 100 updated, 0 skipped, 0 failed" in again.stdout
     skip = await cli("import", str(path), "-t", "acme", "--mode", "insert-only")
     assert skip.exit_code == 0
     assert "100 rows: 0 created, 0 updated, 100 skipped, 0 failed" in skip.stdout
     assert [j["state"] for j in json.loads(ok(await cli("jobs", "-t", "acme", "-o", "json")))] == [
         "IMPORT_JOB_STATE_SUCCEEDED"
-    ] * 3
+    ] * 4
     assert len(json.loads(ok(await cli("jobs", "-t", "acme", "--limit", "2", "-o", "json")))) == 2
 
 
