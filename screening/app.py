@@ -175,12 +175,7 @@ class App:
         if self.metrics_server is not None:
             await asyncio.to_thread(self.metrics_server.stop)
         if self._task is not None:
-            # Python 3.11's asyncio.wait_for returns instead of raising when a
-            # cancel lands as the awaited event fires (fixed in 3.12), and the
-            # replica's loops wait that way: cancel until the task has ended.
-            while not self._task.done():
-                self._task.cancel()
-                await asyncio.wait({self._task}, timeout=1.0)
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for pool in self._pools:

@@ -280,7 +280,8 @@ class Imports:
         last = loop.time()
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._progress_interval)
+                async with asyncio.timeout(self._progress_interval):
+                    await stop.wait()
             if stop.is_set():
                 return
             now = (run.received, run.failed)

@@ -85,7 +85,8 @@ class Listener:
     async def _heartbeat(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), self._heartbeat_interval)
+                async with asyncio.timeout(self._heartbeat_interval):
+                    await lost.wait()
             if lost.is_set() or conn.is_closed():
                 log.warning("listener connection closed by the server")
                 return
