@@ -153,6 +153,7 @@ class Replica:
         )
 
     async def _follow(self) -> None:
+        failures = 0
         while True:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel.
             with contextlib.suppress(TimeoutError):
@@ -161,14 +162,20 @@ class Replica:
             self._wake.clear()
             try:
                 await self.catch_up()
+                failures = 0
                 if time.monotonic() >= self._next_gc:
                     await self._purge_tombstones()
             except changes.ReloadNeeded as why:
                 log.warning("reloading fully: %s", why)
                 await self._load_until_done()
             except RETRYABLE as exc:
-                log.warning("catch-up failed, serving from memory: %s: %s", type(exc).__name__, exc)
-                await asyncio.sleep(self._retry_interval)
+                # Back off while the database stays away, but catch up soon after a blip.
+                failures += 1
+                delay = min(self._retry_interval, 0.05 * 2**failures)
+                log.warning(
+                    "catch-up failed (%d in a row), serving from memory: %s: %s", failures, type(exc).__name__, exc
+                )
+                await asyncio.sleep(delay)
 
     async def catch_up(self) -> None:
         assert self._position is not None
