@@ -52,6 +52,11 @@ proto: $(STAMP)
 		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=. \
 		$(PROTO)
 
+# The speed figures of issue 6 (not part of `make test`: about 10 minutes,
+# starts its own PostgreSQL and servers). ARGS="--help" lists its knobs.
+bench: $(STAMP)
+	$(BIN)/python -m bench $(ARGS)
+
 # Fails when the committed generated code is not what `make proto` makes.
 check-proto: $(STAMP)
 	@tmp=$$(mktemp -d) && \
@@ -64,9 +69,9 @@ check-proto: $(STAMP)
 	done; rm -rf $$tmp; echo "generated code is up to date"
 
 lint: $(STAMP) check-proto
-	$(BIN)/ruff check screening storage tests integrations
-	$(BIN)/ruff format --check screening storage tests integrations
-	$(BIN)/mypy screening storage
+	$(BIN)/ruff check screening storage tests integrations bench
+	$(BIN)/ruff format --check screening storage tests integrations bench
+	$(BIN)/mypy screening storage bench
 	MYPYPATH=$(KAMAILIO_DIR):$(KAMAILIO_DIR)/e2e:. $(BIN)/mypy $(KAMAILIO_DIR)
 
 clean:

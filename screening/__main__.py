@@ -17,22 +17,26 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 from screening import embedded, logs, tokens
 from screening.app import App
 from screening.config import Config, ConfigError, add_serve_arguments, from_namespace
+from screening.workers import Supervisor, die_with_supervisor
 
 log = logging.getLogger("screening")
 
 
-async def serve(config: Config) -> int:
+async def serve(config: Config, argv: Sequence[str] = ()) -> int:
     stop_embedded = None
     dsn = config.database_url
     if dsn is None:
         dsn, stop_embedded = await asyncio.to_thread(embedded.start, config.data_dir)
     try:
         assert dsn is not None
-        app = await App(config, dsn).start()
+        if config.workers > 1:
+            return await Supervisor(config, dsn, argv).run()
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
+        die_with_supervisor()
+        app = await App(config, dsn).start()
         loop.add_signal_handler(signal.SIGHUP, app.reload_auth)
         await stopping.wait()
         log.info("stopping: draining in-flight calls for up to %.1fs", config.shutdown_grace)
@@ -61,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     logs.configure(config.log_level, config.log_format)
     try:
-        return asyncio.run(serve(config))
+        return asyncio.run(serve(config, _serve_args(argv)))
     except ConfigError as exc:
         parser.error(str(exc))
 
@@ -82,6 +86,12 @@ def _print_token(name: str, roles: list[str], tenants: list[str]) -> int:
     print("roles = [" + ", ".join(f'"{r}"' for r in roles) + "]")
     print(f"tenants = [{quoted}]")
     return 0
+
+
+def _serve_args(argv: Sequence[str] | None) -> list[str]:
+    """The flags given to `serve`, for the workers' command line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return args[args.index("serve") + 1 :]
 
 
 if __name__ == "__main__":

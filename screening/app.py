@@ -82,6 +82,9 @@ class App:
                 # Soft and hard limit alike, so the refusal does not depend on chance.
                 ("grpc.max_metadata_size", limit),
                 ("grpc.absolute_max_metadata_size", limit),
+                # `--workers N` runs N processes on one port (gRPC's default
+                # on Linux, made explicit here).
+                ("grpc.so_reuseport", 1),
             ],
         )
         pb_grpc.add_ScreeningServicer_to_server(

@@ -69,6 +69,8 @@ class Config:
     log_format: str = "text"
     # None: no metrics endpoint.
     metrics_listen: str | None = None
+    # Server processes sharing the port (SO_REUSEPORT); 1 serves in this process.
+    workers: int = 1
 
     def __post_init__(self) -> None:
         host, _ = split_host_port(self.listen, "--listen")
@@ -114,6 +116,10 @@ class Config:
             raise ConfigError(f"--tombstone-retention {self.tombstone_retention}: must be more than 0 seconds")
         if self.max_import_rows < 1:
             raise ConfigError(f"--max-import-rows {self.max_import_rows}: must be at least 1")
+        if not 1 <= self.workers <= 256:
+            raise ConfigError(f"--workers {self.workers}: must be 1 to 256, or auto")
+        if self.workers > 1 and self.listen_host_port[1] == 0:
+            raise ConfigError(f"--listen {self.listen}: --workers {self.workers} share one port, so it cannot be 0")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"--log-level {self.log_level!r}: one of DEBUG, INFO, WARNING, ERROR")
         if self.log_format not in LOG_FORMATS:
@@ -212,8 +218,22 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
     parser.add_argument(
         "--metrics-listen",
         default=env("SCREENING_METRICS_LISTEN"),
-        help="HOST:PORT to serve Prometheus metrics at /metrics; unset: off",
+        help="HOST:PORT to serve Prometheus metrics at /metrics; unset: off; worker i of --workers uses PORT + i",
     )
+    parser.add_argument(
+        "--workers",
+        default=env("SCREENING_WORKERS", "1"),
+        help="server processes sharing the port; auto: one per core",
+    )
+
+
+def parse_workers(value: str) -> int:
+    if value.strip().lower() == "auto":
+        return len(os.sched_getaffinity(0))
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"--workers {value!r}: expected a number or auto") from None
 
 
 def from_namespace(args: argparse.Namespace) -> Config:
@@ -236,6 +256,7 @@ def from_namespace(args: argparse.Namespace) -> Config:
         max_import_rows=args.max_import_rows,
         log_format=args.log_format.lower(),
         metrics_listen=args.metrics_listen,
+        workers=parse_workers(str(args.workers)),
     )
 
 

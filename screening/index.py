@@ -5,6 +5,14 @@ by (tenant, match kind, number) (how calls are screened). Disabled and
 expired entries stay in the index so that enabling one, or an expiry that is
 moved, needs no reload; they are skipped at screen time.
 
+Two parts answer together. The base (screening/compact.py) holds the bulk of
+EXACT entries in sorted arrays at 28 bytes each; it is built by the first
+load and never modified. The overlay holds PREFIX entries and every change
+since the base was built, as objects in dicts. An id in the base that was
+changed or deleted since is "shadowed": its base copy is no longer served.
+A merge folds the overlay's EXACT entries into a new base in a worker thread,
+a bounded chunk at a time, while calls are answered from the old one.
+
 Extension points: a rule set is looked up per tenant, so a list shared by all
 tenants is one more rule set consulted after the tenant's own, and an
 allow-exception is an entry with another action that wins the same way an
@@ -13,12 +21,21 @@ exact match wins over a prefix.
 
 from __future__ import annotations
 
-import math
+import asyncio
 from dataclasses import dataclass
 
+from screening.compact import CALL_TYPES, ENCODABLE, NEVER, Base, Columns, concat, id_parts, number_key
 from screening.model import CallType, Direction, MatchKind
 
-NEVER = math.inf
+_EXACT = MatchKind.EXACT
+
+__all__ = ["NEVER", "IndexEntry", "ScreeningIndex", "merge_in_background"]
+
+# A merge starts once the overlay holds this many mergeable entries, and takes
+# at most MERGE_CHUNK of them: its loop-thread steps are O(chunk), so a chunk
+# bounds the pause calls see (about 0.5 µs an entry).
+MERGE_AT = 20_000
+MERGE_CHUNK = 50_000
 _ID_SHARDS = 16
 _ID_MASK = _ID_SHARDS - 1
 
@@ -81,11 +98,8 @@ class TenantRules:
             self._prefix_lengths.pop(length, None)
         self._lengths_desc = tuple(sorted(self._prefix_lengths, reverse=True))
 
-    def match(self, number: str, direction: int, now: float) -> IndexEntry | None:
-        """The winning qualifying entry: an exact match, else the longest prefix."""
-        entry = self.exact.get(number)
-        if entry is not None and entry.qualifies(direction, now):
-            return entry
+    def match_prefix(self, number: str, direction: int, now: float) -> IndexEntry | None:
+        """The longest qualifying prefix entry."""
         size = len(number)
         prefix = self.prefix
         for length in self._lengths_desc:
@@ -97,23 +111,76 @@ class TenantRules:
         return None
 
 
+def _mergeable(entry: IndexEntry) -> bool:
+    """Whether the base can hold the entry: EXACT, a normalized number, a UUID id."""
+    return (
+        entry.match_kind is MatchKind.EXACT
+        and ENCODABLE.fullmatch(entry.number) is not None
+        and id_parts(entry.id) is not None
+    )
+
+
+class Merge:
+    """One merge: a snapshot taken on the loop thread, built by `build` in a worker thread."""
+
+    def __init__(self, base: Base, drop: list[tuple[int, int]], entries: list[IndexEntry]) -> None:
+        self.base = base
+        self.drop = drop
+        self.entries = entries
+        self.result: Base | None = None
+
+    def build(self) -> None:
+        added = Columns.of_entries(
+            [(e.id, e.tenant_id, e.number, e.call_type, e.enabled, e.expires_at) for e in self.entries]
+        )
+        self.result = Base.build(concat(self.base.columns(self.drop), added))
+
+
 class ScreeningIndex:
     """Every tenant's rules, kept equal to the database by the replica."""
 
-    __slots__ = ("_by_id", "_tenants")
+    __slots__ = ("_base", "_by_id", "_mergeable", "_shadowed", "_tenants", "_touched")
 
-    def __init__(self) -> None:
+    def __init__(self, base: Base | None = None) -> None:
+        self._base = Base.empty() if base is None else base
+        # The overlay.
         self._tenants: dict[str, TenantRules] = {}
-        # Sharded: a dict of a million entries takes tens of milliseconds to
-        # grow, and one that grows together with a tenant's exact-number dict
-        # (same size, same moment) would stall the event loop twice as long.
+        # Sharded: a dict of a million entries (a big import, before merges
+        # catch up) takes tens of milliseconds to grow, and one that grows
+        # together with a tenant's exact-number dict would stall the event
+        # loop twice as long.
         self._by_id: tuple[dict[str, IndexEntry], ...] = tuple({} for _ in range(_ID_SHARDS))
+        self._mergeable = 0
+        # Base ids whose base copy is not served: changed (the overlay has them) or gone.
+        self._shadowed: set[str] = set()
+        # Ids changed while a merge is being built; None when no merge is.
+        self._touched: set[str] | None = None
+
+    @staticmethod
+    def from_columns(columns: Columns) -> ScreeningIndex:
+        """An index whose base holds these EXACT entries (the first load)."""
+        return ScreeningIndex(Base.build(columns))
 
     def __len__(self) -> int:
-        return sum(map(len, self._by_id))
+        return len(self._base) - len(self._shadowed) + sum(map(len, self._by_id))
+
+    @property
+    def base_bytes(self) -> int:
+        return self._base.nbytes
 
     def get(self, entry_id: str) -> IndexEntry | None:
-        return self._by_id[hash(entry_id) & _ID_MASK].get(entry_id)
+        entry = self._by_id[hash(entry_id) & _ID_MASK].get(entry_id)
+        if entry is not None or entry_id in self._shadowed:
+            return entry
+        parts = id_parts(entry_id)
+        if parts is None:
+            return None
+        pos = self._base.position_of_id(*parts)
+        return None if pos < 0 else self._base_entry(pos)
+
+    def _base_entry(self, pos: int, tenant_id: str | None = None) -> IndexEntry:
+        entry_id, tenant, number, call_type, enabled, expires_at = self._base.entry_at(pos, tenant_id)
+        return IndexEntry(entry_id, tenant, number, MatchKind.EXACT, call_type, enabled, expires_at)
 
     def upsert(self, entry: IndexEntry) -> None:
         """Apply the current state of an entry. Idempotent.
@@ -129,27 +196,138 @@ class ScreeningIndex:
             rules = self._tenants[entry.tenant_id] = TenantRules()
         displaced = rules.put(entry)
         if displaced is not None and displaced.id != entry.id:
-            del self._by_id[hash(displaced.id) & _ID_MASK][displaced.id]
+            self._forget(displaced)
+            self._touch(displaced.id)
         self._by_id[hash(entry.id) & _ID_MASK][entry.id] = entry
+        if _mergeable(entry):
+            self._mergeable += 1
+        if entry.match_kind is MatchKind.EXACT and ENCODABLE.fullmatch(entry.number):
+            pos = self._base.find(entry.tenant_id, number_key(entry.number))
+            if pos >= 0:
+                other = self._base.id_at(pos)
+                if other != entry.id and other not in self._shadowed:
+                    self._shadowed.add(other)
+                    self._touch(other)
 
     def remove(self, entry_id: str) -> None:
         """Forget an entry (deleted). Idempotent."""
-        old = self._by_id[hash(entry_id) & _ID_MASK].pop(entry_id, None)
-        if old is None:
-            return
-        rules = self._tenants[old.tenant_id]
-        rules.drop(old)
+        self._touch(entry_id)
+        old = self._by_id[hash(entry_id) & _ID_MASK].get(entry_id)
+        if old is not None:
+            self._forget(old)
+        if entry_id not in self._shadowed:
+            parts = id_parts(entry_id)
+            if parts is not None and self._base.id_position(*parts) >= 0:
+                self._shadowed.add(entry_id)
+
+    def _forget(self, entry: IndexEntry) -> None:
+        """Take the entry out of the overlay."""
+        del self._by_id[hash(entry.id) & _ID_MASK][entry.id]
+        if _mergeable(entry):
+            self._mergeable -= 1
+        rules = self._tenants[entry.tenant_id]
+        rules.drop(entry)
         if not rules:
-            del self._tenants[old.tenant_id]
+            del self._tenants[entry.tenant_id]
+
+    def _touch(self, entry_id: str) -> None:
+        if self._touched is not None:
+            self._touched.add(entry_id)
 
     def screen(self, tenant_id: str, number: str, direction: Direction | int, now: float) -> IndexEntry | None:
         """The entry that forbids this call, or None when it is allowed."""
         if not number:
             return None
         rules = self._tenants.get(tenant_id)
-        if rules is None:
-            return None
-        return rules.match(number, direction, now)
+        if rules is not None:
+            entry = rules.exact.get(number)
+            if entry is not None and entry.qualifies(direction, now):
+                return entry
+        # An overlay entry and a served base entry never share a key (upsert
+        # shadows the base one), so the base is asked only now.
+        if ENCODABLE.fullmatch(number) is not None:
+            hit = self._base.hit(tenant_id, number, direction, now)
+            if hit is not None:
+                entry_id = self._base.id_at(hit[0])
+                if entry_id not in self._shadowed:
+                    return IndexEntry(entry_id, tenant_id, number, _EXACT, CALL_TYPES[hit[1]], True, hit[2])  # type: ignore[arg-type]
+        return None if rules is None else rules.match_prefix(number, direction, now)
+
+    def screen_many(
+        self, tenant_id: str, numbers: list[str], direction: Direction | int, now: float
+    ) -> list[IndexEntry | None]:
+        """screen() of each number, with the base searched for all of them at once."""
+        rules = self._tenants.get(tenant_id)
+        from_base = self._base.hits(tenant_id, numbers, direction, now)
+        shadowed = self._shadowed
+        results: list[IndexEntry | None] = []
+        append = results.append
+        for i, number in enumerate(numbers):
+            if rules is not None and number:
+                entry = rules.exact.get(number)
+                if entry is not None and entry.qualifies(direction, now):
+                    append(entry)
+                    continue
+            hit = from_base.get(i)
+            if hit is not None:
+                entry_id = self._base.id_at(hit[0])
+                if entry_id not in shadowed:
+                    append(IndexEntry(entry_id, tenant_id, number, _EXACT, CALL_TYPES[hit[1]], True, hit[2]))  # type: ignore[arg-type]
+                    continue
+            append(None if rules is None or not number else rules.match_prefix(number, direction, now))
+        return results
 
     def entries(self) -> list[IndexEntry]:
-        return [entry for shard in self._by_id for entry in shard.values()]
+        base = self._base
+        from_base = (self._base_entry(pos) for pos in range(len(base)))
+        return [e for e in from_base if e.id not in self._shadowed] + [
+            entry for shard in self._by_id for entry in shard.values()
+        ]
+
+    # Merging, in three steps: begin (loop thread), Merge.build (worker thread), finish (loop thread).
+
+    def wants_merge(self) -> bool:
+        return self._touched is None and self._mergeable >= MERGE_AT
+
+    def begin_merge(self, chunk: int = MERGE_CHUNK) -> Merge:
+        entries: list[IndexEntry] = []
+        for entry in (entry for shard in self._by_id for entry in shard.values()):
+            if _mergeable(entry):
+                entries.append(entry)
+                if len(entries) == chunk:
+                    break
+        drop = [parts for parts in map(id_parts, self._shadowed) if parts is not None]
+        self._touched = set()
+        return Merge(self._base, drop, entries)
+
+    def finish_merge(self, merge: Merge) -> None:
+        """Serve from the merged base; what changed meanwhile stays in the overlay."""
+        assert merge.result is not None and self._touched is not None
+        touched, self._touched = self._touched, None
+        base = merge.result
+        for entry in merge.entries:
+            if entry.id not in touched and self._by_id[hash(entry.id) & _ID_MASK].get(entry.id) is entry:
+                self._forget(entry)
+        shadowed = set()
+        for entry_id in touched:
+            parts = id_parts(entry_id)
+            if parts is not None and base.id_position(*parts) >= 0:
+                shadowed.add(entry_id)
+        # Ids shadowed before the merge were left out of the new base; those
+        # changed during it were built in from a snapshot that is now stale.
+        self._shadowed = shadowed
+        self._base = base
+
+    def abort_merge(self) -> None:
+        self._touched = None
+
+
+async def merge_in_background(index: ScreeningIndex) -> None:
+    """One merge; the sorting runs in a worker thread (numpy releases the GIL)."""
+    merge = index.begin_merge()
+    try:
+        await asyncio.to_thread(merge.build)
+    except BaseException:
+        index.abort_merge()
+        raise
+    index.finish_merge(merge)

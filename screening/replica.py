@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from screening.index import NEVER, IndexEntry, ScreeningIndex
+from screening.compact import Base, Columns
+from screening.index import NEVER, IndexEntry, ScreeningIndex, merge_in_background
 from screening.model import CallType, MatchKind
 from storage import changes, tombstones
 from storage.db import borrow
@@ -98,6 +99,7 @@ class Replica:
         self._next_gc = time.monotonic() + self._gc_interval
         self._on_ready = on_ready
         self._wake = asyncio.Event()
+        self._merging: asyncio.Task[None] | None = None
         self._last_sync: float | None = None
         self._last_sync_monotonic: float | None = None
         self.listener = Listener(connect_listener, self._wake.set)
@@ -113,9 +115,11 @@ class Replica:
             self._on_ready()
             await self._follow()
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            for task in (listener, self._merging):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     async def _load_until_done(self) -> None:
         while True:
@@ -131,15 +135,18 @@ class Replica:
     async def _load(self) -> None:
         """Build a whole new index from one snapshot, then swap it in."""
         started = time.monotonic()
-        index = ScreeningIndex()
         async with borrow(self._pool) as conn:
-            loader = changes.load_all(conn)
-            position = await anext(loader)
-            assert isinstance(position, changes.Position)
-            async for batch in loader:
-                assert isinstance(batch, list)
-                for row in batch:
-                    index.upsert(to_index_entry(row))
+            snapshot = await changes.load_snapshot(conn)
+        position, others = snapshot.position, snapshot.others
+        columns = Columns(snapshot.tenants, snapshot.tenant, snapshot.keys, snapshot.hi, snapshot.lo, snapshot.expires)
+        del snapshot
+        # Sorting millions of keys takes seconds; numpy releases the GIL, so
+        # calls and health checks are answered meanwhile.
+        index = ScreeningIndex(await asyncio.to_thread(Base.build, columns))
+        del columns
+        for i, row in enumerate(others):
+            index.upsert(to_index_entry(row))
+            if i % 10_000 == 9_999:
                 _settle()
                 await asyncio.sleep(0)  # keep answering calls and health checks
         self.index = index
@@ -214,6 +221,14 @@ class Replica:
                 index.remove(row.id)
             else:
                 index.upsert(to_index_entry(row))
+        if self._merging is None and index.wants_merge():
+            self._merging = asyncio.get_running_loop().create_task(self._merge(index), name="index-merge")
+
+    async def _merge(self, index: ScreeningIndex) -> None:
+        try:
+            await merge_in_background(index)
+        finally:
+            self._merging = None
 
     def _advance(self, position: changes.Position, *, reset: bool = False) -> None:
         # Within one cluster the watermark never moves back; a reload may reset it.

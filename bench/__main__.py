@@ -1,0 +1,439 @@
+"""`make bench`: every figure of issue 6 in one run, printed as a table and written to bench-results.json.
+
+The machine has 2 cores. Where a figure compares servers, each server is
+pinned to core 0 and its load generator (a separate process) to core 1, so
+client CPU never sits in the server's process or on its core; servers being
+compared run alternately with the same load, round after round, so drift in
+the machine's load hits both. The scaling figure (g) pins nothing: its two
+worker processes need both cores, and its load is batched so that the client
+costs little. PostgreSQL is an embedded one in a temporary directory, filled
+straight through SQL (not through the API).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bench import data
+from bench.servers import ROOT, Server, load, run_json
+from screening import embedded
+from screening.v1 import screening_pb2 as pb
+from screening.v1 import screening_pb2_grpc as pb_grpc
+
+SERVER_CPU = {0}
+CLIENT_CPU = {1}
+
+Figures = dict[str, Any]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def write_numbers(path: Path, numbers: list[str]) -> str:
+    path.write_text("\n".join(numbers))
+    return str(path)
+
+
+def alternate(rounds: int, a: tuple[str, Server], b: tuple[str, Server]) -> list[tuple[str, Server]]:
+    """a b, b a, a b, ...: neither side always runs first (the machine's load drifts)."""
+    order: list[tuple[str, Server]] = []
+    for i in range(rounds):
+        order += [a, b] if i % 2 == 0 else [b, a]
+    return order
+
+
+def mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.dir = workdir
+        self.results: Figures = {}
+
+    # ---------------------------------------------------------------- setup
+
+    async def setup(self, url: str) -> None:
+        a = self.args
+        started = time.perf_counter()
+        self.dsn_empty = await data.create_database(url, "bench_empty")
+        await data.fill(self.dsn_empty, 0)
+        self.dsn_small = await data.create_database(url, "bench_small")
+        await data.fill(self.dsn_small, a.small)
+        log(f"{a.small:,} entries written in {time.perf_counter() - started:.1f}s")
+        started = time.perf_counter()
+        self.dsn_large = await data.create_database(url, "bench_large")
+        await data.fill(self.dsn_large, a.large)
+        log(f"{a.large:,} entries written in {time.perf_counter() - started:.1f}s")
+        # Calls: 10% for listed numbers, 90% for others, all distinct (more than
+        # the national-number parse cache holds).
+        rng = random.Random(1)
+        calls = [
+            data.number_of(rng.randrange(a.small))
+            if rng.random() < 0.1
+            else data.number_of(a.small + rng.randrange(data.SPAN - a.small))
+            for _ in range(200_000)
+        ]
+        self.e164 = write_numbers(self.dir / "e164.txt", calls)
+        self.national = write_numbers(self.dir / "national.txt", [n[2:] for n in calls])
+
+    # ------------------------------------------------------------- figures
+
+    def in_process(self) -> Figures:
+        log("b: in-process screen cost")
+        return run_json("bench.inprocess", str(self.args.large), cpus=CLIENT_CPU)
+
+    def footprint(self) -> Figures:
+        log("c: memory per entry and start-up time")
+        figures: Figures = {}
+        empty = Server.screening(self.dsn_empty).wait_serving()
+        time.sleep(1)
+        base_rss = empty.rss_bytes()
+        empty.stop()
+        figures["empty_rss_mb"] = base_rss / 2**20
+        for name, dsn, n in (("small", self.dsn_small, self.args.small), ("large", self.dsn_large, self.args.large)):
+            server = Server.screening(dsn, log=self.dir / f"serve-{name}.log").wait_serving(within=300)
+            time.sleep(1)
+            rss = server.rss_bytes()
+            server.stop()
+            figures[f"entries_{n}"] = {
+                "start_to_serving_s": server.started_to_serving,
+                "rss_mb": rss / 2**20,
+                "bytes_per_entry": (rss - base_rss) / n,
+            }
+            log(f"   {n:,} entries: SERVING after {server.started_to_serving:.1f}s, {(rss - base_rss) / n:.1f} B/entry")
+        return figures
+
+    def versus_floor(self) -> Figures:
+        log("a: ScreenCall against the no-op floor")
+        ours = Server.screening(self.dsn_small, "--default-region", "US", cpus=SERVER_CPU).wait_serving()
+        floor = Server.noop(cpus=SERVER_CPU).wait_serving(health=False)
+        figures: Figures = {}
+        try:
+            for kind, numbers in (("e164", self.e164), ("national", self.national)):
+                for in_flight in (1, 16, 64):
+                    runs: dict[str, list[Figures]] = {"ours": [], "floor": []}
+                    for name, server in alternate(self.args.rounds, ("floor", floor), ("ours", ours)):
+                        runs[name].append(self._timed_load(server, numbers, "--in-flight", str(in_flight)))
+                    row = {name: self._summary(r) for name, r in runs.items()}
+                    row["ratio"] = row["ours"]["calls_per_s"] / row["floor"]["calls_per_s"]
+                    # Calls per CPU-second of the server: the same ratio, less
+                    # sensitive to other processes taking core 0 for a while.
+                    row["cpu_ratio"] = row["ours"]["calls_per_cpu_s"] / row["floor"]["calls_per_cpu_s"]
+                    figures[f"{kind}_{in_flight}"] = row
+                    log(
+                        f"   {kind} x{in_flight}: ours {row['ours']['calls_per_s']:.0f}/s,"
+                        f" floor {row['floor']['calls_per_s']:.0f}/s, ratio {row['ratio']:.3f}"
+                        f" (per server CPU-second {row['cpu_ratio']:.3f})"
+                    )
+        finally:
+            ours.stop()
+            floor.stop()
+        return figures
+
+    def _timed_load(self, server: Server, numbers: str, *args: str, cpus: set[int] | None = CLIENT_CPU) -> Figures:
+        cpu0, wall0 = server.cpu_seconds(), time.perf_counter()
+        result = load(
+            server.address,
+            "--numbers",
+            numbers,
+            "--duration",
+            str(self.args.duration),
+            "--warmup",
+            "1",
+            *args,
+            cpus=cpus,
+        )
+        server_cpu = server.cpu_seconds() - cpu0
+        result["server_cpu_share"] = server_cpu / (time.perf_counter() - wall0)
+        # Numbers screened per CPU-second of the server, warm-up included.
+        result["calls_per_cpu_s"] = result["all_numbers"] / max(server_cpu, 1e-9)
+        result["client_cpu_share"] = result["client_cpu_s"] / (self.args.duration + 1)
+        return result
+
+    @staticmethod
+    def _summary(runs: list[Figures]) -> Figures:
+        return {
+            "calls_per_s": mean([r["calls_per_s"] for r in runs]),
+            "numbers_per_s": mean([r["numbers_per_s"] for r in runs]),
+            "p50_ms": mean([r["p50_ms"] for r in runs]),
+            "p99_ms": mean([r["p99_ms"] for r in runs]),
+            "server_cpu_share": mean([r["server_cpu_share"] for r in runs]),
+            "calls_per_cpu_s": mean([r["calls_per_cpu_s"] for r in runs]),
+            "client_cpu_share": mean([r["client_cpu_share"] for r in runs]),
+            "rounds": len(runs),
+        }
+
+    def batches(self) -> Figures:
+        log("f: batch screening")
+        ours = Server.screening(self.dsn_small, cpus=SERVER_CPU).wait_serving()
+        floor = Server.noop(cpus=SERVER_CPU).wait_serving(health=False)
+        figures: Figures = {}
+        try:
+            for mode, args in (
+                ("screen_numbers", ("--mode", "batch", "--batch", "10000", "--in-flight", "2")),
+                ("stream", ("--mode", "stream", "--in-flight", "64", "--streams", "2")),
+            ):
+                runs: dict[str, list[Figures]] = {"ours": [], "floor": []}
+                for name, server in alternate(self.args.rounds // 2 or 1, ("floor", floor), ("ours", ours)):
+                    runs[name].append(self._timed_load(server, self.e164, *args))
+                row = {name: self._summary(r) for name, r in runs.items()}
+                figures[mode] = row
+                log(
+                    f"   {mode}: ours {row['ours']['numbers_per_s']:.0f} numbers/s,"
+                    f" floor {row['floor']['numbers_per_s']:.0f} numbers/s"
+                )
+        finally:
+            ours.stop()
+            floor.stop()
+        return figures
+
+    def propagation(self) -> Figures:
+        log("e: propagation from commit to another replica's answer")
+        writer = Server.screening(self.dsn_small).wait_serving()
+        reader = Server.screening(self.dsn_small).wait_serving()
+        try:
+            return asyncio.run(self._propagate(writer.address, reader.address, self.args.changes))
+        finally:
+            writer.stop()
+            reader.stop()
+
+    @staticmethod
+    async def _propagate(writer: str, reader: str, changes: int) -> Figures:
+        from_commit: list[float] = []
+        from_request: list[float] = []
+        async with grpc.aio.insecure_channel(writer) as w, grpc.aio.insecure_channel(reader) as r:
+            admin = pb_grpc.ForbiddenNumberAdminStub(w)
+            screening = pb_grpc.ScreeningStub(r)
+            for i in range(changes):
+                number = f"+4420{i:08d}"
+                request = pb.CreateForbiddenNumberRequest(
+                    forbidden_number=pb.ForbiddenNumber(
+                        tenant_id=data.TENANT, number=number, call_type=pb.CALL_TYPE_BOTH
+                    )
+                )
+                query = pb.ScreenCallRequest(tenant_id=data.TENANT, number=number, direction=pb.DIRECTION_INBOUND)
+                asked = time.perf_counter()
+                await admin.CreateForbiddenNumber(request)
+                committed = time.perf_counter()  # the write's commit happened before its response
+                while (await screening.ScreenCall(query)).verdict != pb.VERDICT_BLOCK:
+                    if time.perf_counter() - asked > 10:
+                        raise RuntimeError(f"{number} not answered by the other replica within 10s")
+                answered = time.perf_counter()
+                from_commit.append(answered - committed)
+                from_request.append(answered - asked)
+                await asyncio.sleep(0.02)
+
+        def pct(values: list[float], p: float) -> float:
+            ordered = sorted(values)
+            return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+        figures = {
+            "changes": changes,
+            "p50_ms": pct(from_commit, 50),
+            "p99_ms": pct(from_commit, 99),
+            "max_ms": max(from_commit) * 1000,
+            "including_write_p50_ms": pct(from_request, 50),
+            "including_write_p99_ms": pct(from_request, 99),
+        }
+        log(f"   p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms")
+        return figures
+
+    def scaling(self) -> Figures:
+        log("g: 1 and 2 worker processes")
+        one = Server.screening(self.dsn_small, "--workers", "1").wait_serving()
+        two = Server.screening(self.dsn_small, "--workers", "2").wait_serving()
+        figures: Figures = {}
+        try:
+            time.sleep(3)  # both of two's workers loaded, not only the first to answer
+            for mode, args in (
+                ("screen_numbers", ("--mode", "batch", "--batch", "2000", "--in-flight", "8", "--channels", "8")),
+                ("screen_call_64", ("--in-flight", "64", "--channels", "8")),
+            ):
+                runs: dict[str, list[Figures]] = {"1": [], "2": []}
+                for name, server in alternate(self.args.rounds // 2 or 1, ("1", one), ("2", two)):
+                    runs[name].append(self._timed_load(server, self.e164, *args, cpus=None))
+                row = {f"workers_{name}": self._summary(r) for name, r in runs.items()}
+                row["scaling"] = row["workers_2"]["numbers_per_s"] / row["workers_1"]["numbers_per_s"]
+                figures[mode] = row
+                log(
+                    f"   {mode}: 1 worker {row['workers_1']['numbers_per_s']:.0f}/s,"
+                    f" 2 workers {row['workers_2']['numbers_per_s']:.0f}/s, x{row['scaling']:.2f}"
+                )
+        finally:
+            one.stop()
+            two.stop()
+        return figures
+
+    def imports(self, url: str) -> Figures | str:
+        script = ROOT / "bench" / "import_rows.py"
+        if not script.exists():
+            return "not available: import not merged"
+        log("d: import of 1M rows")
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.import_rows", "--database-url", url, "--rows", "1000000"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if out.returncode != 0:
+            return f"failed: {out.stderr[-500:]}"
+        result: Figures = json.loads(out.stdout)
+        return result
+
+
+def table(results: Figures) -> str:
+    rows: list[tuple[str, str, str, str]] = []
+
+    def ok(good: bool) -> str:
+        return "met" if good else "NOT MET"
+
+    a = results["a_screen_call_vs_floor"]
+    for kind, target in (("e164", 0.95), ("national", 0.90)):
+        for c in (1, 16, 64):
+            r = a[f"{kind}_{c}"]
+            rows.append(
+                (
+                    f"a ScreenCall {kind} x{c}",
+                    f"{r['ours']['calls_per_s']:.0f}/s p50 {r['ours']['p50_ms']:.2f} p99 {r['ours']['p99_ms']:.2f} ms;"
+                    f" floor {r['floor']['calls_per_s']:.0f}/s p50 {r['floor']['p50_ms']:.2f}"
+                    f" p99 {r['floor']['p99_ms']:.2f} ms; ratio {r['ratio']:.3f} (per CPU-s {r['cpu_ratio']:.3f})",
+                    f">= {target}",
+                    ok(r["ratio"] >= target),
+                )
+            )
+    b = results["b_in_process_ns"]
+    for key in (
+        "e164_absent_ns",
+        "e164_present_ns",
+        "formatted_absent_ns",
+        "formatted_present_ns",
+        "national_absent_ns",
+        "national_present_ns",
+        "national_cached_ns",
+    ):
+        is_e164 = key.startswith("e164")
+        rows.append(
+            (
+                f"b in-process {key[:-3]}",
+                f"{b[key]:.0f} ns ({b['entries']:,} entries)",
+                "<= 2000 ns" if is_e164 else "",
+                ok(b[key] <= 2000) if is_e164 else "",
+            )
+        )
+    c = results["c_footprint"]
+    for key, value in c.items():
+        if not key.startswith("entries_"):
+            continue
+        n = int(key.split("_")[1])
+        large = n >= 10_000_000
+        rows.append(
+            (
+                f"c {n:,} entries",
+                f"{value['bytes_per_entry']:.1f} B/entry, SERVING after {value['start_to_serving_s']:.1f} s",
+                "<= 32 B, <= 30 s" if large else "",
+                ok(value["bytes_per_entry"] <= 32 and value["start_to_serving_s"] <= 30) if large else "",
+            )
+        )
+    d = results["d_import"]
+    rows.append(("d import 1M rows", d if isinstance(d, str) else f"{d.get('rows_per_s', d)}", "", ""))
+    e = results["e_propagation"]
+    rows.append(
+        (
+            "e propagation",
+            f"p50 {e['p50_ms']:.1f} ms, p99 {e['p99_ms']:.1f} ms ({e['changes']} changes)",
+            "p99 <= 100 ms",
+            ok(e["p99_ms"] <= 100),
+        )
+    )
+    f = results["f_batch"]
+    for mode, r in f.items():
+        rows.append(
+            (
+                f"f {mode}",
+                f"{r['ours']['numbers_per_s']:.0f} numbers/s (floor {r['floor']['numbers_per_s']:.0f})",
+                ">= 200000/s",
+                ok(r["ours"]["numbers_per_s"] >= 200_000),
+            )
+        )
+    g = results["g_scaling"]
+    for mode, r in g.items():
+        rows.append(
+            (
+                f"g {mode}",
+                f"1 worker {r['workers_1']['numbers_per_s']:.0f}/s, 2 workers {r['workers_2']['numbers_per_s']:.0f}/s:"
+                f" x{r['scaling']:.2f}",
+                ">= 1.4x",
+                ok(r["scaling"] >= 1.4),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__)
+    parser.add_argument("--small", type=int, default=1_000_000, help="entries of the data set most figures use")
+    parser.add_argument("--large", type=int, default=10_000_000, help="entries for the footprint figure")
+    parser.add_argument("--rounds", type=int, default=4, help="alternations of each comparison")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds of each measured load run")
+    parser.add_argument("--changes", type=int, default=200, help="changes timed for propagation")
+    parser.add_argument("--out", default=str(ROOT / "bench-results.json"))
+    args = parser.parse_args()
+    started = time.perf_counter()
+    results: Figures = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "grpc": grpc.__version__,
+            "load_average_at_start": os.getloadavg(),
+            "split": "servers pinned to core 0, load generators to core 1 (a, b, f); nothing pinned in g",
+        }
+    }
+    with tempfile.TemporaryDirectory(prefix="screening-bench-") as tmp:
+        workdir = Path(tmp)
+        url, stop_database = embedded.start(workdir / "pg")
+        try:
+            bench = Bench(args, workdir)
+            asyncio.run(bench.setup(url))
+            steps: list[tuple[str, Callable[[], Any]]] = [
+                ("b_in_process_ns", bench.in_process),
+                ("c_footprint", bench.footprint),
+                ("a_screen_call_vs_floor", bench.versus_floor),
+                ("f_batch", bench.batches),
+                ("e_propagation", bench.propagation),
+                ("g_scaling", bench.scaling),
+                ("d_import", lambda: bench.imports(url)),
+            ]
+            for key, step in steps:
+                results[key] = step()
+        finally:
+            stop_database()
+    results["machine"]["load_average_at_end"] = os.getloadavg()
+    results["machine"]["bench_seconds"] = time.perf_counter() - started
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(table(results))
+    print(f"\n(written to {args.out}; {results['machine']['bench_seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

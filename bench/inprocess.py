@@ -1,0 +1,94 @@
+"""Figure b: what one screen costs inside the server process, without gRPC.
+
+Times Screener.screen, the exact call ScreenCall makes (checks, normalize,
+index look-up), over an index of `entries` EXACT entries built straight
+from arrays. Run as its own process (`python -m bench.inprocess N`), pinned
+to one core; prints JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.data import SPAN, STEP, TENANT, number_of
+from screening.compact import Columns, number_key
+from screening.index import ScreeningIndex
+from screening.screener import Screener
+
+
+@dataclass
+class LoadedReplica:
+    """What Screener reads from a Replica."""
+
+    index: ScreeningIndex
+    ready: bool = True
+    data_version: int = 1
+
+
+def build(entries: int) -> ScreeningIndex:
+    i = np.arange(entries, dtype=np.int64)
+    values = 12_000_000_000 + (i * STEP) % SPAN  # int("+1" + ten digits)
+    # number_key of "+1" and ten digits (12 characters), flags BOTH | ENABLED.
+    keys = (values << 9) | ((12 << 5) - 16) | 7
+    rng = np.random.default_rng(1)
+    hi = rng.integers(0, 2**63, entries, dtype=np.uint64)
+    lo = rng.integers(0, 2**63, entries, dtype=np.uint64)
+    columns = Columns([TENANT], np.zeros(entries, np.int32), keys, hi, lo, np.zeros(entries))
+    return ScreeningIndex.from_columns(columns)
+
+
+def cost_ns(screener: Screener, inputs: list[str], rounds: int = 5) -> float:
+    screen = screener.screen
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        for number in inputs:
+            screen(TENANT, number, 1)
+        best = min(best, time.process_time() - started)
+    return best / len(inputs) * 1e9
+
+
+def main() -> None:
+    entries = int(sys.argv[1])
+    started = time.process_time()
+    index = build(entries)
+    build_s = time.process_time() - started
+    rng = random.Random(5)
+    present = [number_of(rng.randrange(entries)) for _ in range(20_000)]
+    absent = [number_of(entries + rng.randrange(SPAN - entries)) for _ in range(20_000)]
+    assert number_key(present[0]) | 7 in index._base.keys  # the packing above is number_key's
+    assert index.screen(TENANT, present[0], 1, 0.0) is not None and index.screen(TENANT, absent[0], 1, 0.0) is None
+    e164 = Screener(LoadedReplica(index), None)  # type: ignore[arg-type]
+    national = Screener(LoadedReplica(index), "US")  # type: ignore[arg-type]
+
+    def formatted(n: str) -> str:
+        return f"+1 ({n[2:5]}) {n[5:8]}-{n[8:]}"
+
+    def bare(n: str) -> str:
+        return n[2:]
+
+    national.screen(TENANT, "2125550100", 1)  # load libphonenumber's metadata for the region first
+    figures = {
+        "entries": entries,
+        "build_s": build_s,
+        "e164_absent_ns": cost_ns(e164, absent),
+        "e164_present_ns": cost_ns(e164, present),
+        "formatted_absent_ns": cost_ns(e164, [formatted(n) for n in absent]),
+        "formatted_present_ns": cost_ns(e164, [formatted(n) for n in present]),
+        # 20,000 distinct numbers: more than the parse cache holds, so every
+        # national number is parsed (its LRU cache of 65,536 is warm after round 1 otherwise).
+        "national_absent_ns": cost_ns(national, [bare(n) for n in absent], rounds=1),
+        "national_present_ns": cost_ns(national, [bare(n) for n in present], rounds=1),
+        "national_cached_ns": cost_ns(national, [bare(n) for n in absent[:1000]]),
+    }
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

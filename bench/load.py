@@ -1,0 +1,190 @@
+"""A load generator, run as its own process so that its CPU is not the server's.
+
+Modes: `unary` (ScreenCall, `--in-flight` calls outstanding), `batch`
+(ScreenNumbers of `--batch` numbers), `stream` (ScreenCallStream with
+`--in-flight` requests outstanding on each stream). Requests are serialized
+once up front and responses are not parsed (only counted), so the client
+spends as little CPU per call as grpc allows. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+
+from screening.v1 import screening_pb2 as pb
+
+_IDENTITY = None  # grpc passes bytes through when no (de)serializer is given
+_UNARY = "/screening.v1.Screening/ScreenCall"
+_BATCH = "/screening.v1.Screening/ScreenNumbers"
+_STREAM = "/screening.v1.Screening/ScreenCallStream"
+
+
+def channels(target: str, count: int) -> list[grpc.aio.Channel]:
+    # A local subchannel pool each: separate TCP connections, so SO_REUSEPORT
+    # can spread them over worker processes.
+    return [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) for _ in range(count)]
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(p / 100 * len(sorted_values)))]
+
+
+async def run(args: argparse.Namespace, numbers: list[str]) -> dict[str, object]:
+    rng = random.Random(args.seed)
+    rng.shuffle(numbers)
+    direction = pb.DIRECTION_INBOUND
+    chans = channels(args.target, args.channels)
+    for ch in chans:
+        await asyncio.wait_for(ch.channel_ready(), 10)
+    latencies: list[float] = []
+    done = 0
+    total = 0  # warm-up calls included
+    screened = 0
+    stop_at = 0.0
+    warm_until = 0.0
+
+    if args.mode == "unary":
+        requests = [
+            pb.ScreenCallRequest(
+                tenant_id=args.tenant, number=n, direction=direction, call_id=f"c{i}"
+            ).SerializeToString()
+            for i, n in enumerate(numbers)
+        ]
+        calls: list[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = [ch.unary_unary(_UNARY) for ch in chans]
+
+        async def worker(k: int) -> None:
+            nonlocal done, total
+            call = calls[k % len(calls)]
+            i = k
+            perf = time.perf_counter
+            while (start := perf()) < stop_at:
+                await call(requests[i % len(requests)], timeout=10)
+                end = perf()
+                total += 1
+                if start >= warm_until:
+                    latencies.append(end - start)
+                    done += 1
+                i += args.in_flight
+
+        per_call = 1
+        workers = [worker(k) for k in range(args.in_flight)]
+    elif args.mode == "batch":
+        size = args.batch
+        batches = [
+            pb.ScreenNumbersRequest(
+                tenant_id=args.tenant, direction=direction, numbers=numbers[i : i + size]
+            ).SerializeToString()
+            for i in range(0, len(numbers) - size + 1, size)
+        ]
+        calls = [ch.unary_unary(_BATCH) for ch in chans]  # bytes in, bytes out
+
+        async def worker(k: int) -> None:
+            nonlocal done, total
+            call = calls[k % len(calls)]
+            i = k
+            perf = time.perf_counter
+            while (start := perf()) < stop_at:
+                await call(batches[i % len(batches)], timeout=30)
+                end = perf()
+                total += 1
+                if start >= warm_until:
+                    latencies.append(end - start)
+                    done += 1
+                i += 1
+
+        per_call = size
+        workers = [worker(k) for k in range(args.in_flight)]
+    else:
+        requests = [
+            pb.ScreenCallRequest(
+                tenant_id=args.tenant, number=n, direction=direction, call_id=f"c{i}"
+            ).SerializeToString()
+            for i, n in enumerate(numbers)
+        ]
+
+        async def worker(k: int) -> None:
+            # One stream; `in_flight` requests outstanding on it (a switch pipelining calls).
+            nonlocal done, total
+            call: grpc.aio.StreamStreamMultiCallable[bytes, bytes] = chans[k % len(chans)].stream_stream(_STREAM)
+            window = asyncio.Semaphore(args.in_flight)
+            sent: asyncio.Queue[float] = asyncio.Queue()
+            perf = time.perf_counter
+
+            async def source() -> AsyncIterator[bytes]:
+                i = k
+                while perf() < stop_at:
+                    await window.acquire()
+                    sent.put_nowait(perf())
+                    yield requests[i % len(requests)]
+                    i += 1
+
+            stream = call(source())
+            async for _ in stream:
+                total += 1
+                start = sent.get_nowait()
+                if start >= warm_until:
+                    latencies.append(perf() - start)
+                    done += 1
+                window.release()
+
+        per_call = 1
+        workers = [worker(k) for k in range(args.streams)]
+
+    cpu0 = time.process_time()
+    began = time.perf_counter()
+    warm_until = began + args.warmup
+    stop_at = warm_until + args.duration
+    await asyncio.gather(*workers)
+    elapsed = time.perf_counter() - warm_until
+    cpu = time.process_time() - cpu0
+    for ch in chans:
+        await ch.close()
+    screened = done * per_call
+    latencies.sort()
+    return {
+        "mode": args.mode,
+        "in_flight": args.in_flight,
+        "calls": done,
+        "all_numbers": total * per_call,
+        "numbers": screened,
+        "seconds": elapsed,
+        "calls_per_s": done / elapsed,
+        "numbers_per_s": screened / elapsed,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "client_cpu_s": cpu,
+        "client_cpu": os.sched_getaffinity(0).__len__(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench.load")
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--mode", choices=("unary", "batch", "stream"), default="unary")
+    parser.add_argument("--numbers", required=True, help="file of numbers, whitespace separated")
+    parser.add_argument("--tenant", default="acme")
+    parser.add_argument("--in-flight", type=int, default=16)
+    parser.add_argument("--streams", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--channels", type=int, default=1)
+    parser.add_argument("--duration", type=float, default=4.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    numbers = Path(args.numbers).read_text().split()
+    print(json.dumps(asyncio.run(run(args, numbers))))
+
+
+if __name__ == "__main__":
+    main()

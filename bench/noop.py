@@ -1,0 +1,62 @@
+"""The floor: a Screening server for the same proto on the same grpc runtime that does nothing.
+
+It answers every ScreenCall with ALLOW, echoing the number and call id, so the
+response has the shape and about the size of a real one. The difference
+between it and the real server is what screening costs over gRPC itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from screening.v1 import screening_pb2 as pb
+from screening.v1 import screening_pb2_grpc as pb_grpc
+
+_ALLOW = pb.VERDICT_ALLOW
+
+
+class NoopScreening(pb_grpc.ScreeningServicer):
+    async def ScreenCall(self, request: pb.ScreenCallRequest, context: Any) -> pb.ScreenCallResponse:
+        return pb.ScreenCallResponse(verdict=_ALLOW, normalized_number=request.number, call_id=request.call_id)
+
+    async def ScreenNumbers(self, request: pb.ScreenNumbersRequest, context: Any) -> pb.ScreenNumbersResponse:
+        return pb.ScreenNumbersResponse(
+            results=[pb.ScreenCallResponse(verdict=_ALLOW, normalized_number=n) for n in request.numbers]
+        )
+
+    async def ScreenCallStream(
+        self, request_iterator: AsyncIterator[pb.ScreenCallRequest], context: Any
+    ) -> AsyncIterator[pb.ScreenCallResponse]:
+        async for request in request_iterator:
+            yield pb.ScreenCallResponse(verdict=_ALLOW, normalized_number=request.number, call_id=request.call_id)
+
+
+async def serve(listen: str) -> None:
+    # The same options as screening.app.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
+    pb_grpc.add_ScreeningServicer_to_server(NoopScreening(), server)
+    server.add_insecure_port(listen)
+    await server.start()
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    print("ready", flush=True)
+    await stopping.wait()
+    await server.stop(1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench.noop")
+    parser.add_argument("--listen", required=True)
+    asyncio.run(serve(parser.parse_args().listen))
+
+
+if __name__ == "__main__":
+    main()

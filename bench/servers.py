@@ -1,0 +1,140 @@
+"""Processes the bench starts: servers (ours and the no-op floor) and load generators."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCREENING_")}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def _pinned(cpus: set[int] | None):  # type: ignore[no-untyped-def]
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+class Server:
+    """A server process on its own port; `started_to_serving` is measured from exec to SERVING."""
+
+    def __init__(self, args: Sequence[str], cpus: set[int] | None = None, log: Path | None = None) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self._log = open(log or os.devnull, "ab")  # noqa: SIM115 - closed in stop()
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, *args, "--listen", self.address],
+            env=_env(),
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_pinned(cpus),
+        )
+        self.started_to_serving = float("nan")
+
+    @staticmethod
+    def screening(dsn: str, *extra: str, cpus: set[int] | None = None, log: Path | None = None) -> Server:
+        return Server(["-m", "screening", "serve", "--database-url", dsn, "--log-level", "WARNING", *extra], cpus, log)
+
+    @staticmethod
+    def noop(cpus: set[int] | None = None) -> Server:
+        return Server(["-m", "bench.noop"], cpus)
+
+    def wait_serving(self, within: float = 120, health: bool = True) -> Server:
+        deadline = time.perf_counter() + within
+        with grpc.insecure_channel(self.address) as channel:
+            stub: Any = health_pb2_grpc.HealthStub(channel)
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.address} exited with {self.proc.returncode}")
+                try:
+                    if not health:
+                        grpc.channel_ready_future(channel).result(timeout=0.5)
+                        break
+                    status = stub.Check(health_pb2.HealthCheckRequest(service="screening.v1.Screening"), timeout=1)
+                    if status.status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                except (grpc.RpcError, grpc.FutureTimeoutError):
+                    pass
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"{self.address} not serving within {within}s")
+                time.sleep(0.02)
+        self.started_to_serving = time.perf_counter() - self.started
+        return self
+
+    def rss_bytes(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the process and its reaped children."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = sum(int(f) for f in fields[11:15])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def load(target: str, *args: str, cpus: set[int] | None = None) -> dict[str, float]:
+    """Run one load generator process to completion; its JSON result."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.load", "--target", target, *args],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        preexec_fn=_pinned(cpus),
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
+    result: dict[str, float] = json.loads(out.stdout)
+    return result
+
+
+def run_json(module: str, *args: str, cpus: set[int] | None = None) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env=_env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        preexec_fn=_pinned(cpus),
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{module} failed: {out.stderr[-2000:]}")
+    result: dict[str, float] = json.loads(out.stdout)
+    return result
