@@ -168,7 +168,13 @@ async def test_first_load_from_the_database_packs_numbers_as_python_does(start_s
         await conn.execute(
             "INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type) VALUES ('acme', '12a', 1, 3)"
         )
-        _, rows = await changes.read_since(conn, 0)
+        rows = [
+            changes.ChangedRow(*r)
+            for r in await conn.fetch(
+                "SELECT id::text, tenant_id, number, match_kind, call_type, enabled, expire_time, deleted"
+                " FROM forbidden_numbers"
+            )
+        ]
     finally:
         await conn.close()
     plain = ScreeningIndex()
