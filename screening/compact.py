@@ -21,6 +21,7 @@ sorts) while calls are answered from the old one.
 
 from __future__ import annotations
 
+import ctypes
 import re
 import uuid
 from bisect import bisect_left, bisect_right
@@ -373,6 +374,20 @@ class Base:
             self.id_lo[self.ptr][keep],
             expires[keep],
         )
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by a load or merge back to the OS (glibc keeps it otherwise).
+
+    Building a base frees a few arrays of tens of MB; below glibc's mmap
+    threshold they come from the heap, whose free pages would otherwise stay
+    in the process's RSS.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to do
+        return
+    libc.malloc_trim(0)
 
 
 def concat(a: Columns, b: Columns) -> Columns:

@@ -24,7 +24,17 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from screening.compact import CALL_TYPES, ENCODABLE, NEVER, Base, Columns, concat, id_parts, number_key
+from screening.compact import (
+    CALL_TYPES,
+    ENCODABLE,
+    NEVER,
+    Base,
+    Columns,
+    concat,
+    id_parts,
+    number_key,
+    release_freed_memory,
+)
 from screening.model import CallType, Direction, MatchKind
 
 _EXACT = MatchKind.EXACT
@@ -331,3 +341,4 @@ async def merge_in_background(index: ScreeningIndex) -> None:
         index.abort_merge()
         raise
     index.finish_merge(merge)
+    release_freed_memory()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from screening.compact import Base, Columns
+from screening.compact import Base, Columns, release_freed_memory
 from screening.index import NEVER, IndexEntry, ScreeningIndex, merge_in_background
 from screening.model import CallType, MatchKind
 from storage import changes, tombstones
@@ -150,6 +150,7 @@ class Replica:
                 _settle()
                 await asyncio.sleep(0)  # keep answering calls and health checks
         self.index = index
+        release_freed_memory()
         self.full_loads += 1
         self._advance(position, reset=True)
         log.info(
