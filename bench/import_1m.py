@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -57,7 +58,7 @@ async def probe(stub: pb_grpc.ScreeningStub, stop: asyncio.Event, worst: list[fl
     request = pb.ScreenCallRequest(tenant_id=TENANT, number="+15550000000", direction=pb.DIRECTION_INBOUND)
     while not stop.is_set():
         started = time.perf_counter()
-        await stub.ScreenCall(request, timeout=10)
+        await stub.ScreenCall(request, timeout=10)  # type: ignore[misc]  # an aio channel's stub
         worst[0] = max(worst[0], time.perf_counter() - started)
         await asyncio.sleep(0.01)
 
@@ -78,7 +79,7 @@ async def client(target: str, replica: str, rows: int) -> dict[str, float | int]
 
     options = [("grpc.max_send_message_length", 64 << 20)]
     async with grpc.aio.insecure_channel(target, options=options) as a, grpc.aio.insecure_channel(replica) as b:
-        importing = a.stream_unary(
+        importing: Any = a.stream_unary(
             IMPORT_METHOD, request_serializer=None, response_deserializer=pb.ImportJob.FromString
         )
         screen_b = pb_grpc.ScreeningStub(b)
@@ -139,7 +140,7 @@ def free_port() -> int:
 async def serving(address: str, within: float) -> None:
     deadline = time.monotonic() + within
     async with grpc.aio.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
+        health: Any = health_pb2_grpc.HealthStub(channel)
         while True:
             with contextlib.suppress(grpc.aio.AioRpcError):
                 r = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
