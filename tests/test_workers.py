@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 
 from screening.v1 import screening_pb2 as pb
-from tests.support import Clients, create, until_verdict, wait_until
+from tests.support import Clients, create, wait_until
 from tests.test_serve import Process, run_server, serving
 
 __all__ = ["run_server"]
@@ -41,6 +41,24 @@ def listens(pid: int, port: int) -> bool:
         return False
 
 
+async def answers_block(address: str, number: str) -> None:
+    """BLOCK from a fresh connection; a worker still loading answers UNAVAILABLE meanwhile."""
+
+    async def block() -> bool:
+        async with grpc.aio.insecure_channel(address) as channel:
+            try:
+                r = await Clients(channel).screening.ScreenCall(
+                    pb.ScreenCallRequest(tenant_id="acme", number=number, direction=pb.DIRECTION_INBOUND), timeout=2
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                return False
+            return r.verdict == pb.VERDICT_BLOCK
+
+    await wait_until(block, within=30, interval=0.1)
+
+
 def running(pid: int) -> bool:
     try:
         return "zombie" not in Path(f"/proc/{pid}/status").read_text()
@@ -70,17 +88,16 @@ async def test_two_workers_share_the_port_a_dead_one_is_restarted_and_sigterm_dr
     await wait_until(lambda: all(listens(pid, server.port) for pid in workers), within=30)
     async with grpc.aio.insecure_channel(server.address) as channel:
         await create(Clients(channel), "+15550100")
-    for _ in range(2):  # new connections land on either worker; every one answers BLOCK
-        async with grpc.aio.insecure_channel(server.address) as channel:
-            await until_verdict(Clients(channel), "+15550100", pb.VERDICT_BLOCK)
+    for _ in range(4):  # new connections land on either worker; every one answers BLOCK
+        await answers_block(server.address, "+15550100")
 
     victim = min(workers)
     os.kill(victim, signal.SIGKILL)
     await wait_until(lambda: victim not in children(server.proc.pid) and len(children(server.proc.pid)) == 2, within=15)
     replacement = (children(server.proc.pid) - workers).pop()
     await wait_until(lambda: listens(replacement, server.port), within=30)
-    async with grpc.aio.insecure_channel(server.address) as channel:
-        await until_verdict(Clients(channel), "+15550100", pb.VERDICT_BLOCK)
+    for _ in range(4):
+        await answers_block(server.address, "+15550100")
 
     current = children(server.proc.pid)
     server.proc.send_signal(signal.SIGTERM)
