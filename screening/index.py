@@ -22,6 +22,7 @@ exact match wins over a prefix.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import dataclass
 
 from screening.compact import (
@@ -133,9 +134,9 @@ def _mergeable(entry: IndexEntry) -> bool:
 class Merge:
     """One merge: a snapshot taken on the loop thread, built by `build` in a worker thread."""
 
-    def __init__(self, base: Base, drop: list[tuple[int, int]], entries: list[IndexEntry]) -> None:
+    def __init__(self, base: Base, shadowed: frozenset[str], entries: list[IndexEntry]) -> None:
         self.base = base
-        self.drop = drop
+        self.shadowed = shadowed  # left out of the new base
         self.entries = entries
         self.result: Base | None = None
 
@@ -143,7 +144,8 @@ class Merge:
         added = Columns.of_entries(
             [(e.id, e.tenant_id, e.number, e.call_type, e.enabled, e.expires_at) for e in self.entries]
         )
-        self.result = Base.build(concat(self.base.columns(self.drop), added))
+        drop = [parts for parts in map(id_parts, self.shadowed) if parts is not None]
+        self.result = Base.build(concat(self.base.columns(drop), added))
 
 
 class ScreeningIndex:
@@ -160,7 +162,8 @@ class ScreeningIndex:
         # together with a tenant's exact-number dict would stall the event
         # loop twice as long.
         self._by_id: tuple[dict[str, IndexEntry], ...] = tuple({} for _ in range(_ID_SHARDS))
-        self._mergeable = 0
+        # Ids of overlay entries the base can hold: what a merge takes.
+        self._mergeable: set[str] = set()
         # Base ids whose base copy is not served: changed (the overlay has them) or gone.
         self._shadowed: set[str] = set()
         # Ids changed while a merge is being built; None when no merge is.
@@ -210,7 +213,7 @@ class ScreeningIndex:
             self._touch(displaced.id)
         self._by_id[hash(entry.id) & _ID_MASK][entry.id] = entry
         if _mergeable(entry):
-            self._mergeable += 1
+            self._mergeable.add(entry.id)
         if entry.match_kind is MatchKind.EXACT and ENCODABLE.fullmatch(entry.number):
             pos = self._base.find(entry.tenant_id, number_key(entry.number))
             if pos >= 0:
@@ -233,8 +236,7 @@ class ScreeningIndex:
     def _forget(self, entry: IndexEntry) -> None:
         """Take the entry out of the overlay."""
         del self._by_id[hash(entry.id) & _ID_MASK][entry.id]
-        if _mergeable(entry):
-            self._mergeable -= 1
+        self._mergeable.discard(entry.id)
         rules = self._tenants[entry.tenant_id]
         rules.drop(entry)
         if not rules:
@@ -297,35 +299,28 @@ class ScreeningIndex:
     # Merging, in three steps: begin (loop thread), Merge.build (worker thread), finish (loop thread).
 
     def wants_merge(self) -> bool:
-        return self._touched is None and self._mergeable >= MERGE_AT
+        return self._touched is None and len(self._mergeable) >= MERGE_AT
 
     def begin_merge(self, chunk: int = MERGE_CHUNK) -> Merge:
-        entries: list[IndexEntry] = []
-        for entry in (entry for shard in self._by_id for entry in shard.values()):
-            if _mergeable(entry):
-                entries.append(entry)
-                if len(entries) == chunk:
-                    break
-        drop = [parts for parts in map(id_parts, self._shadowed) if parts is not None]
+        by_id = self._by_id
+        entries = [by_id[hash(i) & _ID_MASK][i] for i in itertools.islice(self._mergeable, chunk)]
         self._touched = set()
-        return Merge(self._base, drop, entries)
+        return Merge(self._base, frozenset(self._shadowed), entries)
 
     def finish_merge(self, merge: Merge) -> None:
         """Serve from the merged base; what changed meanwhile stays in the overlay."""
         assert merge.result is not None and self._touched is not None
         touched, self._touched = self._touched, None
         base = merge.result
+        merged = {entry.id for entry in merge.entries}
         for entry in merge.entries:
             if entry.id not in touched and self._by_id[hash(entry.id) & _ID_MASK].get(entry.id) is entry:
                 self._forget(entry)
-        shadowed = set()
-        for entry_id in touched:
-            parts = id_parts(entry_id)
-            if parts is not None and base.id_position(*parts) >= 0:
-                shadowed.add(entry_id)
-        # Ids shadowed before the merge were left out of the new base; those
-        # changed during it were built in from a snapshot that is now stale.
-        self._shadowed = shadowed
+        # Set operations only (a merge during a big import sees many changes):
+        # ids shadowed before the merge were left out of the new base; the new
+        # base has stale copies of the merged ids changed since, and of the old
+        # base's ids shadowed since (every such change shadowed them).
+        self._shadowed = (touched & merged) | (self._shadowed - merge.shadowed)
         self._base = base
 
     def abort_merge(self) -> None:
