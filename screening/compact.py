@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ctypes
 import re
-import uuid
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -75,17 +74,15 @@ def flags_of(call_type: int, enabled: bool, expires_at: float) -> int:
     return call_type | (ENABLED if enabled else 0) | (EXPIRES if expires_at != NEVER else 0)
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def id_parts(entry_id: str) -> tuple[int, int] | None:
-    """(high, low) 64 bits of a canonical UUID string; None for any other id."""
-    if len(entry_id) != 36:
+    """(high, low) 64 bits of a canonical (lower-case, hyphenated) UUID string; None for any other id."""
+    if _UUID.fullmatch(entry_id) is None:
         return None
-    try:
-        value = uuid.UUID(entry_id)
-    except ValueError:
-        return None
-    if str(value) != entry_id:
-        return None
-    return value.int >> 64, value.int & 0xFFFF_FFFF_FFFF_FFFF
+    value = int(entry_id.replace("-", ""), 16)
+    return value >> 64, value & 0xFFFF_FFFF_FFFF_FFFF
 
 
 def format_id(hi: int, lo: int) -> str:

@@ -214,7 +214,7 @@ class ScreeningIndex:
         self._by_id[hash(entry.id) & _ID_MASK][entry.id] = entry
         if _mergeable(entry):
             self._mergeable.add(entry.id)
-        if entry.match_kind is MatchKind.EXACT and ENCODABLE.fullmatch(entry.number):
+        if len(self._base) and entry.match_kind is MatchKind.EXACT and ENCODABLE.fullmatch(entry.number):
             pos = self._base.find(entry.tenant_id, number_key(entry.number))
             if pos >= 0:
                 other = self._base.id_at(pos)
@@ -228,7 +228,7 @@ class ScreeningIndex:
         old = self._by_id[hash(entry_id) & _ID_MASK].get(entry_id)
         if old is not None:
             self._forget(old)
-        if entry_id not in self._shadowed:
+        if len(self._base) and entry_id not in self._shadowed:
             parts = id_parts(entry_id)
             if parts is not None and self._base.id_position(*parts) >= 0:
                 self._shadowed.add(entry_id)
