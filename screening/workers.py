@@ -78,6 +78,14 @@ class Supervisor:
         results = await asyncio.gather(*slots)
         return 0 if all(code == 0 for code in results) else 1
 
+    def _metrics_flag(self, slot: int) -> list[str]:
+        """Worker `slot` serves its metrics on the metrics port + slot: one port cannot be bound twice."""
+        metrics = self._config.metrics_listen
+        if metrics is None:
+            return []
+        host, _, port = metrics.rpartition(":")
+        return ["--metrics-listen", f"{host}:{int(port) + slot}"]
+
     def _forward(self, sig: int) -> None:
         for pid in self.pids.values():
             with contextlib.suppress(ProcessLookupError):
@@ -88,7 +96,7 @@ class Supervisor:
         while True:
             started = loop_time()
             proc = await asyncio.create_subprocess_exec(
-                *self._command, env=os.environ | {SUPERVISOR_ENV: str(os.getpid())}
+                *self._command, *self._metrics_flag(slot), env=os.environ | {SUPERVISOR_ENV: str(os.getpid())}
             )
             self.pids[slot] = proc.pid
             log.info("worker %d started (pid %d)", slot, proc.pid)
