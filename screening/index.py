@@ -44,9 +44,10 @@ __all__ = ["NEVER", "IndexEntry", "ScreeningIndex", "merge_in_background"]
 
 # A merge starts once the overlay holds this many mergeable entries, and takes
 # at most MERGE_CHUNK of them: its loop-thread steps are O(chunk), so a chunk
-# bounds the pause calls see (about 0.5 µs an entry).
+# bounds the pause calls see (measured during a 1M-row import: 120 ms a step
+# at 50,000, under 50 ms at 10,000).
 MERGE_AT = 20_000
-MERGE_CHUNK = 50_000
+MERGE_CHUNK = 10_000
 _ID_SHARDS = 16
 _ID_MASK = _ID_SHARDS - 1
 
@@ -336,4 +337,5 @@ async def merge_in_background(index: ScreeningIndex) -> None:
         index.abort_merge()
         raise
     index.finish_merge(merge)
-    release_freed_memory()
+    # malloc_trim walks the whole heap: never on the event loop (ctypes releases the GIL).
+    await asyncio.to_thread(release_freed_memory)

@@ -150,9 +150,10 @@ class Replica:
                 _settle()
                 await asyncio.sleep(0)  # keep answering calls and health checks
         self.index = index
-        release_freed_memory()
         self.full_loads += 1
         self._advance(position, reset=True)
+        # malloc_trim walks the whole heap: off the event loop (ctypes releases the GIL).
+        await asyncio.to_thread(release_freed_memory)
         log.info(
             "full load: %d entries at data_version %d in %.2fs",
             len(index),
@@ -207,6 +208,7 @@ class Replica:
             # With no await since the last batch: an answer that sees the
             # change set's last rows also sees the data_version they complete.
             self._advance(position)
+        self._maybe_merge()
 
     async def _purge_tombstones(self) -> None:
         self._next_gc = time.monotonic() + self._gc_interval
@@ -222,6 +224,12 @@ class Replica:
                 index.remove(row.id)
             else:
                 index.upsert(to_index_entry(row))
+
+    def _maybe_merge(self) -> None:
+        # Only once a change set has been read to its end: merging while a big
+        # import is still being applied competes with it for the loop and
+        # delays the import's last rows (measured: 4.6 s -> 17 s for 1M rows).
+        index = self.index
         if self._merging is None and index.wants_merge():
             self._merging = asyncio.get_running_loop().create_task(self._merge(index), name="index-merge")
 
