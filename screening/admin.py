@@ -120,8 +120,8 @@ class ForbiddenNumbers:
         query = scope(tenant, filters)
         after = None
         if page_token:
-            position = decode_token(page_token, query)
-            after = (str(position[0]), int(position[1]))
+            number, kind = decode_token(page_token, query, (str, int))
+            after = (number, kind)
         entries, total = await self._store.page(tenant, filters, size + 1, after)
         token = ""
         if len(entries) > size:
@@ -140,7 +140,7 @@ class ForbiddenNumbers:
         tenant = check.tenant_id(tenant_id)
         size = check.page_size(page_size)
         query = scope(tenant, (resource_id, actor, action))
-        before = int(decode_token(page_token, query)[0]) if page_token else None
+        before = decode_token(page_token, query, (int,))[0] if page_token else None
         events = await self._store.list_audit(tenant, size + 1, before, resource_id, actor, action)
         token = ""
         if len(events) > size:

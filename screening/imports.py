@@ -310,7 +310,7 @@ class Imports:
         tenant = check.tenant_id(tenant_id)
         size = check.page_size(page_size)
         query = scope(tenant, "import_jobs")
-        before = int(decode_token(page_token, query)[0]) if page_token else None
+        before = decode_token(page_token, query, (int,))[0] if page_token else None
         page = await self._store.page(tenant, size, before, MAX_ERRORS_PER_PAGE)
         return page.jobs, encode_token(query, [page.last_seq]) if page.more else ""
 

@@ -343,3 +343,27 @@ async def test_replica_status(clients: Clients) -> None:
     await create(clients, "+1")
     status = await clients.admin.GetReplicaStatus(pb.GetReplicaStatusRequest())
     assert status.serving and status.data_version > 0 and status.last_sync_time.seconds > 0
+
+
+async def test_forged_page_tokens_are_invalid_argument(clients: Clients) -> None:
+    """The scope is a plain hash: a forged token must be refused like bad input, not fail inside."""
+    from screening.model import Filters
+    from screening.paging import encode_token, scope
+
+    await create(clients, "+1777")
+    query = scope(A, Filters())
+    for position in (["+1", "x"], ["+1"], [1, 1], ["+1\x00", 1], ["+1", 2**70], "nope"):
+        token = encode_token(query, position)  # type: ignore[arg-type]
+        error = await fails(
+            clients.admin.ListForbiddenNumbers(pb.ListForbiddenNumbersRequest(tenant_id=A, page_token=token)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        assert error.details().startswith("page_token")
+    audit = scope(A, ("", "", ""))
+    for position in (["1"], [2**64]):
+        await fails(
+            clients.admin.ListAuditEvents(
+                pb.ListAuditEventsRequest(tenant_id=A, page_token=encode_token(audit, position))
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
