@@ -70,6 +70,8 @@ async def test_half_open_connections_are_detected_and_caught_up(
     clients = connect(app)
     await create(clients, "+1900")
     await until_verdict(clients, "+1900", BLOCK)
+    # The listener's first connection must exist to be the one that goes silent.
+    await wait_until(lambda: app.replica.listener.connected, within=5)
     reconnects = app.replica.listener.reconnects
     proxy.blackhole()  # every open connection goes silent: no FIN, no RST
     started = time.monotonic()
