@@ -267,11 +267,18 @@ def bearer_token(metadata: Any) -> str | None:
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, tokens: TokenTable, rule_table: Mapping[str, Rule] | None = None) -> None:
+    def __init__(
+        self,
+        tokens: TokenTable,
+        rule_table: Mapping[str, Rule] | None = None,
+        observe: Callable[[str, Handler], Handler] | None = None,
+    ) -> None:
         # Replaced whole on reload; a call sees either the old or the new table.
         self.tokens = tokens
         self._rules = dict(rules() if rule_table is None else rule_table)
         self._guarded: dict[str, Handler] = {}
+        # The outermost layer observes admin calls, so refusals are counted too.
+        self._observe = observe or _unobserved
 
     async def intercept_service(
         self,
@@ -292,17 +299,26 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             else:
                 reason = "unknown token"
             log.debug("refused %s: %s", method, reason)
-            return _refusal(
-                rule.client_streaming, rule.server_streaming, grpc.StatusCode.UNAUTHENTICATED, f"{reason} ({method})"
+            return self._observe(
+                method,
+                _refusal(
+                    rule.client_streaming,
+                    rule.server_streaming,
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    f"{reason} ({method})",
+                ),
             )
         if rule.roles.isdisjoint(token.roles):
             needed = " or ".join(sorted(rule.roles))
             log.info("refused %s for token %r: lacks role %s", method, token.name, needed)
-            return _refusal(
-                rule.client_streaming,
-                rule.server_streaming,
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"token {token.name!r} lacks the role {needed} that {method} needs",
+            return self._observe(
+                method,
+                _refusal(
+                    rule.client_streaming,
+                    rule.server_streaming,
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"token {token.name!r} lacks the role {needed} that {method} needs",
+                ),
             )
         _caller.set(token)
         guarded = self._guarded.get(method)
@@ -310,7 +326,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             inner = await continuation(handler_call_details)
             if inner is None:
                 return None
-            guarded = self._guarded[method] = _guard(rule, inner)
+            guarded = self._guarded[method] = self._observe(method, _guard(rule, inner))
         return guarded
 
     async def _unruled(
@@ -324,9 +340,16 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return handler
         # Served, yet in no rule: closed until someone decides who may call it.
         log.warning("refused %s: no authorization rule for this method", method)
-        return _refusal(
-            handler.request_streaming,
-            handler.response_streaming,
-            grpc.StatusCode.PERMISSION_DENIED,
-            f"{method} has no authorization rule",
+        return self._observe(
+            method,
+            _refusal(
+                handler.request_streaming,
+                handler.response_streaming,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{method} has no authorization rule",
+            ),
         )
+
+
+def _unobserved(method: str, handler: Handler) -> Handler:
+    return handler

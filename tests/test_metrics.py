@@ -2,6 +2,7 @@
 
 import asyncio
 import secrets
+import uuid
 import urllib.request
 
 import asyncpg
@@ -160,6 +161,11 @@ async def test_admin_calls_refused_by_auth_are_counted(start_server: StartServer
         with pytest.raises(grpc.aio.AioRpcError) as anonymous:
             await create(clients, "+15550100")
         assert code_of(anonymous.value) == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.aio.AioRpcError) as no_role:
+            await clients.admin.DeleteForbiddenNumber(
+                pb.DeleteForbiddenNumberRequest(tenant_id="acme", id=str(uuid.uuid4())), metadata=bearer(reader)
+            )
+        assert code_of(no_role.value) == grpc.StatusCode.PERMISSION_DENIED
         export = clients.admin.ExportForbiddenNumbers(
             pb.ExportForbiddenNumbersRequest(tenant_id="other"), metadata=bearer(reader)
         )
@@ -174,6 +180,7 @@ async def test_admin_calls_refused_by_auth_are_counted(start_server: StartServer
     samples = await scrape(app)
     assert value(samples, "screening_admin_calls_total", method="CreateForbiddenNumber", code="UNAUTHENTICATED") == 1
     assert value(samples, "screening_admin_calls_total", method="ExportForbiddenNumbers", code="PERMISSION_DENIED") == 1
+    assert value(samples, "screening_admin_calls_total", method="DeleteForbiddenNumber", code="PERMISSION_DENIED") == 1
     assert value(samples, "screening_admin_calls_total", method="ListForbiddenNumbers", code="OK") == 1
 
 
