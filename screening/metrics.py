@@ -8,8 +8,10 @@ cardinality would be unbounded.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import accumulate
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -22,8 +24,9 @@ from prometheus_client import (
     disable_created_metrics,
     start_http_server,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from screening.replica import Replica
 
@@ -51,26 +54,65 @@ SCREEN_LATENCY_BUCKETS = (
 )
 
 
+class ScreenTally:
+    """Screened calls by verdict and direction, and their latency, in plain lists.
+
+    prometheus_client's Counter and Histogram take a lock for every
+    increment: measured inside a loaded server, counting one ScreenCall that
+    way cost 3.5 µs, about 2% of the call. Here the hot path pays an index
+    and an add; the numbers become metric families only when scraped. Only
+    the event loop thread writes; a scrape from the metrics thread may see
+    a count and the latency sum one call apart, never a torn value.
+    """
+
+    __slots__ = ("buckets", "calls", "seconds")
+
+    def __init__(self) -> None:
+        # calls[verdict][direction], indexed as VERDICTS and DIRECTIONS.
+        self.calls = [[0] * len(DIRECTIONS) for _ in VERDICTS]
+        # buckets[i]: calls that took at most SCREEN_LATENCY_BUCKETS[i] and more than the bound before (last: more).
+        self.buckets = [0] * (len(SCREEN_LATENCY_BUCKETS) + 1)
+        self.seconds = 0.0
+
+    def add(self, verdict: int, direction: int, seconds: float) -> None:
+        self.calls[verdict][direction if 0 < direction < 3 else 0] += 1
+        self.buckets[bisect_left(SCREEN_LATENCY_BUCKETS, seconds)] += 1
+        self.seconds += seconds
+
+
+class ScreenTallyCollector(Collector):
+    def __init__(self, tally: ScreenTally) -> None:
+        self._tally = tally
+
+    def collect(self) -> Iterable[Metric]:
+        t = self._tally
+        calls = CounterMetricFamily(
+            "screening_screen_calls",
+            "Screened calls (ScreenCall and ScreenCallStream messages) by verdict and direction",
+            labels=["verdict", "direction"],
+        )
+        for verdict, row in zip(VERDICTS, t.calls, strict=True):
+            for direction, count in zip(DIRECTIONS, row, strict=True):
+                calls.add_metric([verdict, direction], count)
+        yield calls
+        cumulative = list(accumulate(t.buckets))
+        bounds = [*map(floatToGoString, SCREEN_LATENCY_BUCKETS), "+Inf"]
+        yield HistogramMetricFamily(
+            "screening_screen_latency_seconds",
+            "Time to answer one screened call inside the server",
+            buckets=list(zip(bounds, cumulative, strict=True)),
+            sum_value=t.seconds,
+        )
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         # `*_created` series double every counter for a value no dashboard reads.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry() if registry is None else registry
         r = self.registry
-        calls = Counter(
-            "screening_screen_calls",
-            "Screened calls (ScreenCall and ScreenCallStream messages) by verdict and direction",
-            ["verdict", "direction"],
-            registry=r,
-        )
-        # Children bound once: the hot path indexes a tuple, never looks up labels.
-        self.screen_calls = tuple(tuple(calls.labels(v, d) for d in DIRECTIONS) for v in VERDICTS)
-        self.screen_latency = Histogram(
-            "screening_screen_latency_seconds",
-            "Time to answer one screened call inside the server",
-            buckets=SCREEN_LATENCY_BUCKETS,
-            registry=r,
-        )
+        self.screen_tally = ScreenTally()
+        r.register(ScreenTallyCollector(self.screen_tally))
         batch = Counter(
             "screening_batch_screened_numbers",
             "Numbers screened through ScreenNumbers, by verdict",
@@ -94,10 +136,6 @@ class Metrics:
         # The process collectors describe the process, which every App in it shares.
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             r.register(collector)
-
-    def screened(self, verdict: int, direction: int, seconds: float) -> None:
-        self.screen_calls[verdict][direction if 0 < direction < 3 else 0].inc()
-        self.screen_latency.observe(seconds)
 
     def imported(self, created: int, updated: int, skipped: int, failed: int) -> None:
         """Count the rows of a finished import job."""

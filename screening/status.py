@@ -1,7 +1,9 @@
 """The one place where errors become gRPC statuses.
 
-Servicer methods are wrapped with `translate_errors` (unary responses) or
-`translate_stream_errors` (streamed responses). Domain errors keep their
+Servicer methods are wrapped with `translate_errors` (unary responses),
+`translate_stream_errors` (streamed responses), `translate_admin_errors`
+(calls that wait on the database) or, on the hot path, `answer_errors` and
+`answer_stream_errors` (plain functions, no awaits). Domain errors keep their
 message; an unreachable database becomes UNAVAILABLE; anything unexpected is
 logged and becomes INTERNAL, never UNKNOWN.
 """
@@ -120,6 +122,45 @@ def translate_admin_errors(
             raise AssertionError("unreachable") from exc
 
     return wrapper
+
+
+def answer_errors(
+    method: Callable[[S, Any], T],
+) -> Callable[[S, Any, Context], Awaitable[T]]:
+    """translate_errors for a handler that never waits (ScreenCall): its body is a plain function.
+
+    The handler grpc awaits is then the only coroutine of the call, where a
+    decorated coroutine would make two (measurable on a call this short).
+    """
+
+    @functools.wraps(method)
+    async def handler(self: S, request: Any, context: Context) -> T:
+        try:
+            return method(self, request)
+        except Exception as exc:
+            await context.abort_with_status(to_status(exc))
+            raise AssertionError("unreachable") from exc
+
+    return handler
+
+
+def answer_stream_errors(
+    method: Callable[[S, Any], T],
+) -> Callable[[S, AsyncIterator[Any], Context], AsyncIterator[T]]:
+    """A bidirectional stream that answers each request with `method(request)`, errors translated.
+
+    One async generator for the whole stream, rather than one wrapping another.
+    """
+
+    @functools.wraps(method)
+    async def handler(self: S, requests: AsyncIterator[Any], context: Context) -> AsyncIterator[T]:
+        try:
+            async for request in requests:
+                yield method(self, request)
+        except Exception as exc:  # noqa: BLE001 - every error leaves with a status
+            await context.abort_with_status(to_status(exc))
+
+    return handler
 
 
 def translate_stream_errors(

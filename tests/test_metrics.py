@@ -2,8 +2,8 @@
 
 import asyncio
 import secrets
-import uuid
 import urllib.request
+import uuid
 
 import asyncpg
 import grpc
@@ -69,6 +69,14 @@ async def test_screen_calls_count_by_verdict_and_direction_with_latency(app: App
     calls = sum(v for (name, _), v in after.items() if name == "screening_screen_calls_total")
     assert value(after, "screening_screen_latency_seconds_count") == calls
     assert 0 < value(after, "screening_screen_latency_seconds_sum") < calls * 0.25
+    buckets = sorted(
+        (float(dict(labels)["le"]), v)
+        for (name, labels), v in after.items()
+        if name == "screening_screen_latency_seconds_bucket"
+    )
+    assert buckets[-1] == (float("inf"), calls)
+    assert [v for _, v in buckets] == sorted(v for _, v in buckets)  # cumulative
+    assert buckets[0][0] == 0.00001
     # No tenant or number ever becomes a label.
     assert not any("tenant" in dict(labels) or "number" in dict(labels) for _, labels in after)
 
