@@ -3,9 +3,9 @@
 Not an interceptor: grpc.aio runs every interceptor on every call, and the
 interceptor machinery alone cost ScreenCall about 5% of its throughput
 (measured against the no-op floor). The admin servicer's handlers are
-wrapped once, when they are registered (`register`), and the calls that
-authentication refuses are wrapped by the auth interceptor (`observe`), so
-every admin call is still counted and the hot path is not touched at all.
+wrapped once (`observe`), where they are added to the server or, with an
+auth file, by the auth interceptor, so that the calls it refuses are
+counted too. The hot path is not touched at all.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
@@ -40,13 +40,6 @@ class AdminCallObserver:
         if not path.startswith(ADMIN_PREFIX):
             return handler
         return self._wrap(path[len(ADMIN_PREFIX) :], handler)
-
-    def register(self, add_to_server: Callable[[Any, Any], None], servicer: Any, server: grpc.aio.Server) -> None:
-        """`add_XServicer_to_server(servicer, server)` of generated code, with every handler observed."""
-        observing = _Observing(server, self.observe)
-        add_to_server(servicer, observing)
-        if not observing.registered:
-            raise RuntimeError("generated code no longer calls add_registered_method_handlers: observe it otherwise")
 
     def _done(self, method: str, context: Context, started: float, error: BaseException | None) -> None:
         elapsed = time.perf_counter() - started
@@ -115,26 +108,6 @@ class AdminCallObserver:
             done(method, context, started, None)
 
         return make(stream, **kwargs)
-
-
-class _Observing:
-    """Stands in for the server while generated code registers a service."""
-
-    def __init__(self, server: grpc.aio.Server, observe: Callable[[str, Handler], Handler]) -> None:
-        self._server = server
-        self._observe = observe
-        self.registered = False
-
-    def add_generic_rpc_handlers(self, handlers: Any) -> None:
-        # Generated code registers the same handlers both ways; they are
-        # registered, observed, in add_registered_method_handlers instead.
-        pass
-
-    def add_registered_method_handlers(self, service: str, handlers: dict[str, Handler]) -> None:
-        observed = {name: self._observe(f"/{service}/{name}", handler) for name, handler in handlers.items()}
-        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, observed),))
-        self._server.add_registered_method_handlers(service, observed)
-        self.registered = True
 
 
 def _code(context: Context, error: BaseException | None) -> str:

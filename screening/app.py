@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from screening import tls, tokens
 from screening.access import AdminCallObserver
@@ -22,6 +20,7 @@ from screening.config import Config, ConfigError, is_loopback
 from screening.imports import MAX_CONCURRENT_IMPORTS, Imports
 from screening.metrics import Metrics, MetricsServer
 from screening.metrics import serve as serve_metrics
+from screening.registration import add_generic_only
 from screening.replica import Replica
 from screening.screener import Screener
 from screening.servicers import AdminServicer, ScreeningServicer
@@ -89,9 +88,8 @@ class App:
         pb_grpc.add_ScreeningServicer_to_server(
             ScreeningServicer(Screener(self.replica, self.config.default_region), self.metrics), self.server
         )
-        # The outermost layer observes admin calls: auth when there is an auth file.
-        register = observer.register if self.auth is None else _plain
-        register(
+        # Only Screening is registered method by method (screening/registration.py).
+        add_generic_only(
             pb_grpc.add_ForbiddenNumberAdminServicer_to_server,
             AdminServicer(
                 ForbiddenNumbers(ForbiddenNumberStore(admin_pool), self.config.default_region),
@@ -104,12 +102,18 @@ class App:
                 self.metrics,
             ),
             self.server,
+            # The outermost layer observes admin calls: auth when there is an auth file.
+            wrap=observer.observe if self.auth is None else None,
         )
         self.health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        add_generic_only(health_pb2_grpc.add_HealthServicer_to_server, self.health, self.server)
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        add_generic_only(
+            reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
+            reflection.aio.ReflectionServicer((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME)),
+            self.server,
+        )
         try:
             if credentials is None:
                 self.port = self.server.add_insecure_port(self.config.listen)
@@ -186,7 +190,3 @@ class App:
         for pool in self._pools:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(pool.close(), 5)
-
-
-def _plain(add_to_server: Callable[[Any, Any], None], servicer: Any, server: grpc.aio.Server) -> None:
-    add_to_server(servicer, server)
