@@ -248,7 +248,11 @@ class ScreeningIndex:
             self._touched.add(entry_id)
 
     def screen(self, tenant_id: str, number: str, direction: Direction | int, now: float) -> IndexEntry | None:
-        """The entry that forbids this call, or None when it is allowed."""
+        """The entry that forbids this call, or None when it is allowed.
+
+        `number` is normalized (screening.numbers.normalize): "" or digits
+        after an optional '+', which is what the base's keys encode.
+        """
         if not number:
             return None
         rules = self._tenants.get(tenant_id)
@@ -257,8 +261,9 @@ class ScreeningIndex:
             if entry is not None and entry.qualifies(direction, now):
                 return entry
         # An overlay entry and a served base entry never share a key (upsert
-        # shadows the base one), so the base is asked only now.
-        if ENCODABLE.fullmatch(number) is not None:
+        # shadows the base one), so the base is asked only now. A normalized
+        # number is digits after an optional '+'; the base holds 15 at most.
+        if len(number) <= 16:
             hit = self._base.hit(tenant_id, number, direction, now)
             if hit is not None:
                 entry_id = self._base.id_at(hit[0])

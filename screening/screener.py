@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from time import time
 
 from screening import validation as check
 from screening.errors import InvalidArgument, Unavailable
@@ -39,10 +39,11 @@ class Screener:
 
     def screen(self, tenant_id: str, number: str, direction: int) -> tuple[str, IndexEntry | None, int]:
         """(normalized number, winning entry or None, data_version)."""
-        self._check(tenant_id, direction)
-        normalized = normalize(number, region=self._region, allow_empty=True)
         replica = self._replica
-        return normalized, replica.index.screen(tenant_id, normalized, direction, time.time()), replica.data_version
+        if tenant_id not in self._valid_tenants or direction not in _DIRECTIONS or not replica.ready:
+            self._check(tenant_id, direction)
+        normalized = normalize(number, region=self._region, allow_empty=True)
+        return normalized, replica.index.screen(tenant_id, normalized, direction, time()), replica.data_version
 
     def screen_many(
         self, tenant_id: str, numbers: list[str], direction: int
@@ -62,6 +63,6 @@ class Screener:
         replica = self._replica
         return (
             normalized,
-            replica.index.screen_many(tenant_id, normalized, direction, time.time()),
+            replica.index.screen_many(tenant_id, normalized, direction, time()),
             replica.data_version,
         )

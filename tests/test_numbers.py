@@ -1,5 +1,8 @@
 """Normalization, every sentence of the contract's section."""
 
+import random
+import re
+
 import pytest
 
 from screening.errors import InvalidArgument
@@ -81,3 +84,18 @@ def test_prefix_is_never_reinterpreted_by_region() -> None:
 def test_mask_hides_the_middle() -> None:
     assert mask("+14155550100") == "+14*******00"
     assert "555" not in mask("+14155550100")
+
+
+def test_output_is_what_the_index_keys_encode() -> None:
+    """The index looks numbers up as integers, trusting normalize's output to be "" or digits after an optional '+'."""
+    rng = random.Random(7)
+    shapes = ["{}", "+{}", "0{}", "00{}", "({}) {}", "tel:+{}", "1-{}"]
+    for region in (None, "US", "GB", "DE", "CN", "IN", "BR", "IT", "AR", "JP"):
+        for _ in range(400):
+            digits = [str(rng.randrange(10**k)) for k in (rng.randrange(1, 8), rng.randrange(1, 9))]
+            raw = rng.choice(shapes).format(*digits)
+            try:
+                out = normalize(raw, region=region, allow_empty=True)
+            except InvalidArgument:
+                continue
+            assert out == "" or re.fullmatch(r"\+?[0-9]+", out), (raw, region, out)
