@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from screening import embedded
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 
+# Empty loop iterations of figure a2: a few microseconds, about what our handler adds.
+BUSY_LOOPS = 400
 SERVER_CPU = {0}
 CLIENT_CPU = {1}
 
@@ -141,15 +144,49 @@ class Bench:
                     log(
                         f"   {kind} x{in_flight}: ours {row['ours']['calls_per_s']:.0f}/s,"
                         f" floor {row['floor']['calls_per_s']:.0f}/s, ratio {row['ratio']:.3f}"
-                        f" (per server CPU-second {row['cpu_ratio']:.3f})"
+                        f" (per server CPU-second {row['cpu_ratio']:.3f});"
+                        f" server CPU per call {row['ours']['server_cpu_us_per_call']:.1f} us,"
+                        f" {row['ours']['handler_us_per_call']:.1f} of them in the handler;"
+                        f" floor {row['floor']['server_cpu_us_per_call']:.1f} us"
                     )
         finally:
             ours.stop()
             floor.stop()
         return figures
 
+    def handler_cost(self) -> Figures:
+        """What a microsecond of handler CPU costs a call: the floor with and without a busy loop of known cost."""
+        log("a2: the cost of handler CPU in a loaded server")
+        loops = BUSY_LOOPS
+        # Its cost on a warm CPU, in this process (the same interpreter).
+        busy = range(loops)
+
+        def spin() -> None:
+            for _ in busy:
+                pass
+
+        warm_us = min(timeit.repeat(spin, number=20_000, repeat=5)) / 20_000 * 1e6
+        floor = Server.noop(cpus=SERVER_CPU).wait_serving(health=False)
+        busy_floor = Server.noop(cpus=SERVER_CPU, busy_loops=loops).wait_serving(health=False)
+        try:
+            runs: dict[str, list[Figures]] = {"floor": [], "busy": []}
+            for name, server in alternate(self.args.rounds, ("floor", floor), ("busy", busy_floor)):
+                runs[name].append(self._timed_load(server, self.e164, "--in-flight", "16"))
+        finally:
+            floor.stop()
+            busy_floor.stop()
+        row: Figures = {name: self._summary(r) for name, r in runs.items()}
+        added = row["busy"]["server_cpu_us_per_call"] - row["floor"]["server_cpu_us_per_call"]
+        row.update(busy_loops=loops, busy_warm_us=warm_us, added_us_per_call=added, multiplier=added / warm_us)
+        log(
+            f"   a busy loop of {warm_us:.2f} us (warm) adds {added:.1f} us of server CPU per call:"
+            f" x{row['multiplier']:.1f}"
+        )
+        return row
+
     def _timed_load(self, server: Server, numbers: str, *args: str, cpus: set[int] | None = CLIENT_CPU) -> Figures:
         cpu0, wall0 = server.cpu_seconds(), time.perf_counter()
+        handler0 = server.handler_seconds()
         result = load(
             server.address,
             "--numbers",
@@ -166,6 +203,11 @@ class Bench:
         # Numbers screened per CPU-second of the server, warm-up included.
         result["calls_per_cpu_s"] = result["all_numbers"] / max(server_cpu, 1e-9)
         result["client_cpu_share"] = result["client_cpu_s"] / (self.args.duration + 1)
+        # Server CPU per call, and the part of it spent inside our handler
+        # (from the server's own latency histogram; 0 for the no-op floor).
+        result["server_cpu_us_per_call"] = server_cpu / max(result["all_numbers"], 1) * 1e6
+        spent, calls = (b - a for a, b in zip(handler0, server.handler_seconds(), strict=True))
+        result["handler_us_per_call"] = spent / calls * 1e6 if calls else 0.0
         return result
 
     @staticmethod
@@ -178,6 +220,8 @@ class Bench:
             "server_cpu_share": mean([r["server_cpu_share"] for r in runs]),
             "calls_per_cpu_s": mean([r["calls_per_cpu_s"] for r in runs]),
             "client_cpu_share": mean([r["client_cpu_share"] for r in runs]),
+            "server_cpu_us_per_call": mean([r["server_cpu_us_per_call"] for r in runs]),
+            "handler_us_per_call": mean([r["handler_us_per_call"] for r in runs]),
             "rounds": len(runs),
         }
 
@@ -316,11 +360,24 @@ def table(results: Figures) -> str:
                     f"a ScreenCall {kind} x{c}",
                     f"{r['ours']['calls_per_s']:.0f}/s p50 {r['ours']['p50_ms']:.2f} p99 {r['ours']['p99_ms']:.2f} ms;"
                     f" floor {r['floor']['calls_per_s']:.0f}/s p50 {r['floor']['p50_ms']:.2f}"
-                    f" p99 {r['floor']['p99_ms']:.2f} ms; ratio {r['ratio']:.3f} (per CPU-s {r['cpu_ratio']:.3f})",
+                    f" p99 {r['floor']['p99_ms']:.2f} ms; ratio {r['ratio']:.3f} (per CPU-s {r['cpu_ratio']:.3f});"
+                    f" server CPU/call {r['ours']['server_cpu_us_per_call']:.0f} us"
+                    f" (in handler {r['ours']['handler_us_per_call']:.1f}),"
+                    f" floor {r['floor']['server_cpu_us_per_call']:.0f} us",
                     f">= {target}",
                     ok(r["ratio"] >= target),
                 )
             )
+    a2 = results["a2_handler_cpu_cost"]
+    rows.append(
+        (
+            "a2 cost of handler CPU",
+            f"a busy loop of {a2['busy_warm_us']:.2f} us (warm) in the floor's handler adds"
+            f" {a2['added_us_per_call']:.1f} us of server CPU per call (x{a2['multiplier']:.1f})",
+            "",
+            "",
+        )
+    )
     b = results["b_in_process_ns"]
     for key in (
         "e164_absent_ns",
@@ -410,6 +467,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds of each measured load run")
     parser.add_argument("--changes", type=int, default=200, help="changes timed for propagation")
     parser.add_argument("--out", default=str(ROOT / "bench-results.json"))
+    parser.add_argument(
+        "--only", help="comma-separated figures to run (a, a2, b, c, d, e, f, g); printed as JSON, not as the table"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     results: Figures = {
@@ -431,19 +491,22 @@ def main() -> None:
                 ("b_in_process_ns", bench.in_process),
                 ("c_footprint", bench.footprint),
                 ("a_screen_call_vs_floor", bench.versus_floor),
+                ("a2_handler_cpu_cost", bench.handler_cost),
                 ("f_batch", bench.batches),
                 ("e_propagation", bench.propagation),
                 ("g_scaling", bench.scaling),
                 ("d_import", lambda: bench.imports(url)),
             ]
+            only = None if args.only is None else {f"{name}_" for name in args.only.split(",")}
             for key, step in steps:
-                results[key] = step()
+                if only is None or any(key.startswith(name) for name in only):
+                    results[key] = step()
         finally:
             stop_database()
     results["machine"]["load_average_at_end"] = os.getloadavg()
     results["machine"]["bench_seconds"] = time.perf_counter() - started
     Path(args.out).write_text(json.dumps(results, indent=2))
-    print(table(results))
+    print(table(results) if args.only is None else json.dumps(results, indent=2))
     print(f"\n(written to {args.out}; {results['machine']['bench_seconds']:.0f} s)")
 
 

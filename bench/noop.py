@@ -22,7 +22,14 @@ _ALLOW = pb.VERDICT_ALLOW
 
 
 class NoopScreening(pb_grpc.ScreeningServicer):
+    def __init__(self, busy_loops: int = 0) -> None:
+        # Work of a known cost added to every ScreenCall (bench figure a2): what
+        # a microsecond of handler CPU costs a call in a loaded server.
+        self._busy = range(busy_loops)
+
     async def ScreenCall(self, request: pb.ScreenCallRequest, context: Any) -> pb.ScreenCallResponse:
+        for _ in self._busy:
+            pass
         return pb.ScreenCallResponse(verdict=_ALLOW, normalized_number=request.number, call_id=request.call_id)
 
     async def ScreenNumbers(self, request: pb.ScreenNumbersRequest, context: Any) -> pb.ScreenNumbersResponse:
@@ -37,10 +44,10 @@ class NoopScreening(pb_grpc.ScreeningServicer):
             yield pb.ScreenCallResponse(verdict=_ALLOW, normalized_number=request.number, call_id=request.call_id)
 
 
-async def serve(listen: str) -> None:
+async def serve(listen: str, busy_loops: int = 0) -> None:
     # The same options as screening.app.
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
-    pb_grpc.add_ScreeningServicer_to_server(NoopScreening(), server)
+    pb_grpc.add_ScreeningServicer_to_server(NoopScreening(busy_loops), server)
     server.add_insecure_port(listen)
     await server.start()
     stopping = asyncio.Event()
@@ -55,7 +62,9 @@ async def serve(listen: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench.noop")
     parser.add_argument("--listen", required=True)
-    asyncio.run(serve(parser.parse_args().listen))
+    parser.add_argument("--busy-loops", type=int, default=0, help="empty loop iterations added to each ScreenCall")
+    args = parser.parse_args()
+    asyncio.run(serve(args.listen, args.busy_loops))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,14 +54,45 @@ class Server:
             preexec_fn=_pinned(cpus),
         )
         self.started_to_serving = float("nan")
+        self.metrics_port: int | None = None
 
     @staticmethod
     def screening(dsn: str, *extra: str, cpus: set[int] | None = None, log: Path | None = None) -> Server:
-        return Server(["-m", "screening", "serve", "--database-url", dsn, "--log-level", "WARNING", *extra], cpus, log)
+        metrics_port = free_port()
+        server = Server(
+            [
+                "-m",
+                "screening",
+                "serve",
+                "--database-url",
+                dsn,
+                "--log-level",
+                "WARNING",
+                "--metrics-listen",
+                f"127.0.0.1:{metrics_port}",
+                *extra,
+            ],
+            cpus,
+            log,
+        )
+        server.metrics_port = metrics_port
+        return server
+
+    def handler_seconds(self) -> tuple[float, float]:
+        """(seconds, calls) the server's own ScreenCall latency histogram holds: time spent inside the handler."""
+        if self.metrics_port is None:
+            return 0.0, 0.0
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).read().decode()
+        found = dict.fromkeys(("sum", "count"), 0.0)
+        for line in text.splitlines():
+            for key in found:
+                if line.startswith(f"screening_screen_latency_seconds_{key} "):
+                    found[key] = float(line.split()[1])
+        return found["sum"], found["count"]
 
     @staticmethod
-    def noop(cpus: set[int] | None = None) -> Server:
-        return Server(["-m", "bench.noop"], cpus)
+    def noop(cpus: set[int] | None = None, busy_loops: int = 0) -> Server:
+        return Server(["-m", "bench.noop", "--busy-loops", str(busy_loops)], cpus)
 
     def wait_serving(self, within: float = 120, health: bool = True) -> Server:
         deadline = time.perf_counter() + within
