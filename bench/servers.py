@@ -123,10 +123,8 @@ class Server:
         raise RuntimeError("no VmRSS")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of the process and its reaped children."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = sum(int(f) for f in fields[11:15])
-        return ticks / os.sysconf("SC_CLK_TCK")
+        """User + system CPU of the process and its children (`--workers` processes), reaped or running."""
+        return _cpu_ticks(self.proc.pid) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -137,6 +135,21 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # exited meanwhile: its time is in its parent's reaped-children fields
+        return 0
+    ticks = sum(int(f) for f in fields[11:15])
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+        ticks += sum(_cpu_ticks(int(child)) for child in children)
+    return ticks
 
 
 def load(target: str, *args: str, cpus: set[int] | None = None) -> dict[str, float]:
