@@ -17,7 +17,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 from screening import embedded, logs, tokens
 from screening.app import App
 from screening.config import Config, ConfigError, add_serve_arguments, from_namespace
-from screening.workers import Supervisor, die_with_supervisor
+from screening.workers import Supervisor, die_with_supervisor, restarted_worker
 
 log = logging.getLogger("screening")
 
@@ -36,7 +36,7 @@ async def serve(config: Config, argv: Sequence[str] = ()) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
         die_with_supervisor()
-        app = await App(config, dsn).start()
+        app = await App(config, dsn, listen_when_loaded=restarted_worker()).start()
         loop.add_signal_handler(signal.SIGHUP, app.reload_auth)
         await stopping.wait()
         log.info("stopping: draining in-flight calls for up to %.1fs", config.shutdown_grace)

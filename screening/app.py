@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -42,6 +44,9 @@ CONNECT_TIMEOUT = 5.0
 class App:
     config: Config
     dsn: str
+    # Bind the port only once the data is loaded: a worker restarted next to
+    # others that are serving takes no calls it would have to refuse.
+    listen_when_loaded: bool = False
     server: grpc.aio.Server = field(init=False)
     health: health.aio.HealthServicer = field(init=False)
     replica: Replica = field(init=False)
@@ -52,6 +57,11 @@ class App:
     metrics_server: MetricsServer | None = field(init=False, default=None)
     _pools: list[asyncpg.Pool] = field(init=False, default_factory=list)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
+    _credentials: grpc.ServerCredentials | None = field(init=False, default=None)
+
+    @property
+    def listening(self) -> bool:
+        return self.port != 0
 
     async def start(self) -> App:
         """Raises ConfigError for an unusable auth file or TLS file, before touching the database."""
@@ -114,6 +124,23 @@ class App:
             reflection.aio.ReflectionServicer((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME)),
             self.server,
         )
+        self._credentials = credentials
+        if not self.listen_when_loaded:
+            await self._listen()
+        host, _ = self.config.listen_host_port
+        if self.auth is not None and credentials is None and not is_loopback(host):
+            log.warning("tokens travel in clear text: serving %s without --tls-cert", self.config.listen)
+        if self.auth is None:
+            log.info("no --auth-file: every call is allowed and audited as 'anonymous'")
+        self._task = asyncio.create_task(self._sync(sync_pool), name="replica")
+        metrics_address = self.config.metrics_host_port
+        if metrics_address is not None:
+            self.metrics_server = serve_metrics(self.metrics.registry, *metrics_address)
+            log.info("metrics at http://%s:%d/metrics", metrics_address[0], self.metrics_server.port)
+        return self
+
+    async def _listen(self) -> None:
+        credentials = self._credentials
         try:
             if credentials is None:
                 self.port = self.server.add_insecure_port(self.config.listen)
@@ -122,18 +149,7 @@ class App:
         except RuntimeError as exc:
             raise ConfigError(f"--listen {self.config.listen!r}: cannot listen: {exc}") from None
         await self.server.start()
-        host, _ = self.config.listen_host_port
-        if self.auth is not None and credentials is None and not is_loopback(host):
-            log.warning("tokens travel in clear text: serving %s without --tls-cert", self.config.listen)
-        if self.auth is None:
-            log.info("no --auth-file: every call is allowed and audited as 'anonymous'")
-        self._task = asyncio.create_task(self._sync(sync_pool), name="replica")
         log.info("listening on %s (port %d)", self.config.listen, self.port)
-        metrics_address = self.config.metrics_host_port
-        if metrics_address is not None:
-            self.metrics_server = serve_metrics(self.metrics.registry, *metrics_address)
-            log.info("metrics at http://%s:%d/metrics", metrics_address[0], self.metrics_server.port)
-        return self
 
     def reload_auth(self) -> bool:
         """Re-read the auth file (on SIGHUP); a bad file keeps the tokens in force."""
@@ -173,6 +189,13 @@ class App:
         async def mark() -> None:
             for name in ("", *SERVICES):
                 await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            if self.listen_when_loaded and not self.listening:
+                try:
+                    await self._listen()
+                except ConfigError as exc:
+                    # Nothing to serve without the port: stop, and let the supervisor start another.
+                    log.error("%s", exc)
+                    os.kill(os.getpid(), signal.SIGTERM)
 
         # Health's set() is a coroutine; the replica's callback is plain.
         asyncio.get_running_loop().create_task(mark())

@@ -6,6 +6,8 @@ the listen port through SO_REUSEPORT, which the kernel balances by
 connection. The parent starts the embedded PostgreSQL once and hands its URL
 to the workers, restarts a worker that dies, passes SIGHUP on, and on SIGTERM
 or SIGINT passes the signal on, waits for every worker to drain, and exits 0.
+A restarted worker binds the port only once its data is loaded: until then
+the kernel gives new connections to the workers that can answer them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ QUICK_DEATH = 5.0
 RESTART_PAUSE = 1.0
 # Set by the supervisor in its workers' environment: its pid.
 SUPERVISOR_ENV = "SCREENING_SUPERVISOR_PID"
+# Set for a worker restarted while the others serve: it binds the port only
+# once its data is loaded, so that no connection lands on it before then.
+RESTARTED_ENV = "SCREENING_WORKER_RESTARTED"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -46,6 +51,11 @@ def die_with_supervisor() -> None:
         log.warning("cannot ask to be stopped with the supervisor: errno %d", ctypes.get_errno())
     if os.getppid() != int(supervisor):  # it died before the request took effect
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def restarted_worker() -> bool:
+    """In a worker: whether the supervisor restarted it (then it listens once loaded)."""
+    return os.environ.pop(RESTARTED_ENV, None) is not None
 
 
 class Supervisor:
@@ -93,11 +103,15 @@ class Supervisor:
 
     async def _keep(self, slot: int) -> int:
         """Run worker `slot` until the supervisor stops; return its last exit code."""
+        restarts = 0
         while True:
             started = loop_time()
-            proc = await asyncio.create_subprocess_exec(
-                *self._command, *self._metrics_flag(slot), env=os.environ | {SUPERVISOR_ENV: str(os.getpid())}
-            )
+            env = os.environ | {SUPERVISOR_ENV: str(os.getpid())}
+            if restarts:
+                # The other workers serve meanwhile; a first start binds at once, so
+                # that health checks see NOT_SERVING while every worker loads.
+                env[RESTARTED_ENV] = "1"
+            proc = await asyncio.create_subprocess_exec(*self._command, *self._metrics_flag(slot), env=env)
             self.pids[slot] = proc.pid
             log.info("worker %d started (pid %d)", slot, proc.pid)
             waiting = asyncio.create_task(proc.wait())
@@ -108,6 +122,7 @@ class Supervisor:
                 return await self._stop(proc, waiting)
             stopping.cancel()
             log.warning("worker %d (pid %d) exited with %s; restarting", slot, proc.pid, proc.returncode)
+            restarts += 1
             if loop_time() - started < QUICK_DEATH:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), RESTART_PAUSE)

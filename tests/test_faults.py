@@ -14,11 +14,13 @@ import grpc
 import pytest
 
 from screening.app import App
+from screening.config import Config
 from screening.v1 import screening_pb2 as pb
 from tests.clusters import OwnCluster
 from tests.conftest import StartServer, with_database
 from tests.faultproxy import FaultProxy
 from tests.support import Clients, code_of, create, screen, until_verdict, wait_until
+from tests.test_serve import free_port
 
 BLOCK, ALLOW = pb.VERDICT_BLOCK, pb.VERDICT_ALLOW
 INSERT = "INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type) VALUES ('acme', $1, 1, 3)"
@@ -294,3 +296,26 @@ async def test_million_row_import_one_notification_every_row_answered(
         )
     finally:
         await listener.close()
+
+
+async def test_a_replica_told_to_listen_when_loaded_binds_only_after_its_first_load(
+    proxy: FaultProxy, dsn: str
+) -> None:
+    """What a restarted --workers worker does: no connection reaches it before it can answer."""
+    port = free_port()
+    proxy.refuse()
+    config = Config(listen=f"127.0.0.1:{port}", database_url=proxy.url(database_of(dsn)))
+    app = await App(config, proxy.url(database_of(dsn)), listen_when_loaded=True).start()
+    try:
+        await asyncio.sleep(1.0)  # it keeps retrying the database meanwhile
+        assert not app.replica.ready and not app.listening
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", port)
+        proxy.heal()
+        await wait_until(lambda: app.listening, within=10)
+        assert app.replica.ready and app.port == port
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            answer = await screen(Clients(channel), "+1555")
+        assert answer.verdict == pb.VERDICT_ALLOW
+    finally:
+        await app.stop(0)

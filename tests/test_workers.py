@@ -59,6 +59,11 @@ async def answers_block(address: str, number: str) -> None:
     await wait_until(block, within=30, interval=0.1)
 
 
+def environ(pid: int) -> bytes:
+    """The environment the process started with."""
+    return Path(f"/proc/{pid}/environ").read_bytes()
+
+
 def running(pid: int) -> bool:
     try:
         return "zombie" not in Path(f"/proc/{pid}/status").read_text()
@@ -96,6 +101,9 @@ async def test_two_workers_share_the_port_a_dead_one_is_restarted_and_sigterm_dr
     await wait_until(lambda: victim not in children(server.proc.pid) and len(children(server.proc.pid)) == 2, within=15)
     replacement = (children(server.proc.pid) - workers).pop()
     await wait_until(lambda: listens(replacement, server.port), within=30)
+    # Only the restarted worker waits for its data before it binds the port.
+    assert b"SCREENING_WORKER_RESTARTED=1" in environ(replacement)
+    assert not any(b"SCREENING_WORKER_RESTARTED" in environ(pid) for pid in workers - {victim})
     for _ in range(4):
         await answers_block(server.address, "+15550100")
 
