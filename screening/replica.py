@@ -7,10 +7,12 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from screening.compact import Base, Columns, release_freed_memory
 from screening.index import NEVER, IndexEntry, ScreeningIndex, merge_in_background
@@ -19,6 +21,8 @@ from storage import changes, tombstones
 from storage.db import borrow
 from storage.errors import RETRYABLE
 from storage.listener import Connect, Listener
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -193,12 +197,10 @@ class Replica:
             contextlib.aclosing(changes.read_since(conn, self._position)) as feed,
         ):
             # Each read is bounded (a connection that stopped answering), not the whole catch-up.
-            async with asyncio.timeout(self._read_timeout):
-                position = await anext(feed)
+            position = await self._within_deadline(conn, anext(feed))
             assert isinstance(position, changes.Position)
             while True:
-                async with asyncio.timeout(self._read_timeout):
-                    batch = await anext(feed)
+                batch = await self._within_deadline(conn, anext(feed))
                 assert isinstance(batch, list)
                 self.apply(batch)
                 if len(batch) < changes.CATCH_UP_BATCH:
@@ -209,6 +211,20 @@ class Replica:
             # change set's last rows also sees the data_version they complete.
             self._advance(position)
         self._maybe_merge()
+
+    async def _within_deadline(self, conn: PoolConnectionProxy, read: Awaitable[T]) -> T:
+        """A read of the change feed; past the deadline its connection is closed under it.
+
+        Cancelling the read would not do on a half-open connection: the
+        cancellation waits on that connection too (asyncpg's cancel request,
+        then the ROLLBACK of the feed's transaction as it unwinds) and hung
+        the catch-up for as long. Closing the socket fails all of it at once.
+        """
+        watchdog = asyncio.get_running_loop().call_later(self._read_timeout, conn.terminate)
+        try:
+            return await read
+        finally:
+            watchdog.cancel()
 
     async def _purge_tombstones(self) -> None:
         self._next_gc = time.monotonic() + self._gc_interval
