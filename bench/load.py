@@ -48,6 +48,7 @@ async def run(args: argparse.Namespace, numbers: list[str]) -> dict[str, object]
     numbers = (numbers[start:] + numbers[:start])[: args.take]
     random.Random(args.seed).shuffle(numbers)
     direction = pb.DIRECTION_INBOUND
+    metadata = None if args.token is None else (("authorization", f"Bearer {args.token}"),)
     chans = channels(args.target, args.channels)
     for ch in chans:
         await asyncio.wait_for(ch.channel_ready(), 10)
@@ -73,7 +74,7 @@ async def run(args: argparse.Namespace, numbers: list[str]) -> dict[str, object]
             i = k
             perf = time.perf_counter
             while (start := perf()) < stop_at:
-                await call(requests[i % len(requests)], timeout=10)
+                await call(requests[i % len(requests)], timeout=10, metadata=metadata)
                 end = perf()
                 total += 1
                 if start >= warm_until:
@@ -185,6 +186,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--token", help="bearer token sent with unary calls (a server with --auth-file)")
     parser.add_argument("--offset", type=int, default=0, help="first number of this run's window")
     parser.add_argument("--take", type=int, default=100_000, help="numbers in this run's window")
     args = parser.parse_args()

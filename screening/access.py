@@ -1,11 +1,10 @@
 """Admin RPC observation: one log line and the metrics for every admin call.
 
-Not an interceptor: grpc.aio runs every interceptor on every call, and the
-interceptor machinery alone cost ScreenCall about 5% of its throughput
-(measured against the no-op floor). The admin servicer's handlers are
-wrapped once (`observe`), where they are added to the server or, with an
-auth file, by the auth interceptor, so that the calls it refuses are
-counted too. The hot path is not touched at all.
+Not an interceptor: grpc.aio runs every interceptor on every call, and one
+that only passes calls on cost ScreenCall 2.6% of its throughput (A/B, six
+rounds). The admin servicer's handlers are wrapped once (`observe`), where
+they are added to the server, outside the auth guard so that the calls it
+refuses are counted too. The hot path is not touched at all.
 """
 
 from __future__ import annotations

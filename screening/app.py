@@ -17,12 +17,12 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from screening import tls, tokens
 from screening.access import AdminCallObserver
 from screening.admin import ForbiddenNumbers
-from screening.auth import AuthInterceptor
+from screening.auth import Auth
 from screening.config import Config, ConfigError, is_loopback
 from screening.imports import MAX_CONCURRENT_IMPORTS, Imports
 from screening.metrics import Metrics, MetricsServer
 from screening.metrics import serve as serve_metrics
-from screening.registration import add_generic_only
+from screening.registration import Handler, Wrap, add_generic_only, add_registered
 from screening.replica import Replica
 from screening.screener import Screener
 from screening.servicers import AdminServicer, ScreeningServicer
@@ -52,7 +52,7 @@ class App:
     replica: Replica = field(init=False)
     port: int = field(init=False, default=0)
     # None: no auth file, every caller is "anonymous".
-    auth: AuthInterceptor | None = field(init=False, default=None)
+    auth: Auth | None = field(init=False, default=None)
     metrics: Metrics = field(init=False)
     metrics_server: MetricsServer | None = field(init=False, default=None)
     _pools: list[asyncpg.Pool] = field(init=False, default_factory=list)
@@ -68,7 +68,7 @@ class App:
         self.metrics = Metrics()
         observer = AdminCallObserver(self.metrics)
         if self.config.auth_file is not None:
-            self.auth = AuthInterceptor(tokens.load(self.config.auth_file), observe=observer.observe)
+            self.auth = Auth(tokens.load(self.config.auth_file))
         credentials = tls.server_credentials(self.config)
         admin_pool = await self._pool(max_size=10, command_timeout=30)
         sync_pool = await self._pool(max_size=1, command_timeout=30)
@@ -82,9 +82,9 @@ class App:
         )
         self.metrics.watch(self.replica)
         limit = self.config.max_metadata_bytes
-        # No interceptor at all without an auth file: grpc.aio runs each one on every call.
+        # No interceptor: grpc.aio runs each one on every call. Handlers are
+        # wrapped instead, once, as services are added (auth, then observation).
         self.server = grpc.aio.server(
-            interceptors=[] if self.auth is None else [self.auth],
             options=[
                 ("grpc.max_receive_message_length", self.config.max_receive_message_bytes),
                 # Soft and hard limit alike, so the refusal does not depend on chance.
@@ -95,8 +95,18 @@ class App:
                 ("grpc.so_reuseport", 1),
             ],
         )
-        pb_grpc.add_ScreeningServicer_to_server(
-            ScreeningServicer(Screener(self.replica, self.config.default_region), self.metrics), self.server
+        auth = self.auth
+        guarded: Wrap | None = None if auth is None else auth.guard
+
+        def admin(path: str, handler: Handler) -> Handler:
+            # Observed outermost, so that the calls auth refuses are counted too.
+            return observer.observe(path, handler if auth is None else auth.guard(path, handler))
+
+        add_registered(
+            pb_grpc.add_ScreeningServicer_to_server,
+            ScreeningServicer(Screener(self.replica, self.config.default_region), self.metrics),
+            self.server,
+            wrap=guarded,
         )
         # Only Screening is registered method by method (screening/registration.py).
         add_generic_only(
@@ -112,8 +122,7 @@ class App:
                 self.metrics,
             ),
             self.server,
-            # The outermost layer observes admin calls: auth when there is an auth file.
-            wrap=observer.observe if self.auth is None else None,
+            wrap=admin,
         )
         self.health = health.aio.HealthServicer()
         add_generic_only(health_pb2_grpc.add_HealthServicer_to_server, self.health, self.server)

@@ -30,7 +30,17 @@ def add_generic_only(
     add_to_server: Callable[[Any, Any], None], servicer: Any, server: grpc.aio.Server, wrap: Wrap | None = None
 ) -> None:
     """`add_XServicer_to_server(servicer, server)` of generated code, with no method registered one by one."""
-    proxy = _GenericOnly(server, wrap or _as_is)
+    _add(add_to_server, servicer, _Adding(server, wrap or _as_is, registered=False))
+
+
+def add_registered(
+    add_to_server: Callable[[Any, Any], None], servicer: Any, server: grpc.aio.Server, wrap: Wrap | None = None
+) -> None:
+    """`add_XServicer_to_server(servicer, server)` of generated code, as it does it, with each handler wrapped."""
+    _add(add_to_server, servicer, _Adding(server, wrap or _as_is, registered=True))
+
+
+def _add(add_to_server: Callable[[Any, Any], None], servicer: Any, proxy: _Adding) -> None:
     add_to_server(servicer, proxy)
     if not proxy.added:
         raise RuntimeError(f"{add_to_server.__name__} no longer calls add_registered_method_handlers")
@@ -40,12 +50,13 @@ def _as_is(path: str, handler: Handler) -> Handler:
     return handler
 
 
-class _GenericOnly:
+class _Adding:
     """Stands in for the server while generated code adds a service."""
 
-    def __init__(self, server: grpc.aio.Server, wrap: Wrap) -> None:
+    def __init__(self, server: grpc.aio.Server, wrap: Wrap, *, registered: bool) -> None:
         self._server = server
         self._wrap = wrap
+        self._registered = registered
         self.added = False
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
@@ -56,4 +67,6 @@ class _GenericOnly:
     def add_registered_method_handlers(self, service: str, handlers: dict[str, Handler]) -> None:
         wrapped = {name: self._wrap(f"/{service}/{name}", handler) for name, handler in handlers.items()}
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, wrapped),))
+        if self._registered:
+            self._server.add_registered_method_handlers(service, wrapped)
         self.added = True

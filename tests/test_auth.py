@@ -341,7 +341,7 @@ async def recording_server(auth_path: Path) -> AsyncIterator[tuple[grpc.aio.Chan
     from screening import tokens
 
     recorder = RecordingAdmin()
-    server = grpc.aio.server(interceptors=[auth.AuthInterceptor(tokens.load(auth_path))])
+    server = grpc.aio.server(interceptors=[auth.Auth(tokens.load(auth_path))])
     pb_grpc.add_ForbiddenNumberAdminServicer_to_server(recorder, server)
     # A served method no rule covers stays closed.
     server.add_generic_rpc_handlers(
