@@ -56,6 +56,31 @@ def _settle() -> None:
     gc.freeze()
 
 
+class Stall:
+    """Closes a connection once `limit` seconds pass with no progress reported."""
+
+    def __init__(self, conn: PoolConnectionProxy, limit: float) -> None:
+        self._conn = conn
+        self._limit = limit
+        self._loop = asyncio.get_running_loop()
+        self._last = self._loop.time()
+        self._timer = self._loop.call_later(limit, self._check)
+
+    def progress(self) -> None:
+        self._last = self._loop.time()
+
+    def _check(self) -> None:
+        idle = self._loop.time() - self._last
+        if idle >= self._limit:
+            log.warning("no data for %.0fs: closing the connection", idle)
+            self._conn.terminate()
+        else:
+            self._timer = self._loop.call_later(self._limit - idle, self._check)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
 @dataclass(frozen=True, slots=True)
 class SyncState:
     serving: bool
@@ -86,6 +111,7 @@ class Replica:
         poll_interval: float = 0.5,
         retry_interval: float = 1.0,
         read_timeout: float = 5.0,
+        load_stall_timeout: float = 30.0,
         tombstone_retention: float = 7 * 86400,
         on_ready: Callable[[], None] = lambda: None,
     ) -> None:
@@ -98,6 +124,7 @@ class Replica:
         self._poll_interval = poll_interval
         self._retry_interval = retry_interval
         self._read_timeout = read_timeout
+        self._load_stall_timeout = load_stall_timeout
         self._retention = tombstone_retention
         self._gc_interval = min(tombstone_retention / 2, 3600.0)
         self._next_gc = time.monotonic() + self._gc_interval
@@ -140,7 +167,14 @@ class Replica:
         """Build a whole new index from one snapshot, then swap it in."""
         started = time.monotonic()
         async with borrow(self._pool) as conn:
-            snapshot = await changes.load_snapshot(conn)
+            # A load takes as long as the data does, so it is bounded by its
+            # progress, not by a deadline (see _within_deadline for why the
+            # connection is closed rather than the read cancelled).
+            stall = Stall(conn, self._load_stall_timeout)
+            try:
+                snapshot = await changes.load_snapshot(conn, stall.progress)
+            finally:
+                stall.cancel()
         position, others = snapshot.position, snapshot.others
         columns = Columns(snapshot.tenants, snapshot.tenant, snapshot.keys, snapshot.hi, snapshot.lo, snapshot.expires)
         del snapshot

@@ -18,7 +18,7 @@ index, and `read_since` raises ReloadNeeded.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -134,11 +134,16 @@ class Snapshot:
     others: list[ChangedRow]  # PREFIX entries, and any number the key cannot pack
 
 
-async def load_snapshot(conn: Conn) -> Snapshot:
-    """Every live row, all from one snapshot, with the position it is complete up to."""
+async def load_snapshot(conn: Conn, progress: Callable[[], None] = lambda: None) -> Snapshot:
+    """Every live row, all from one snapshot, with the position it is complete up to.
+
+    `progress` is called whenever data arrives (each query, each COPY chunk).
+    """
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         watermark, cluster, _purged = await conn.fetchrow(_POSITION)  # type: ignore[misc]
+        progress()
         tenant_rows = await conn.fetch(_TENANTS)
+        progress()
         tenants = [r[0] for r in tenant_rows]
         hashes = np.array([r[1] for r in tenant_rows], np.int32)
         by_hash = len(np.unique(hashes)) == len(hashes)
@@ -147,10 +152,10 @@ async def load_snapshot(conn: Conn) -> Snapshot:
         exact = _LIVE_EXACT
         try:
             async with conn.transaction():  # a savepoint: a failed cast leaves the snapshot usable
-                buffer = await _copy(conn, copy.format(where=exact), *args)
+                buffer = await _copy(conn, copy.format(where=exact), progress, *args)
         except asyncpg.DataError:
             exact = f"{_LIVE_EXACT} AND {_ENCODABLE}"
-            buffer = await _copy(conn, copy.format(where=exact), *args)
+            buffer = await _copy(conn, copy.format(where=exact), progress, *args)
         others = [_to_row(r) for r in await conn.fetch(_OTHERS.format(exact=exact))]
     # Decoding millions of rows takes a moment: off the event loop.
     return await asyncio.to_thread(
@@ -185,11 +190,12 @@ def _decode(
     )
 
 
-async def _copy(conn: Conn, query: str, *args: object) -> bytearray:
+async def _copy(conn: Conn, query: str, progress: Callable[[], None], *args: object) -> bytearray:
     buffer = bytearray()
 
     async def sink(chunk: bytes) -> None:
         buffer.extend(chunk)
+        progress()
 
     await conn.copy_from_query(query, *args, output=sink, format="binary")
     return buffer

@@ -6,6 +6,7 @@ a PostgreSQL cluster stopped hard and started again.
 """
 
 import asyncio
+import contextlib
 import time
 from urllib.parse import urlsplit
 
@@ -15,7 +16,9 @@ import pytest
 
 from screening.app import App
 from screening.config import Config
+from screening.replica import Replica
 from screening.v1 import screening_pb2 as pb
+from storage.migrate import migrate
 from tests.clusters import OwnCluster
 from tests.conftest import StartServer, with_database
 from tests.faultproxy import FaultProxy
@@ -319,3 +322,29 @@ async def test_a_replica_told_to_listen_when_loaded_binds_only_after_its_first_l
         assert answer.verdict == pb.VERDICT_ALLOW
     finally:
         await app.stop(0)
+
+
+async def test_a_full_load_on_a_silent_connection_gives_up_and_is_retried(proxy: FaultProxy, dsn: str) -> None:
+    db = await asyncpg.connect(dsn)
+    try:
+        await migrate(db)
+    finally:
+        await db.close()
+    url = proxy.url(database_of(dsn))
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=1)
+    replica = Replica(pool, lambda: asyncpg.connect(url), load_stall_timeout=1.0, retry_interval=0.2)
+    try:
+        async with pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")  # the connection the load will borrow is open, then goes silent
+        proxy.blackhole()
+        started = time.monotonic()
+        running = asyncio.create_task(replica.run())
+        # Closed after a second without data, then loaded over a new connection
+        # (not after the pool's 30 s command timeout, nor never).
+        await wait_until(lambda: replica.ready, within=8)
+        report("full load on a silent connection retried", time.monotonic() - started)
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    finally:
+        await asyncio.wait_for(pool.close(), 10)
