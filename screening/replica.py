@@ -263,7 +263,12 @@ class Replica:
     async def _purge_tombstones(self) -> None:
         self._next_gc = time.monotonic() + self._gc_interval
         async with borrow(self._pool) as conn:
-            purged = await tombstones.purge(conn, self._retention)
+            # Bounded like a load (the pool's command timeout is as long), by closing the connection.
+            stall = Stall(conn, self._load_stall_timeout)
+            try:
+                purged = await tombstones.purge(conn, self._retention)
+            finally:
+                stall.cancel()
         if purged:
             log.info("purged %d tombstones older than %.0fs", purged, self._retention)
 
