@@ -49,17 +49,27 @@ class TokenTable:
 
     def __init__(self, tokens: Sequence[Token]) -> None:
         self._tokens = tuple(tokens)
+        # Tokens presented and found, so that a switch's every call does not
+        # pay for a digest. Only valid tokens enter (at most one entry per
+        # token), and str hashing is keyed per process, so a guess learns
+        # nothing from how long this look-up takes.
+        self._seen: dict[str, Token] = {}
 
     def __len__(self) -> int:
         return len(self._tokens)
 
     def find(self, presented: str) -> Token | None:
+        seen = self._seen.get(presented)
+        if seen is not None:
+            return seen
         digest = hashlib.sha256(presented.encode()).digest()
         found = None
         # No early exit: every stored digest is compared, whichever matches.
         for token in self._tokens:
             if hmac.compare_digest(digest, token.digest):
                 found = token
+        if found is not None:
+            self._seen[presented] = found
         return found
 
 

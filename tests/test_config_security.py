@@ -120,6 +120,16 @@ def test_token_table_finds_by_digest_only() -> None:
     assert everything is not None and everything.may_act_for("anyone")
     assert table.find(tokens.digest_of("secret")) is None
     assert table.find("") is None
+    # Found again (from the table's memory of valid tokens): the same answers.
+    assert table.find("secret") is found and table.find("root") is everything
+    assert table.find("secret ") is None and table.find("Secret") is None
+
+
+def test_a_reloaded_table_forgets_the_tokens_it_no_longer_holds() -> None:
+    old = tokens.parse({"tokens": [entry()]}, "auth.toml")
+    assert old.find("secret") is not None
+    new = tokens.parse({"tokens": [entry(token_sha256=tokens.digest_of("rotated"))]}, "auth.toml")
+    assert new.find("secret") is None and new.find("rotated") is not None
 
 
 def test_auth_file_must_be_toml(tmp_path: Path) -> None:
