@@ -59,14 +59,25 @@ async def run(args: argparse.Namespace, numbers: list[str]) -> dict[str, object]
     stop_at = 0.0
     warm_until = 0.0
 
-    if args.mode == "unary":
-        requests = [
-            pb.ScreenCallRequest(
-                tenant_id=args.tenant, number=n, direction=direction, call_id=f"c{i}"
-            ).SerializeToString()
-            for i, n in enumerate(numbers)
-        ]
-        calls: list[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = [ch.unary_unary(_UNARY) for ch in chans]
+    if args.mode in ("unary", "batch"):
+        if args.mode == "unary":
+            payloads = [
+                pb.ScreenCallRequest(
+                    tenant_id=args.tenant, number=n, direction=direction, call_id=f"c{i}"
+                ).SerializeToString()
+                for i, n in enumerate(numbers)
+            ]
+            path, per_call, step, timeout = _UNARY, 1, args.in_flight, 10
+        else:
+            size = args.batch
+            payloads = [
+                pb.ScreenNumbersRequest(
+                    tenant_id=args.tenant, direction=direction, numbers=numbers[i : i + size]
+                ).SerializeToString()
+                for i in range(0, len(numbers) - size + 1, size)
+            ]
+            path, per_call, step, timeout = _BATCH, size, 1, 30
+        calls: list[grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = [ch.unary_unary(path) for ch in chans]
 
         async def worker(k: int) -> None:
             nonlocal done, total
@@ -74,41 +85,14 @@ async def run(args: argparse.Namespace, numbers: list[str]) -> dict[str, object]
             i = k
             perf = time.perf_counter
             while (start := perf()) < stop_at:
-                await call(requests[i % len(requests)], timeout=10, metadata=metadata)
+                await call(payloads[i % len(payloads)], timeout=timeout, metadata=metadata)
                 end = perf()
                 total += 1
                 if start >= warm_until:
                     latencies.append(end - start)
                     done += 1
-                i += args.in_flight
+                i += step
 
-        per_call = 1
-        workers = [worker(k) for k in range(args.in_flight)]
-    elif args.mode == "batch":
-        size = args.batch
-        batches = [
-            pb.ScreenNumbersRequest(
-                tenant_id=args.tenant, direction=direction, numbers=numbers[i : i + size]
-            ).SerializeToString()
-            for i in range(0, len(numbers) - size + 1, size)
-        ]
-        calls = [ch.unary_unary(_BATCH) for ch in chans]  # bytes in, bytes out
-
-        async def worker(k: int) -> None:
-            nonlocal done, total
-            call = calls[k % len(calls)]
-            i = k
-            perf = time.perf_counter
-            while (start := perf()) < stop_at:
-                await call(batches[i % len(batches)], timeout=30)
-                end = perf()
-                total += 1
-                if start >= warm_until:
-                    latencies.append(end - start)
-                    done += 1
-                i += 1
-
-        per_call = size
         workers = [worker(k) for k in range(args.in_flight)]
     else:
         requests = [
@@ -134,7 +118,7 @@ async def run(args: argparse.Namespace, numbers: list[str]) -> dict[str, object]
                     yield requests[i % len(requests)]
                     i += 1
 
-            stream = call(source())
+            stream = call(source(), metadata=metadata)
             async for _ in stream:
                 total += 1
                 start = sent.get_nowait()
@@ -186,7 +170,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=4.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--token", help="bearer token sent with unary calls (a server with --auth-file)")
+    parser.add_argument("--token", help="bearer token sent with every call (a server with --auth-file)")
     parser.add_argument("--offset", type=int, default=0, help="first number of this run's window")
     parser.add_argument("--take", type=int, default=100_000, help="numbers in this run's window")
     args = parser.parse_args()

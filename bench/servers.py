@@ -154,19 +154,7 @@ def _cpu_ticks(pid: int) -> int:
 
 def load(target: str, *args: str, cpus: set[int] | None = None) -> dict[str, float]:
     """Run one load generator process to completion; its JSON result."""
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.load", "--target", target, *args],
-        env=_env(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        preexec_fn=_pinned(cpus),
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
-    result: dict[str, float] = json.loads(out.stdout)
-    return result
+    return run_json("bench.load", "--target", target, *args, cpus=cpus)
 
 
 def run_json(module: str, *args: str, cpus: set[int] | None = None) -> dict[str, float]:
