@@ -271,8 +271,8 @@ class Base:
         where = self._slices.get(tenant_id)
         if where is None:
             return None
-        # number_key() and find(), inlined: this is the hot path.
-        key = int(number) << 9 | ((len(number) << 5) - 16 if number[0] == "+" else len(number) << 5)
+        key = number_key(number)
+        # find(), inlined: this is the hot path.
         shift, base, buckets, offset = where
         bucket = (key >> shift) - base
         if not 0 <= bucket < buckets:
