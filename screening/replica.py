@@ -7,9 +7,8 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -21,8 +20,6 @@ from storage import changes, tombstones
 from storage.db import borrow
 from storage.errors import RETRYABLE
 from storage.listener import Connect, Listener
-
-T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +54,13 @@ def _settle() -> None:
 
 
 class Stall:
-    """Closes a connection once `limit` seconds pass with no progress reported."""
+    """Closes a connection once `limit` seconds pass with no progress reported.
+
+    Cancelling a read would not do on a half-open connection: the
+    cancellation waits on that connection too (asyncpg's cancel request, then
+    the ROLLBACK of the transaction as it unwinds) and so hangs as long.
+    Closing the socket fails all of it at once.
+    """
 
     def __init__(self, conn: PoolConnectionProxy, limit: float) -> None:
         self._conn = conn
@@ -66,19 +69,22 @@ class Stall:
         self._last = self._loop.time()
         self._timer = self._loop.call_later(limit, self._check)
 
+    def __enter__(self) -> Stall:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
     def progress(self) -> None:
         self._last = self._loop.time()
 
     def _check(self) -> None:
         idle = self._loop.time() - self._last
         if idle >= self._limit:
-            log.warning("no data for %.0fs: closing the connection", idle)
+            log.warning("no answer from the database for %.0fs: closing the connection", idle)
             self._conn.terminate()
         else:
             self._timer = self._loop.call_later(self._limit - idle, self._check)
-
-    def cancel(self) -> None:
-        self._timer.cancel()
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,14 +173,9 @@ class Replica:
         """Build a whole new index from one snapshot, then swap it in."""
         started = time.monotonic()
         async with borrow(self._pool) as conn:
-            # A load takes as long as the data does, so it is bounded by its
-            # progress, not by a deadline (see _within_deadline for why the
-            # connection is closed rather than the read cancelled).
-            stall = Stall(conn, self._load_stall_timeout)
-            try:
+            # A load takes as long as the data does: bounded by its progress.
+            with Stall(conn, self._load_stall_timeout) as stall:
                 snapshot = await changes.load_snapshot(conn, stall.progress)
-            finally:
-                stall.cancel()
         position, others = snapshot.position, snapshot.others
         columns = Columns(snapshot.tenants, snapshot.tenant, snapshot.keys, snapshot.hi, snapshot.lo, snapshot.expires)
         del snapshot
@@ -231,44 +232,30 @@ class Replica:
             contextlib.aclosing(changes.read_since(conn, self._position)) as feed,
         ):
             # Each read is bounded (a connection that stopped answering), not the whole catch-up.
-            position = await self._within_deadline(conn, anext(feed))
-            assert isinstance(position, changes.Position)
-            while True:
-                batch = await self._within_deadline(conn, anext(feed))
-                assert isinstance(batch, list)
-                self.apply(batch)
-                if len(batch) < changes.CATCH_UP_BATCH:
-                    break
-                _settle()
-                await asyncio.sleep(0)  # a big change set must not stall ScreenCall
+            with Stall(conn, self._read_timeout) as stall:
+                position = await anext(feed)
+                assert isinstance(position, changes.Position)
+                while True:
+                    stall.progress()
+                    batch = await anext(feed)
+                    assert isinstance(batch, list)
+                    self.apply(batch)
+                    stall.progress()  # applying is not waiting on the database
+                    if len(batch) < changes.CATCH_UP_BATCH:
+                        break
+                    _settle()
+                    await asyncio.sleep(0)  # a big change set must not stall ScreenCall
             # With no await since the last batch: an answer that sees the
             # change set's last rows also sees the data_version they complete.
             self._advance(position)
         self._maybe_merge()
 
-    async def _within_deadline(self, conn: PoolConnectionProxy, read: Awaitable[T]) -> T:
-        """A read of the change feed; past the deadline its connection is closed under it.
-
-        Cancelling the read would not do on a half-open connection: the
-        cancellation waits on that connection too (asyncpg's cancel request,
-        then the ROLLBACK of the feed's transaction as it unwinds) and hung
-        the catch-up for as long. Closing the socket fails all of it at once.
-        """
-        watchdog = asyncio.get_running_loop().call_later(self._read_timeout, conn.terminate)
-        try:
-            return await read
-        finally:
-            watchdog.cancel()
-
     async def _purge_tombstones(self) -> None:
         self._next_gc = time.monotonic() + self._gc_interval
         async with borrow(self._pool) as conn:
-            # Bounded like a load (the pool's command timeout is as long), by closing the connection.
-            stall = Stall(conn, self._load_stall_timeout)
-            try:
+            # Bounded like a load (the pool's command timeout is as long).
+            with Stall(conn, self._load_stall_timeout):
                 purged = await tombstones.purge(conn, self._retention)
-            finally:
-                stall.cancel()
         if purged:
             log.info("purged %d tombstones older than %.0fs", purged, self._retention)
 
