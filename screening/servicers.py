@@ -85,21 +85,22 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
             self._tally.add(0, direction, perf_counter() - started)
             raise
         if hit is None:
+            verdict = _ALLOW
             response = pb.ScreenCallResponse(
-                verdict=_ALLOW, normalized_number=normalized, call_id=request.call_id, data_version=version
+                verdict=verdict, normalized_number=normalized, call_id=request.call_id, data_version=version
             )
-            self._tally.add(_ALLOW, direction, perf_counter() - started)
-            return response
-        response = pb.ScreenCallResponse(
-            verdict=_BLOCK,
-            normalized_number=normalized,
-            matched_id=hit.id,
-            matched_number=hit.number,
-            matched_kind=hit.match_kind,  # type: ignore[arg-type]
-            call_id=request.call_id,
-            data_version=version,
-        )
-        self._tally.add(_BLOCK, direction, perf_counter() - started)
+        else:
+            verdict = _BLOCK
+            response = pb.ScreenCallResponse(
+                verdict=verdict,
+                normalized_number=normalized,
+                matched_id=hit.id,
+                matched_number=hit.number,
+                matched_kind=hit.match_kind,  # type: ignore[arg-type]
+                call_id=request.call_id,
+                data_version=version,
+            )
+        self._tally.add(verdict, direction, perf_counter() - started)
         return response
 
 
