@@ -10,7 +10,8 @@ GENERATED := screening/v1/screening_pb2.py screening/v1/screening_pb2.pyi screen
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Install also compiles screening/_native.c (in place, editable): rerun it when that changes.
+$(STAMP): pyproject.toml screening/_native.c
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is required") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -75,4 +76,4 @@ lint: $(STAMP) check-proto
 	MYPYPATH=$(KAMAILIO_DIR):$(KAMAILIO_DIR)/e2e:. $(BIN)/mypy $(KAMAILIO_DIR)
 
 clean:
-	rm -rf $(VENV) .screening build *.egg-info
+	rm -rf $(VENV) .screening build *.egg-info screening/*.so

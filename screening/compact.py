@@ -26,12 +26,21 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from screening.model import CallType
+
+try:
+    from screening import _native
+except ImportError:  # not compiled (no C compiler at install): Base serves its own look-ups
+    _native = None  # type: ignore[assignment]
+
+# Whether Base.searcher() hands out the C searcher; tests turn it off to run
+# the pure-Python path against the same cases.
+USE_NATIVE = _native is not None
 
 NEVER = float("inf")
 
@@ -43,6 +52,7 @@ EXPIRES = 0b1000
 
 # What number_key encodes: a normalized number, '+' and 1-15 digits or bare digits.
 ENCODABLE = re.compile(r"\+?[0-9]{1,15}")
+MAX_ENCODED = 16  # characters of the longest encodable number
 
 CALL_TYPES: tuple[CallType | None, ...] = (None, CallType.INBOUND, CallType.OUTBOUND, CallType.BOTH)
 
@@ -90,6 +100,14 @@ def format_id(hi: int, lo: int) -> str:
     h = hi.to_bytes(8).hex("-", 2)
     low = lo.to_bytes(8).hex()
     return f"{h[:4]}{h[5:]}-{low[:4]}-{low[4:]}"
+
+
+class Searcher(Protocol):
+    """The hot-path look-ups of one Base: _native.Searcher, or the Base itself."""
+
+    def hit(self, tenant_id: str, number: str, direction: int, now: float) -> int: ...
+
+    def id_at(self, pos: int) -> str: ...
 
 
 @dataclass(slots=True)
@@ -206,6 +224,14 @@ class Base:
     def __len__(self) -> int:
         return len(self._keys)
 
+    def searcher(self) -> Searcher:
+        """What answers hit() and id_at(): the C searcher over these arrays when built, else this Base."""
+        if not USE_NATIVE:
+            return self
+        return _native.Searcher(
+            self.keys, self._table, self.ptr, self.id_hi, self.id_lo, self._exp_pos, self._exp_at, self._slices
+        )
+
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.keys, self.ptr, self.id_hi, self.id_lo)) + len(self._table) * 4
@@ -266,30 +292,36 @@ class Base:
         where = self._ptr[pos]
         return format_id(self._id_hi[where], self._id_lo[where])
 
-    def hit(self, tenant_id: str, number: str, direction: int, now: float) -> tuple[int, int, float] | None:
-        """(position, call type, expiry) of the tenant's qualifying entry for this encodable number."""
+    def key_at(self, pos: int) -> int:
+        return self._keys[pos]
+
+    def hit(self, tenant_id: str, number: str, direction: int, now: float) -> int:
+        """Position of the tenant's qualifying entry for this normalized number, or -1.
+
+        The Python form of _native.Searcher.hit, which replaces it on instances
+        when the extension is built.
+        """
         where = self._slices.get(tenant_id)
-        if where is None:
-            return None
+        if where is None or len(number) > MAX_ENCODED:
+            return -1
         key = number_key(number)
         # find(), inlined: this is the hot path.
         shift, base, buckets, offset = where
         bucket = (key >> shift) - base
         if not 0 <= bucket < buckets:
-            return None
+            return -1
         table = self._table
         end = table[offset + bucket + 1]
         keys = self._keys
         pos = bisect_left(keys, key, table[offset + bucket], end)
         if pos == end:
-            return None
+            return -1
         found = keys[pos]
         if found >> FLAG_BITS != key >> FLAG_BITS or not found & ENABLED or not found & direction:
-            return None
-        if found & EXPIRES:
-            expires = self.expires_at(pos)
-            return (pos, found & CALL_TYPE_MASK, expires) if now < expires else None
-        return pos, found & CALL_TYPE_MASK, NEVER
+            return -1
+        if found & EXPIRES and not now < self.expires_at(pos):
+            return -1
+        return pos
 
     def hits(self, tenant_id: str, numbers: list[str], direction: int, now: float) -> dict[int, tuple[int, int, float]]:
         """hit() for many numbers, by one vectorized search: {index in numbers: (position, call type, expiry)}."""

@@ -26,8 +26,10 @@ import itertools
 from dataclasses import dataclass
 
 from screening.compact import (
+    CALL_TYPE_MASK,
     CALL_TYPES,
     ENCODABLE,
+    EXPIRES,
     NEVER,
     Base,
     Columns,
@@ -152,10 +154,11 @@ class Merge:
 class ScreeningIndex:
     """Every tenant's rules, kept equal to the database by the replica."""
 
-    __slots__ = ("_base", "_by_id", "_mergeable", "_shadowed", "_tenants", "_touched")
+    __slots__ = ("_base", "_by_id", "_mergeable", "_search", "_shadowed", "_tenants", "_touched")
 
     def __init__(self, base: Base | None = None) -> None:
         self._base = Base.empty() if base is None else base
+        self._search = self._base.searcher()
         # The overlay.
         self._tenants: dict[str, TenantRules] = {}
         # Sharded: a dict of a million entries (a big import, before merges
@@ -261,15 +264,20 @@ class ScreeningIndex:
             if entry is not None and entry.qualifies(direction, now):
                 return entry
         # An overlay entry and a served base entry never share a key (upsert
-        # shadows the base one), so the base is asked only now. A normalized
-        # number is digits after an optional '+'; the base holds 15 at most.
-        if len(number) <= 16:
-            hit = self._base.hit(tenant_id, number, direction, now)
-            if hit is not None:
-                entry_id = self._base.id_at(hit[0])
-                if entry_id not in self._shadowed:
-                    return IndexEntry(entry_id, tenant_id, number, _EXACT, CALL_TYPES[hit[1]], True, hit[2])  # type: ignore[arg-type]
+        # shadows the base one), so the base is asked only now.
+        search = self._search
+        pos = search.hit(tenant_id, number, direction, now)
+        if pos >= 0:
+            entry_id = search.id_at(pos)
+            if entry_id not in self._shadowed:
+                return self._base_hit(pos, entry_id, tenant_id, number)
         return None if rules is None else rules.match_prefix(number, direction, now)
+
+    def _base_hit(self, pos: int, entry_id: str, tenant_id: str, number: str) -> IndexEntry:
+        """The served base entry at a position hit() found (so enabled, and not expired)."""
+        key = self._base.key_at(pos)
+        expires = self._base.expires_at(pos) if key & EXPIRES else NEVER
+        return IndexEntry(entry_id, tenant_id, number, _EXACT, CALL_TYPES[key & CALL_TYPE_MASK], True, expires)  # type: ignore[arg-type]
 
     def screen_many(
         self, tenant_id: str, numbers: list[str], direction: Direction | int, now: float
@@ -288,7 +296,7 @@ class ScreeningIndex:
                     continue
             hit = from_base.get(i)
             if hit is not None:
-                entry_id = self._base.id_at(hit[0])
+                entry_id = self._search.id_at(hit[0])
                 if entry_id not in shadowed:
                     append(IndexEntry(entry_id, tenant_id, number, _EXACT, CALL_TYPES[hit[1]], True, hit[2]))  # type: ignore[arg-type]
                     continue
@@ -328,6 +336,7 @@ class ScreeningIndex:
         # base's ids shadowed since (every such change shadowed them).
         self._shadowed = (touched & merged) | (self._shadowed - merge.shadowed)
         self._base = base
+        self._search = base.searcher()
 
     def abort_merge(self) -> None:
         self._touched = None

@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 
 import asyncpg
 import numpy as np
+import pytest
 
-from screening.compact import Base, Columns, id_parts, key_number, number_key
+from screening import compact
+from screening.compact import Base, Columns, flags_of, id_parts, key_number, number_key
 from screening.index import NEVER, IndexEntry, ScreeningIndex
 from screening.model import CallType, MatchKind
 from screening.replica import to_index_entry
@@ -57,6 +59,61 @@ def answers(index: ScreeningIndex, ids: list[str]) -> tuple[object, ...]:
     return screened, got, len(index), sorted(e.id for e in index.entries())
 
 
+@pytest.fixture(params=["native", "python"])
+def lookups(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with the C searcher, then with the pure-Python look-ups it replaces."""
+    if request.param == "python":
+        monkeypatch.setattr(compact, "USE_NATIVE", False)
+    return str(request.param)
+
+
+def test_the_c_searcher_is_built() -> None:
+    # Install compiles screening/_native.c (optional, so that a machine with no
+    # C compiler still installs); here, where one is, it must have been built.
+    assert compact.USE_NATIVE, "screening._native is not built: run `make install` with a C compiler (gcc) present"
+    assert type(Base.empty().searcher()).__name__ == "Searcher"
+
+
+def test_c_and_python_look_ups_agree() -> None:
+    rng = random.Random(5)
+    numbers = sorted({"+1" + str(rng.randrange(10**9, 10**10)) for _ in range(3000)} | set(NUMBERS))
+    rows = []
+    for number in numbers:
+        expires = rng.choice((NEVER, NEVER, NOW - 1, NOW + 1))
+        rows.append(
+            (
+                str(uuid.UUID(int=rng.getrandbits(128))),
+                rng.choice(TENANTS),
+                number,
+                rng.choice(list(CallType)),
+                rng.random() < 0.8,
+                expires,
+            )
+        )
+    base = Base.build(Columns.of_entries(rows))
+    native = base.searcher()
+    assert native is not base
+    odd = ["", "+", "+1234567890123456", "1234567890123456", "+12a", "١٢٣", "+١٢٣", "12 3", "0", "+0"]
+    queries = numbers + odd + ["+1" + str(rng.randrange(10**9, 10**10)) for _ in range(3000)]
+    checked = hits = 0
+    for tenant in (*TENANTS, "nobody"):
+        for number in queries:
+            for direction in (1, 2):
+                for now in (NOW, NOW + 2):
+                    expected = -1 if number in odd else base.hit(tenant, number, direction, now)
+                    assert native.hit(tenant, number, direction, now) == expected, (tenant, number, direction, now)
+                    checked += 1
+                    hits += expected >= 0
+    assert hits > 1000 and checked > 90_000
+    for pos in range(len(base)):
+        assert native.id_at(pos) == base.id_at(pos)
+    # The expiry and flag cases all occurred, on both sides of an expiry.
+    keys = base.keys.tolist()
+    assert {flags_of(ct, en, ex) & ~3 for (_, _, _, ct, en, ex) in rows} == {0, 4, 8, 12} and len(keys) == len(rows)
+    with pytest.raises(IndexError):
+        native.id_at(len(base))
+
+
 def test_number_keys_are_distinct_and_reversible() -> None:
     keys = {number_key(n) for n in NUMBERS}
     assert len(keys) == len(NUMBERS)
@@ -65,7 +122,7 @@ def test_number_keys_are_distinct_and_reversible() -> None:
     assert id_parts("a") is None and id_parts(str(uuid.uuid4()).upper()) is None
 
 
-def test_random_changes_and_merges_agree_with_the_plain_overlay() -> None:
+def test_random_changes_and_merges_agree_with_the_plain_overlay(lookups: str) -> None:
     rng = random.Random(7)
     ids = [str(uuid.UUID(int=rng.getrandbits(128))) for _ in range(40)] + ["not-a-uuid"]
     largest_base = 0
@@ -97,7 +154,7 @@ def test_random_changes_and_merges_agree_with_the_plain_overlay() -> None:
     assert largest_base >= 10  # the merges did move entries into the base
 
 
-def test_first_load_columns_answer_like_upserts() -> None:
+def test_first_load_columns_answer_like_upserts(lookups: str) -> None:
     rng = random.Random(11)
     entries = {}
     for _ in range(300):

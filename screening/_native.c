@@ -1,0 +1,343 @@
+/*
+ * The screening hot path in C: the base look-up of screening/compact.py.
+ *
+ * Profiles of a loaded server showed the look-up's Python steps (a dict, a
+ * tuple, memoryview reads, bisect, int() and shifts, then formatting a UUID)
+ * costing several times their warm cost, because per-call gRPC work evicts
+ * the caches they need. Here the same steps read the same arrays, so a
+ * look-up is a handful of loads and no allocation until the answer.
+ *
+ * compact.Base keeps a pure-Python path with the same results; the tests run
+ * every look-up test against both (tests/test_compact_index.py).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define FLAG_BITS 4
+#define ENABLED 0x4
+#define EXPIRES 0x8
+#define MAX_DIGITS 15
+
+typedef struct {
+    int shift;
+    int64_t base;
+    int64_t buckets;
+    int64_t offset;
+} Slice;
+
+typedef struct {
+    PyObject_HEAD
+    Py_buffer keys, table, ptr, id_hi, id_lo, exp_pos, exp_at;
+    int views; /* how many of the buffers above are held */
+    PyObject *tenants; /* dict: tenant id -> index into slices */
+    Slice *slices;
+    Py_ssize_t nslices;
+} Searcher;
+
+static void
+Searcher_dealloc(Searcher *self)
+{
+    Py_buffer *views[] = {&self->keys, &self->table, &self->ptr, &self->id_hi,
+                          &self->id_lo, &self->exp_pos, &self->exp_at};
+    for (int i = 0; i < self->views; i++) {
+        PyBuffer_Release(views[i]);
+    }
+    Py_XDECREF(self->tenants);
+    PyMem_Free(self->slices);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+get_view(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, const char *name)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS) < 0) {
+        return -1;
+    }
+    if (view->itemsize != itemsize) {
+        PyErr_Format(PyExc_TypeError, "%s: items of %zd bytes expected, got %zd", name, itemsize, view->itemsize);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* Searcher(keys, table, ptr, id_hi, id_lo, exp_pos, exp_at, slices)
+ * slices: {tenant id: (shift, base, buckets, offset)}, as compact.Base holds them. */
+static PyObject *
+Searcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *arrays[7];
+    PyObject *slices;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_SetString(PyExc_TypeError, "Searcher takes positional arguments only");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "OOOOOOOO!:Searcher", &arrays[0], &arrays[1], &arrays[2], &arrays[3], &arrays[4],
+                          &arrays[5], &arrays[6], &PyDict_Type, &slices)) {
+        return NULL;
+    }
+    Searcher *self = (Searcher *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    Py_buffer *views[] = {&self->keys, &self->table, &self->ptr, &self->id_hi,
+                          &self->id_lo, &self->exp_pos, &self->exp_at};
+    static const Py_ssize_t sizes[] = {8, 4, 4, 8, 8, 4, 8};
+    static const char *names[] = {"keys", "table", "ptr", "id_hi", "id_lo", "exp_pos", "exp_at"};
+    for (int i = 0; i < 7; i++) {
+        if (get_view(arrays[i], views[i], sizes[i], names[i]) < 0) {
+            Py_DECREF(self);
+            return NULL;
+        }
+        self->views++;
+    }
+    self->tenants = PyDict_New();
+    if (self->tenants == NULL) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    Py_ssize_t n = PyDict_GET_SIZE(slices);
+    self->slices = PyMem_Calloc(n > 0 ? (size_t)n : 1, sizeof(Slice));
+    if (self->slices == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    PyObject *name, *where;
+    Py_ssize_t at = 0;
+    while (PyDict_Next(slices, &at, &name, &where)) {
+        Slice *s = &self->slices[self->nslices];
+        long long shift, base, buckets, offset;
+        if (!PyArg_ParseTuple(where, "LLLL:slice", &shift, &base, &buckets, &offset)) {
+            Py_DECREF(self);
+            return NULL;
+        }
+        if (shift < 0 || shift > 62 || buckets < 0 || offset < 0 ||
+            (offset + buckets + 1) * 4 > self->table.len) {
+            PyErr_Format(PyExc_ValueError, "slice of tenant %R is outside the table", name);
+            Py_DECREF(self);
+            return NULL;
+        }
+        s->shift = (int)shift;
+        s->base = base;
+        s->buckets = buckets;
+        s->offset = offset;
+        PyObject *ordinal = PyLong_FromSsize_t(self->nslices);
+        if (ordinal == NULL || PyDict_SetItem(self->tenants, name, ordinal) < 0) {
+            Py_XDECREF(ordinal);
+            Py_DECREF(self);
+            return NULL;
+        }
+        Py_DECREF(ordinal);
+        self->nslices++;
+    }
+    return (PyObject *)self;
+}
+
+/* number_key() of compact.py, or -1 when the number is not encodable. */
+static int64_t
+number_key(PyObject *number)
+{
+    if (!PyUnicode_Check(number) || !PyUnicode_IS_ASCII(number)) {
+        return -1;
+    }
+    Py_ssize_t len = PyUnicode_GET_LENGTH(number);
+    const char *s = (const char *)PyUnicode_1BYTE_DATA(number);
+    int plus = len > 0 && s[0] == '+';
+    Py_ssize_t digits = len - plus;
+    if (digits < 1 || digits > MAX_DIGITS) {
+        return -1;
+    }
+    int64_t value = 0;
+    for (Py_ssize_t i = plus; i < len; i++) {
+        unsigned d = (unsigned char)s[i] - '0';
+        if (d > 9) {
+            return -1;
+        }
+        value = value * 10 + d;
+    }
+    return ((value << 4 | digits) << 1 | plus) << FLAG_BITS;
+}
+
+/* hit(tenant_id, number, direction, now) -> position of the tenant's
+ * qualifying entry for the number, or -1. */
+static PyObject *
+Searcher_hit(Searcher *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "hit(tenant_id, number, direction, now)");
+        return NULL;
+    }
+    PyObject *ordinal = PyDict_GetItemWithError(self->tenants, args[0]);
+    if (ordinal == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        return PyLong_FromLong(-1);
+    }
+    long direction = PyLong_AsLong(args[2]);
+    if (direction == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    double now = PyFloat_AsDouble(args[3]);
+    if (now == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    int64_t key = number_key(args[1]);
+    if (key < 0) {
+        return PyLong_FromLong(-1);
+    }
+    const Slice *s = &self->slices[PyLong_AsSsize_t(ordinal)];
+    int64_t bucket = (key >> s->shift) - s->base;
+    if (bucket < 0 || bucket >= s->buckets) {
+        return PyLong_FromLong(-1);
+    }
+    const uint32_t *table = (const uint32_t *)self->table.buf;
+    const int64_t *keys = (const int64_t *)self->keys.buf;
+    Py_ssize_t lo = table[s->offset + bucket], hi = table[s->offset + bucket + 1];
+    Py_ssize_t end = hi;
+    while (lo < hi) { /* bisect_left */
+        Py_ssize_t mid = (lo + hi) >> 1;
+        if (keys[mid] < key) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo == end) {
+        return PyLong_FromLong(-1);
+    }
+    int64_t found = keys[lo];
+    if ((found >> FLAG_BITS) != (key >> FLAG_BITS) || !(found & ENABLED) || !(found & direction)) {
+        return PyLong_FromLong(-1);
+    }
+    if (found & EXPIRES) {
+        const uint32_t *exp_pos = (const uint32_t *)self->exp_pos.buf;
+        const double *exp_at = (const double *)self->exp_at.buf;
+        Py_ssize_t a = 0, b = self->exp_pos.len / 4;
+        while (a < b) {
+            Py_ssize_t mid = (a + b) >> 1;
+            if (exp_pos[mid] < (uint64_t)lo) {
+                a = mid + 1;
+            } else {
+                b = mid;
+            }
+        }
+        if (a == self->exp_pos.len / 4 || exp_pos[a] != (uint64_t)lo || !(now < exp_at[a])) {
+            return PyLong_FromLong(-1);
+        }
+    }
+    return PyLong_FromSsize_t(lo);
+}
+
+/* id_at(position) -> the entry's UUID as canonical text. */
+static PyObject *
+Searcher_id_at(Searcher *self, PyObject *arg)
+{
+    Py_ssize_t pos = PyLong_AsSsize_t(arg);
+    if (pos == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (pos < 0 || pos >= self->ptr.len / 4) {
+        PyErr_Format(PyExc_IndexError, "position %zd is outside the base", pos);
+        return NULL;
+    }
+    uint32_t where = ((const uint32_t *)self->ptr.buf)[pos];
+    if ((Py_ssize_t)where >= self->id_hi.len / 8) {
+        PyErr_Format(PyExc_IndexError, "id slot %u is outside the base", where);
+        return NULL;
+    }
+    uint64_t halves[2] = {((const uint64_t *)self->id_hi.buf)[where], ((const uint64_t *)self->id_lo.buf)[where]};
+    static const char hex[] = "0123456789abcdef";
+    PyObject *text = PyUnicode_New(36, 127);
+    if (text == NULL) {
+        return NULL;
+    }
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
+    int nibble = 0;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            out[i] = '-';
+            continue;
+        }
+        uint64_t half = halves[nibble >> 4];
+        out[i] = (Py_UCS1)hex[(half >> (60 - 4 * (nibble & 15))) & 0xF];
+        nibble++;
+    }
+    return text;
+}
+
+static PyMethodDef Searcher_methods[] = {
+    {"hit", (PyCFunction)(void (*)(void))Searcher_hit, METH_FASTCALL,
+     "hit(tenant_id, number, direction, now) -> position of the qualifying entry, or -1"},
+    {"id_at", (PyCFunction)Searcher_id_at, METH_O, "id_at(position) -> the entry's id"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SearcherType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "screening._native.Searcher",
+    .tp_doc = "Look-ups over the arrays of one compact.Base.",
+    .tp_basicsize = sizeof(Searcher),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = Searcher_new,
+    .tp_dealloc = (destructor)Searcher_dealloc,
+    .tp_methods = Searcher_methods,
+};
+
+/* is_e164(text) -> whether text is '+' and 1-15 ASCII digits: normalize()'s fast path. */
+static PyObject *
+is_e164(PyObject *module, PyObject *arg)
+{
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "is_e164() takes a str");
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(arg)) {
+        Py_RETURN_FALSE;
+    }
+    Py_ssize_t len = PyUnicode_GET_LENGTH(arg);
+    const char *s = (const char *)PyUnicode_1BYTE_DATA(arg);
+    if (len < 2 || len > MAX_DIGITS + 1 || s[0] != '+') {
+        Py_RETURN_FALSE;
+    }
+    for (Py_ssize_t i = 1; i < len; i++) {
+        if ((unsigned char)s[i] - '0' > 9u) {
+            Py_RETURN_FALSE;
+        }
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"is_e164", is_e164, METH_O, "is_e164(text) -> whether text is '+' and 1-15 ASCII digits"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "screening._native",
+    .m_doc = "The screening hot path in C; compact.py and numbers.py have pure-Python equivalents.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__native(void)
+{
+    if (PyType_Ready(&SearcherType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&native_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&SearcherType);
+    if (PyModule_AddObject(module, "Searcher", (PyObject *)&SearcherType) < 0) {
+        Py_DECREF(&SearcherType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

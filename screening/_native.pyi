@@ -1,0 +1,21 @@
+"""The screening hot path in C (screening/_native.c)."""
+
+class Searcher:
+    # The arrays are anything with the buffer protocol (numpy arrays, memoryviews),
+    # C-contiguous, of the item sizes compact.Base uses; checked at construction.
+    def __init__(
+        self,
+        keys: object,
+        table: object,
+        ptr: object,
+        id_hi: object,
+        id_lo: object,
+        exp_pos: object,
+        exp_at: object,
+        slices: dict[str, tuple[int, int, int, int]],
+        /,
+    ) -> None: ...
+    def hit(self, tenant_id: str, number: str, direction: int, now: float, /) -> int: ...
+    def id_at(self, pos: int, /) -> str: ...
+
+def is_e164(text: str, /) -> bool: ...
