@@ -14,6 +14,10 @@ MAX_DIGITS = 15
 # Fast path: most switches already send E.164, and a regex is ~50x cheaper
 # than a phonenumbers parse. ASCII digits only: `\d` would admit other scripts.
 _E164 = re.compile(r"\+[0-9]{1,15}")
+try:  # the same test in C, ten times cheaper again
+    from screening._native import is_e164 as is_e164
+except ImportError:  # not compiled
+    is_e164 = _E164.fullmatch  # type: ignore[assignment]
 _DIGITS = re.compile(r"[0-9]{1,15}")
 # Separators people write between digit groups.
 _SEPARATORS = str.maketrans("", "", " \t\u00a0-.()")
@@ -33,7 +37,7 @@ def normalize(
     digits, never reinterpreted through the region's dialling rules (a prefix
     is not a whole number). `allow_empty` admits "" (a withheld caller ID).
     """
-    if _E164.fullmatch(raw):
+    if is_e164(raw):
         return raw
     cleaned = raw.strip()
     if cleaned[:4].lower() == "tel:":

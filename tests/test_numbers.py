@@ -99,3 +99,17 @@ def test_output_is_what_the_index_keys_encode() -> None:
             except InvalidArgument:
                 continue
             assert out == "" or re.fullmatch(r"\+?[0-9]+", out), (raw, region, out)
+
+
+def test_the_e164_check_in_c_is_the_regex_it_replaces() -> None:
+    from screening import _native
+    from screening.numbers import _E164
+
+    rng = random.Random(9)
+    alphabet = "+0123456789 -()a١\u00a0\u0660"
+    inputs = ["", "+", "+1", "+123456789012345", "+1234567890123456", "1", "++1", "+1\n", "\n+1", "+١٢٣"]
+    inputs += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 19))) for _ in range(20_000)]
+    inputs += ["+" + str(rng.randrange(10**14)) for _ in range(2_000)]
+    agreed = [bool(_native.is_e164(raw)) == (_E164.fullmatch(raw) is not None) for raw in inputs]
+    assert all(agreed), [raw for raw, ok in zip(inputs, agreed, strict=True) if not ok][:5]
+    assert sum(_E164.fullmatch(raw) is not None for raw in inputs) > 2_000
