@@ -6,16 +6,20 @@ STAMP := $(VENV)/.installed
 PROTO := protos/screening/v1/screening.proto
 GENERATED := screening/v1/screening_pb2.py screening/v1/screening_pb2.pyi screening/v1/screening_pb2_grpc.py screening/v1/screening_pb2_grpc.pyi
 
-.PHONY: install run test lint proto check-proto bench clean e2e bench-sip sip-packages
+.PHONY: install run test lint proto check-proto bench clean e2e bench-sip sip-packages bench-packages
 
 install: $(STAMP)
 
-# Install also compiles screening/_native.c (in place, editable): rerun it when that changes.
-$(STAMP): pyproject.toml screening/_native.c
+# Install also compiles screening/_native.c (in place, editable; see setup.py), so it
+# reruns when that changes; an old build is removed first so that it is never used stale.
+$(STAMP): pyproject.toml setup.py screening/_native.c
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is required") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	rm -f screening/_native.*.so
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@$(BIN)/python -c 'import screening._native' 2>/dev/null || \
+		echo "WARNING: screening/_native.c was not compiled (no C compiler?): screening runs its slower pure-Python path"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -28,9 +32,9 @@ test: $(STAMP)
 SIP_PACKAGES := kamailio kamailio-python3-modules sip-tester
 KAMAILIO_DIR := integrations/kamailio
 
-# Installs the Debian packages the SIP runs need, only when some are missing.
-sip-packages:
-	@missing=""; for p in $(SIP_PACKAGES); do \
+# Installs Debian packages, only those missing: $(call debian-packages,pkg ...).
+define debian-packages
+	@missing=""; for p in $(1); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -39,6 +43,10 @@ sip-packages:
 		$$sudo apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+endef
+
+sip-packages:
+	$(call debian-packages,$(SIP_PACKAGES))
 
 e2e: $(STAMP) sip-packages
 	PYTHONPATH=$(KAMAILIO_DIR):. $(BIN)/pytest $(KAMAILIO_DIR)/e2e -p no:cacheprovider $(PYTEST_ARGS)
@@ -55,7 +63,13 @@ proto: $(STAMP)
 
 # The speed figures of issue 6 (not part of `make test`: about 10 minutes,
 # starts its own PostgreSQL and servers). ARGS="--help" lists its knobs.
-bench: $(STAMP)
+# h2load (nghttp2-client): figure g's unary load, from a client in C.
+BENCH_PACKAGES := nghttp2-client
+
+bench-packages:
+	$(call debian-packages,$(BENCH_PACKAGES))
+
+bench: $(STAMP) bench-packages
 	$(BIN)/python -m bench $(ARGS)
 
 # Fails when the committed generated code is not what `make proto` makes.

@@ -18,7 +18,11 @@
 #define FLAG_BITS 4
 #define ENABLED 0x4
 #define EXPIRES 0x8
+#define CALL_TYPE_MASK 0x3
 #define MAX_DIGITS 15
+
+/* float("inf"): the expiry of an entry that never expires (compact.NEVER). */
+static PyObject *never;
 
 typedef struct {
     int shift;
@@ -160,85 +164,10 @@ number_key(PyObject *number)
     return ((value << 4 | digits) << 1 | plus) << FLAG_BITS;
 }
 
-/* hit(tenant_id, number, direction, now) -> position of the tenant's
- * qualifying entry for the number, or -1. */
+/* The UUID of the entry at key position pos, as canonical text; NULL with IndexError outside the base. */
 static PyObject *
-Searcher_hit(Searcher *self, PyObject *const *args, Py_ssize_t nargs)
+format_id(Searcher *self, Py_ssize_t pos)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "hit(tenant_id, number, direction, now)");
-        return NULL;
-    }
-    PyObject *ordinal = PyDict_GetItemWithError(self->tenants, args[0]);
-    if (ordinal == NULL) {
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-        return PyLong_FromLong(-1);
-    }
-    long direction = PyLong_AsLong(args[2]);
-    if (direction == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    double now = PyFloat_AsDouble(args[3]);
-    if (now == -1.0 && PyErr_Occurred()) {
-        return NULL;
-    }
-    int64_t key = number_key(args[1]);
-    if (key < 0) {
-        return PyLong_FromLong(-1);
-    }
-    const Slice *s = &self->slices[PyLong_AsSsize_t(ordinal)];
-    int64_t bucket = (key >> s->shift) - s->base;
-    if (bucket < 0 || bucket >= s->buckets) {
-        return PyLong_FromLong(-1);
-    }
-    const uint32_t *table = (const uint32_t *)self->table.buf;
-    const int64_t *keys = (const int64_t *)self->keys.buf;
-    Py_ssize_t lo = table[s->offset + bucket], hi = table[s->offset + bucket + 1];
-    Py_ssize_t end = hi;
-    while (lo < hi) { /* bisect_left */
-        Py_ssize_t mid = (lo + hi) >> 1;
-        if (keys[mid] < key) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    if (lo == end) {
-        return PyLong_FromLong(-1);
-    }
-    int64_t found = keys[lo];
-    if ((found >> FLAG_BITS) != (key >> FLAG_BITS) || !(found & ENABLED) || !(found & direction)) {
-        return PyLong_FromLong(-1);
-    }
-    if (found & EXPIRES) {
-        const uint32_t *exp_pos = (const uint32_t *)self->exp_pos.buf;
-        const double *exp_at = (const double *)self->exp_at.buf;
-        Py_ssize_t a = 0, b = self->exp_pos.len / 4;
-        while (a < b) {
-            Py_ssize_t mid = (a + b) >> 1;
-            if (exp_pos[mid] < (uint64_t)lo) {
-                a = mid + 1;
-            } else {
-                b = mid;
-            }
-        }
-        if (a == self->exp_pos.len / 4 || exp_pos[a] != (uint64_t)lo || !(now < exp_at[a])) {
-            return PyLong_FromLong(-1);
-        }
-    }
-    return PyLong_FromSsize_t(lo);
-}
-
-/* id_at(position) -> the entry's UUID as canonical text. */
-static PyObject *
-Searcher_id_at(Searcher *self, PyObject *arg)
-{
-    Py_ssize_t pos = PyLong_AsSsize_t(arg);
-    if (pos == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
     if (pos < 0 || pos >= self->ptr.len / 4) {
         PyErr_Format(PyExc_IndexError, "position %zd is outside the base", pos);
         return NULL;
@@ -268,9 +197,128 @@ Searcher_id_at(Searcher *self, PyObject *arg)
     return text;
 }
 
+/* hit(tenant_id, number, direction, now, shadowed) -> (entry id, call type, expires_at) of the
+ * tenant's qualifying entry for the number, or None; an entry whose id is in `shadowed` (a set)
+ * does not qualify. */
+static PyObject *
+Searcher_hit(Searcher *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "hit(tenant_id, number, direction, now, shadowed)");
+        return NULL;
+    }
+    PyObject *ordinal = PyDict_GetItemWithError(self->tenants, args[0]);
+    if (ordinal == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    long direction = PyLong_AsLong(args[2]);
+    if (direction == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    double now = PyFloat_AsDouble(args[3]);
+    if (now == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *shadowed = args[4];
+    if (!PyAnySet_Check(shadowed)) {
+        PyErr_SetString(PyExc_TypeError, "hit(): shadowed must be a set");
+        return NULL;
+    }
+    int64_t key = number_key(args[1]);
+    if (key < 0) {
+        Py_RETURN_NONE;
+    }
+    const Slice *s = &self->slices[PyLong_AsSsize_t(ordinal)];
+    int64_t bucket = (key >> s->shift) - s->base;
+    if (bucket < 0 || bucket >= s->buckets) {
+        Py_RETURN_NONE;
+    }
+    const uint32_t *table = (const uint32_t *)self->table.buf;
+    const int64_t *keys = (const int64_t *)self->keys.buf;
+    Py_ssize_t lo = table[s->offset + bucket], hi = table[s->offset + bucket + 1];
+    Py_ssize_t end = hi;
+    while (lo < hi) { /* bisect_left */
+        Py_ssize_t mid = (lo + hi) >> 1;
+        if (keys[mid] < key) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo == end) {
+        Py_RETURN_NONE;
+    }
+    int64_t found = keys[lo];
+    if ((found >> FLAG_BITS) != (key >> FLAG_BITS) || !(found & ENABLED) || !(found & direction)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *expires;
+    if (found & EXPIRES) {
+        const uint32_t *exp_pos = (const uint32_t *)self->exp_pos.buf;
+        const double *exp_at = (const double *)self->exp_at.buf;
+        Py_ssize_t a = 0, b = self->exp_pos.len / 4;
+        while (a < b) {
+            Py_ssize_t mid = (a + b) >> 1;
+            if (exp_pos[mid] < (uint64_t)lo) {
+                a = mid + 1;
+            } else {
+                b = mid;
+            }
+        }
+        if (a == self->exp_pos.len / 4 || exp_pos[a] != (uint64_t)lo || !(now < exp_at[a])) {
+            Py_RETURN_NONE;
+        }
+        expires = PyFloat_FromDouble(exp_at[a]);
+    } else {
+        expires = Py_NewRef(never);
+    }
+    if (expires == NULL) {
+        return NULL;
+    }
+    PyObject *entry_id = format_id(self, lo);
+    if (entry_id == NULL) {
+        Py_DECREF(expires);
+        return NULL;
+    }
+    int is_shadowed = PySet_Contains(shadowed, entry_id);
+    if (is_shadowed != 0) {
+        Py_DECREF(entry_id);
+        Py_DECREF(expires);
+        if (is_shadowed < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    PyObject *call_type = PyLong_FromLong((long)(found & CALL_TYPE_MASK));
+    if (call_type == NULL) {
+        Py_DECREF(entry_id);
+        Py_DECREF(expires);
+        return NULL;
+    }
+    PyObject *result = PyTuple_Pack(3, entry_id, call_type, expires);
+    Py_DECREF(entry_id);
+    Py_DECREF(call_type);
+    Py_DECREF(expires);
+    return result;
+}
+
+/* id_at(position) -> the entry's UUID as canonical text. */
+static PyObject *
+Searcher_id_at(Searcher *self, PyObject *arg)
+{
+    Py_ssize_t pos = PyLong_AsSsize_t(arg);
+    if (pos == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    return format_id(self, pos);
+}
+
 static PyMethodDef Searcher_methods[] = {
     {"hit", (PyCFunction)(void (*)(void))Searcher_hit, METH_FASTCALL,
-     "hit(tenant_id, number, direction, now) -> position of the qualifying entry, or -1"},
+     "hit(tenant_id, number, direction, now, shadowed) -> (entry id, call type, expires_at) or None"},
     {"id_at", (PyCFunction)Searcher_id_at, METH_O, "id_at(position) -> the entry's id"},
     {NULL, NULL, 0, NULL},
 };
@@ -288,7 +336,7 @@ static PyTypeObject SearcherType = {
 
 /* is_e164(text) -> whether text is '+' and 1-15 ASCII digits: normalize()'s fast path. */
 static PyObject *
-is_e164(PyObject *module, PyObject *arg)
+is_e164(PyObject *Py_UNUSED(module), PyObject *arg)
 {
     if (!PyUnicode_Check(arg)) {
         PyErr_SetString(PyExc_TypeError, "is_e164() takes a str");
@@ -303,7 +351,7 @@ is_e164(PyObject *module, PyObject *arg)
         Py_RETURN_FALSE;
     }
     for (Py_ssize_t i = 1; i < len; i++) {
-        if ((unsigned char)s[i] - '0' > 9u) {
+        if ((unsigned)((unsigned char)s[i] - '0') > 9u) {
             Py_RETURN_FALSE;
         }
     }
@@ -327,6 +375,9 @@ PyMODINIT_FUNC
 PyInit__native(void)
 {
     if (PyType_Ready(&SearcherType) < 0) {
+        return NULL;
+    }
+    if (never == NULL && (never = PyFloat_FromDouble(Py_HUGE_VAL)) == NULL) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&native_module);

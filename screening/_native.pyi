@@ -1,5 +1,7 @@
 """The screening hot path in C (screening/_native.c)."""
 
+from collections.abc import Set as AbstractSet
+
 class Searcher:
     # The arrays are anything with the buffer protocol (numpy arrays, memoryviews),
     # C-contiguous, of the item sizes compact.Base uses; checked at construction.
@@ -15,7 +17,9 @@ class Searcher:
         slices: dict[str, tuple[int, int, int, int]],
         /,
     ) -> None: ...
-    def hit(self, tenant_id: str, number: str, direction: int, now: float, /) -> int: ...
+    def hit(
+        self, tenant_id: str, number: str, direction: int, now: float, shadowed: AbstractSet[str], /
+    ) -> tuple[str, int, float] | None: ...
     def id_at(self, pos: int, /) -> str: ...
 
 def is_e164(text: str, /) -> bool: ...

@@ -25,6 +25,7 @@ import ctypes
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -105,7 +106,9 @@ def format_id(hi: int, lo: int) -> str:
 class Searcher(Protocol):
     """The hot-path look-ups of one Base: _native.Searcher, or the Base itself."""
 
-    def hit(self, tenant_id: str, number: str, direction: int, now: float) -> int: ...
+    def hit(
+        self, tenant_id: str, number: str, direction: int, now: float, shadowed: AbstractSet[str]
+    ) -> tuple[str, int, float] | None: ...
 
     def id_at(self, pos: int) -> str: ...
 
@@ -292,36 +295,38 @@ class Base:
         where = self._ptr[pos]
         return format_id(self._id_hi[where], self._id_lo[where])
 
-    def key_at(self, pos: int) -> int:
-        return self._keys[pos]
+    def hit(
+        self, tenant_id: str, number: str, direction: int, now: float, shadowed: AbstractSet[str]
+    ) -> tuple[str, int, float] | None:
+        """(id, call type, expiry) of the tenant's qualifying entry for this normalized number, or None.
 
-    def hit(self, tenant_id: str, number: str, direction: int, now: float) -> int:
-        """Position of the tenant's qualifying entry for this normalized number, or -1.
-
-        The Python form of _native.Searcher.hit, which replaces it on instances
-        when the extension is built.
+        An entry whose id is in `shadowed` does not qualify. The Python form
+        of _native.Searcher.hit, which Base.searcher() hands out instead when
+        the extension is built.
         """
         where = self._slices.get(tenant_id)
         if where is None or len(number) > MAX_ENCODED:
-            return -1
+            return None
         key = number_key(number)
         # find(), inlined: this is the hot path.
         shift, base, buckets, offset = where
         bucket = (key >> shift) - base
         if not 0 <= bucket < buckets:
-            return -1
+            return None
         table = self._table
         end = table[offset + bucket + 1]
         keys = self._keys
         pos = bisect_left(keys, key, table[offset + bucket], end)
         if pos == end:
-            return -1
+            return None
         found = keys[pos]
         if found >> FLAG_BITS != key >> FLAG_BITS or not found & ENABLED or not found & direction:
-            return -1
-        if found & EXPIRES and not now < self.expires_at(pos):
-            return -1
-        return pos
+            return None
+        expires = self.expires_at(pos) if found & EXPIRES else NEVER
+        if not now < expires:
+            return None
+        entry_id = self.id_at(pos)
+        return None if entry_id in shadowed else (entry_id, found & CALL_TYPE_MASK, expires)
 
     def hits(self, tenant_id: str, numbers: list[str], direction: int, now: float) -> dict[int, tuple[int, int, float]]:
         """hit() for many numbers, by one vectorized search: {index in numbers: (position, call type, expiry)}."""

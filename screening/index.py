@@ -26,10 +26,8 @@ import itertools
 from dataclasses import dataclass
 
 from screening.compact import (
-    CALL_TYPE_MASK,
     CALL_TYPES,
     ENCODABLE,
-    EXPIRES,
     NEVER,
     Base,
     Columns,
@@ -265,19 +263,11 @@ class ScreeningIndex:
                 return entry
         # An overlay entry and a served base entry never share a key (upsert
         # shadows the base one), so the base is asked only now.
-        search = self._search
-        pos = search.hit(tenant_id, number, direction, now)
-        if pos >= 0:
-            entry_id = search.id_at(pos)
-            if entry_id not in self._shadowed:
-                return self._base_hit(pos, entry_id, tenant_id, number)
+        found = self._search.hit(tenant_id, number, direction, now, self._shadowed)
+        if found is not None:
+            entry_id, call_type, expires = found
+            return IndexEntry(entry_id, tenant_id, number, _EXACT, CALL_TYPES[call_type], True, expires)  # type: ignore[arg-type]
         return None if rules is None else rules.match_prefix(number, direction, now)
-
-    def _base_hit(self, pos: int, entry_id: str, tenant_id: str, number: str) -> IndexEntry:
-        """The served base entry at a position hit() found (so enabled, and not expired)."""
-        key = self._base.key_at(pos)
-        expires = self._base.expires_at(pos) if key & EXPIRES else NEVER
-        return IndexEntry(entry_id, tenant_id, number, _EXACT, CALL_TYPES[key & CALL_TYPE_MASK], True, expires)  # type: ignore[arg-type]
 
     def screen_many(
         self, tenant_id: str, numbers: list[str], direction: Direction | int, now: float
