@@ -15,6 +15,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,6 +90,22 @@ class Server:
                 if line.startswith(f"screening_screen_latency_seconds_{key} "):
                     found[key] = float(line.split()[1])
         return found["sum"], found["count"]
+
+    def screened_calls(self, workers: int = 1) -> dict[str, float]:
+        """ScreenCall and stream messages the server has answered, by verdict ("error", "allow", "block").
+
+        Summed over its workers: worker i serves metrics on the metrics port + i.
+        """
+        assert self.metrics_port is not None
+        calls = dict.fromkeys(("error", "allow", "block"), 0.0)
+        for port in range(self.metrics_port, self.metrics_port + workers):
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+            for family in text_string_to_metric_families(text):
+                if family.name == "screening_screen_calls":
+                    for sample in family.samples:
+                        if sample.name.endswith("_total"):
+                            calls[sample.labels["verdict"]] += sample.value
+        return calls
 
     @staticmethod
     def noop(cpus: set[int] | None = None, busy_loops: int = 0) -> Server:
