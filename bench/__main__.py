@@ -323,7 +323,7 @@ class Bench:
                 ("screen_call_64", ("--in-flight", "64", "--channels", "8")),
             ):
                 runs: dict[str, list[Figures]] = {"1": [], "2": []}
-                for name, server in alternate(self.args.rounds // 2 or 1, ("1", one), ("2", two)):
+                for name, server in alternate(self.args.rounds, ("1", one), ("2", two)):
                     runs[name].append(self._timed_load(server, self.e164, *args, cpus=None))
                 row = {f"workers_{name}": self._summary(r) for name, r in runs.items()}
                 row["scaling"] = row["workers_2"]["numbers_per_s"] / row["workers_1"]["numbers_per_s"]
@@ -357,7 +357,7 @@ class Bench:
             call_id="h2load",
         )
         runs: dict[str, list[Figures]] = {"1": [], "2": []}
-        for name, server in alternate(self.args.rounds // 2 or 1, ("1", one), ("2", two)):
+        for name, server in alternate(self.args.rounds, ("1", one), ("2", two)):
             workers = int(name)
             before, cpu0 = server.screened_calls(workers), server.cpu_seconds()
             # 32 connections: the kernel spreads connections, not calls, over the workers.
