@@ -33,7 +33,7 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
-    Py_buffer keys, table, ptr, id_hi, id_lo, exp_pos, exp_at;
+    Py_buffer keys, table, ids, exp_pos, exp_at; /* ids: (high, low) of each key's UUID */
     int views; /* how many of the buffers above are held */
     PyObject *tenants; /* dict: tenant id -> index into slices */
     Slice *slices;
@@ -43,8 +43,7 @@ typedef struct {
 static void
 Searcher_dealloc(Searcher *self)
 {
-    Py_buffer *views[] = {&self->keys, &self->table, &self->ptr, &self->id_hi,
-                          &self->id_lo, &self->exp_pos, &self->exp_at};
+    Py_buffer *views[] = {&self->keys, &self->table, &self->ids, &self->exp_pos, &self->exp_at};
     for (int i = 0; i < self->views; i++) {
         PyBuffer_Release(views[i]);
     }
@@ -67,35 +66,39 @@ get_view(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, const char *name)
     return 0;
 }
 
-/* Searcher(keys, table, ptr, id_hi, id_lo, exp_pos, exp_at, slices)
+/* Searcher(keys, table, ids, exp_pos, exp_at, slices)
  * slices: {tenant id: (shift, base, buckets, offset)}, as compact.Base holds them. */
 static PyObject *
 Searcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    PyObject *arrays[7];
+    PyObject *arrays[5];
     PyObject *slices;
     if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
         PyErr_SetString(PyExc_TypeError, "Searcher takes positional arguments only");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "OOOOOOOO!:Searcher", &arrays[0], &arrays[1], &arrays[2], &arrays[3], &arrays[4],
-                          &arrays[5], &arrays[6], &PyDict_Type, &slices)) {
+    if (!PyArg_ParseTuple(args, "OOOOOO!:Searcher", &arrays[0], &arrays[1], &arrays[2], &arrays[3], &arrays[4],
+                          &PyDict_Type, &slices)) {
         return NULL;
     }
     Searcher *self = (Searcher *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
     }
-    Py_buffer *views[] = {&self->keys, &self->table, &self->ptr, &self->id_hi,
-                          &self->id_lo, &self->exp_pos, &self->exp_at};
-    static const Py_ssize_t sizes[] = {8, 4, 4, 8, 8, 4, 8};
-    static const char *names[] = {"keys", "table", "ptr", "id_hi", "id_lo", "exp_pos", "exp_at"};
-    for (int i = 0; i < 7; i++) {
+    Py_buffer *views[] = {&self->keys, &self->table, &self->ids, &self->exp_pos, &self->exp_at};
+    static const Py_ssize_t sizes[] = {8, 4, 8, 4, 8};
+    static const char *names[] = {"keys", "table", "ids", "exp_pos", "exp_at"};
+    for (int i = 0; i < 5; i++) {
         if (get_view(arrays[i], views[i], sizes[i], names[i]) < 0) {
             Py_DECREF(self);
             return NULL;
         }
         self->views++;
+    }
+    if (self->ids.len != 2 * self->keys.len) {
+        PyErr_SetString(PyExc_ValueError, "ids: two 64-bit halves for each key expected");
+        Py_DECREF(self);
+        return NULL;
     }
     self->tenants = PyDict_New();
     if (self->tenants == NULL) {
@@ -168,16 +171,11 @@ number_key(PyObject *number)
 static PyObject *
 format_id(Searcher *self, Py_ssize_t pos)
 {
-    if (pos < 0 || pos >= self->ptr.len / 4) {
+    if (pos < 0 || pos >= self->keys.len / 8) {
         PyErr_Format(PyExc_IndexError, "position %zd is outside the base", pos);
         return NULL;
     }
-    uint32_t where = ((const uint32_t *)self->ptr.buf)[pos];
-    if ((Py_ssize_t)where >= self->id_hi.len / 8) {
-        PyErr_Format(PyExc_IndexError, "id slot %u is outside the base", where);
-        return NULL;
-    }
-    uint64_t halves[2] = {((const uint64_t *)self->id_hi.buf)[where], ((const uint64_t *)self->id_lo.buf)[where]};
+    const uint64_t *halves = (const uint64_t *)self->ids.buf + 2 * pos;
     static const char hex[] = "0123456789abcdef";
     PyObject *text = PyUnicode_New(36, 127);
     if (text == NULL) {

@@ -232,7 +232,7 @@ class ScreeningIndex:
             self._forget(old)
         if len(self._base) and entry_id not in self._shadowed:
             parts = id_parts(entry_id)
-            if parts is not None and self._base.id_position(*parts) >= 0:
+            if parts is not None and self._base.position_of_id(*parts) >= 0:
                 self._shadowed.add(entry_id)
 
     def _forget(self, entry: IndexEntry) -> None:

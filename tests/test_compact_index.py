@@ -251,3 +251,21 @@ async def test_first_load_from_the_database_packs_numbers_as_python_does(start_s
     for tenant in pair:
         assert loaded.screen(tenant, "+1", 1, NOW) == plain.screen(tenant, "+1", 1, NOW) is not None
     assert loaded.screen("acme", "12a", 1, NOW) == plain.screen("acme", "12a", 1, NOW) is not None
+
+
+def test_ids_are_found_by_binary_search_even_when_their_high_halves_are_equal() -> None:
+    n = 500
+    rng = np.random.default_rng(3)
+    hi = np.repeat(np.arange(n // 5, dtype=np.uint64), 5)  # five entries share each high half
+    lo = rng.permutation(np.arange(n, dtype=np.uint64) * 7 + 1)
+    keys = (rng.permutation(np.arange(n, dtype=np.int64)) * 2 + 1) << 4 | 7
+    base = Base.build(Columns(["acme"], np.zeros(n, np.int32), keys, hi, lo, np.zeros(n, np.float64)))
+    for h, lo_half, key in zip(hi.tolist(), lo.tolist(), keys.tolist(), strict=True):
+        pos = base.position_of_id(h, lo_half)
+        assert pos >= 0 and int(base.keys[pos]) == key
+        assert base.id_at(pos) == str(uuid.UUID(int=h << 64 | lo_half))
+    assert base.position_of_id(0, 0) == -1 and base.position_of_id(n, 1) == -1
+    drop = [(int(hi[i]), int(lo[i])) for i in range(0, n, 3)]
+    kept = base.columns(drop)
+    assert len(kept.keys) == n - len(drop)
+    assert set(zip(kept.hi.tolist(), kept.lo.tolist(), strict=True)).isdisjoint(drop)
