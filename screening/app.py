@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
-from screening import tls, tokens
+from screening import compact, tls, tokens
 from screening.access import AdminCallObserver
 from screening.admin import ForbiddenNumbers
 from screening.auth import Auth
@@ -141,6 +141,11 @@ class App:
             log.warning("tokens travel in clear text: serving %s without --tls-cert", self.config.listen)
         if self.auth is None:
             log.info("no --auth-file: every call is allowed and audited as 'anonymous'")
+        if not compact.USE_NATIVE:
+            log.warning(
+                "screening/_native.c is not compiled: the index is searched in Python, about twice as slow"
+                " (reinstall where a C compiler is present)"
+            )
         self._task = asyncio.create_task(self._sync(sync_pool), name="replica")
         metrics_address = self.config.metrics_host_port
         if metrics_address is not None:

@@ -6,6 +6,7 @@ under test gets the same changes, with merges begun, built and finished at
 random points in between, and must agree on every screen, get and length.
 """
 
+import logging
 import random
 import uuid
 from datetime import UTC, datetime
@@ -269,3 +270,15 @@ def test_ids_are_found_by_binary_search_even_when_their_high_halves_are_equal() 
     kept = base.columns(drop)
     assert len(kept.keys) == n - len(drop)
     assert set(zip(kept.hi.tolist(), kept.lo.tolist(), strict=True)).isdisjoint(drop)
+
+
+async def test_a_server_says_when_it_searches_in_python(
+    start_server, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.WARNING, logger="screening.app")
+    await start_server()
+    assert not [r for r in caplog.records if "_native.c" in r.getMessage()]
+    monkeypatch.setattr(compact, "USE_NATIVE", False)
+    app = await start_server()
+    assert [r for r in caplog.records if "_native.c is not compiled" in r.getMessage()]
+    assert type(app.replica.index._search) is Base  # the look-ups it serves are Base's own
