@@ -11,10 +11,9 @@ before the handler starts, so a refused import never begins; later messages
 are checked as the handler reads them.
 
 `Auth.guard` wraps each handler once, where services are added to the
-server: grpc.aio runs a server interceptor on every call, and one that only
-passes calls on costs ScreenCall 2.6% of its throughput. `Auth` is also a
-server interceptor that applies the same guard, for servers assembled
-otherwise.
+server (screening/registration.py): not an interceptor, since grpc.aio runs
+a server interceptor on every call, and one that only passes calls on costs
+ScreenCall 2.6% of its throughput.
 
 The token's name reaches the handler through a ContextVar, set in the
 call's own task.
@@ -24,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -284,12 +283,11 @@ def bearer_token(metadata: Any) -> str | None:
     return None
 
 
-class Auth(grpc.aio.ServerInterceptor):
+class Auth:
     def __init__(self, tokens: TokenTable, rule_table: Mapping[str, Rule] | None = None) -> None:
         # Replaced whole on reload; a call sees either the old or the new table.
         self.tokens = tokens
         self._rules = dict(rules() if rule_table is None else rule_table)
-        self._guarded: dict[str, Handler] = {}
 
     def guard(self, path: str, handler: Handler) -> Handler:
         """The handler of the method at `path`, behind the checks its rule asks for."""
@@ -329,17 +327,3 @@ class Auth(grpc.aio.ServerInterceptor):
                 f"token {token.name!r} lacks the role {needed} that {method} needs",
             )
         return token
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        method: str = handler_call_details.method
-        guarded = self._guarded.get(method)
-        if guarded is None:
-            inner = await continuation(handler_call_details)
-            if inner is None:
-                return None
-            guarded = self._guarded[method] = self.guard(method, inner)
-        return guarded

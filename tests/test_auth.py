@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from screening import auth
 from screening.app import App
 from screening.config import Config
+from screening.registration import add_generic_only
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 from tests.conftest import with_database
@@ -341,12 +342,13 @@ async def recording_server(auth_path: Path) -> AsyncIterator[tuple[grpc.aio.Chan
     from screening import tokens
 
     recorder = RecordingAdmin()
-    server = grpc.aio.server(interceptors=[auth.Auth(tokens.load(auth_path))])
-    pb_grpc.add_ForbiddenNumberAdminServicer_to_server(recorder, server)
+    guard = auth.Auth(tokens.load(auth_path)).guard
+    # Assembled as App assembles its server: each handler wrapped once where it is added.
+    server = grpc.aio.server()
+    add_generic_only(pb_grpc.add_ForbiddenNumberAdminServicer_to_server, recorder, server, wrap=guard)
     # A served method no rule covers stays closed.
-    server.add_generic_rpc_handlers(
-        [grpc.method_handlers_generic_handler("test.Unruled", {"Do": grpc.unary_unary_rpc_method_handler(_echo)})]
-    )
+    unruled = {"Do": guard("/test.Unruled/Do", grpc.unary_unary_rpc_method_handler(_echo))}
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("test.Unruled", unruled)])
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
