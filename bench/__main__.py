@@ -63,6 +63,16 @@ def alternate(rounds: int, a: tuple[str, Server], b: tuple[str, Server]) -> list
     return order
 
 
+def ceiling(single: Figures) -> float:
+    """The most a second worker could add when the load generator shares the cores.
+
+    All cores' time goes to server and client CPU per call (per number, for
+    batches), as measured with one worker: that rate over one worker's.
+    """
+    per_number = single["server_cpu_us_per_call"] + single["client_cpu_us_per_call"]
+    return float(len(os.sched_getaffinity(0)) / per_number * 1e6 / single["numbers_per_s"])
+
+
 def mean(values: list[float]) -> float:
     return statistics.fmean(values) if values else float("nan")
 
@@ -325,14 +335,9 @@ class Bench:
                 runs: dict[str, list[Figures]] = {"1": [], "2": []}
                 for name, server in alternate(self.args.rounds, ("1", one), ("2", two)):
                     runs[name].append(self._timed_load(server, self.e164, *args, cpus=None))
-                row = {f"workers_{name}": self._summary(r) for name, r in runs.items()}
+                row: Figures = {f"workers_{name}": self._summary(r) for name, r in runs.items()}
                 row["scaling"] = row["workers_2"]["numbers_per_s"] / row["workers_1"]["numbers_per_s"]
-                # The most two workers could do here: the load generator runs on
-                # the same cores, so both cores' time goes to server and client
-                # CPU per number, as measured with one worker.
-                single = row["workers_1"]
-                per_number = single["server_cpu_us_per_call"] + single["client_cpu_us_per_call"]
-                row["ceiling"] = len(os.sched_getaffinity(0)) / per_number * 1e6 / single["numbers_per_s"]
+                row["ceiling"] = ceiling(row["workers_1"])
                 figures[mode] = row
                 log(
                     f"   {mode}: 1 worker {row['workers_1']['numbers_per_s']:.0f}/s,"
@@ -383,8 +388,7 @@ class Bench:
             row[f"workers_{name}"]["numbers_per_s"] = row[f"workers_{name}"]["calls_per_s"]
         row["scaling"] = row["workers_2"]["calls_per_s"] / row["workers_1"]["calls_per_s"]
         single = row["workers_1"]
-        per_call = single["server_cpu_us_per_call"] + single["client_cpu_us_per_call"]
-        row["ceiling"] = len(os.sched_getaffinity(0)) / per_call * 1e6 / single["calls_per_s"]
+        row["ceiling"] = ceiling(single)
         log(
             f"   screen_call_h2load: 1 worker {single['calls_per_s']:.0f}/s, 2 workers"
             f" {row['workers_2']['calls_per_s']:.0f}/s, x{row['scaling']:.2f}; client CPU per call"

@@ -79,32 +79,30 @@ class Server:
         server.metrics_port = metrics_port
         return server
 
+    def _samples(self, family_name: str, workers: int = 1) -> list[Any]:
+        """The samples of one metric family, from each worker's metrics port (worker i: metrics port + i)."""
+        assert self.metrics_port is not None
+        found = []
+        for port in range(self.metrics_port, self.metrics_port + workers):
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+            for family in text_string_to_metric_families(text):
+                if family.name == family_name:
+                    found += family.samples
+        return found
+
     def handler_seconds(self) -> tuple[float, float]:
         """(seconds, calls) the server's own ScreenCall latency histogram holds: time spent inside the handler."""
         if self.metrics_port is None:
             return 0.0, 0.0
-        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).read().decode()
-        found = dict.fromkeys(("sum", "count"), 0.0)
-        for line in text.splitlines():
-            for key in found:
-                if line.startswith(f"screening_screen_latency_seconds_{key} "):
-                    found[key] = float(line.split()[1])
-        return found["sum"], found["count"]
+        found = {s.name: s.value for s in self._samples("screening_screen_latency_seconds")}
+        return found["screening_screen_latency_seconds_sum"], found["screening_screen_latency_seconds_count"]
 
     def screened_calls(self, workers: int = 1) -> dict[str, float]:
-        """ScreenCall and stream messages the server has answered, by verdict ("error", "allow", "block").
-
-        Summed over its workers: worker i serves metrics on the metrics port + i.
-        """
-        assert self.metrics_port is not None
+        """ScreenCall and stream messages the server has answered, by verdict ("error", "allow", "block")."""
         calls = dict.fromkeys(("error", "allow", "block"), 0.0)
-        for port in range(self.metrics_port, self.metrics_port + workers):
-            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-            for family in text_string_to_metric_families(text):
-                if family.name == "screening_screen_calls":
-                    for sample in family.samples:
-                        if sample.name.endswith("_total"):
-                            calls[sample.labels["verdict"]] += sample.value
+        for sample in self._samples("screening_screen_calls", workers):
+            if sample.name.endswith("_total"):
+                calls[sample.labels["verdict"]] += sample.value
         return calls
 
     @staticmethod
