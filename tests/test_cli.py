@@ -13,13 +13,16 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from screening.app import App
+from screening.cli import render
 from screening.cli.main import app as screenctl
+from screening.cli.values import OutputFormat
 from screening.v1 import screening_pb2 as pb
 from tests.certs import Authority
 from tests.conftest import StartServer
@@ -124,6 +127,19 @@ async def test_add_get_and_list_in_every_format(cli: Run, clients: Clients) -> N
     limited = ok(await cli("list", "-t", "acme", "--page-size", "1", "--limit", "3"))
     assert "3 of 4 entries (--limit 0 shows all)" in limited
     assert ok(await cli("list", "-t", "other", "-o", "json")).strip() == "[]"
+
+
+@pytest.mark.parametrize("nanos", [0, 286_000_000, 286_123_000, 286_123_456, 1_000])
+def test_csv_and_json_spell_a_time_the_same(nanos: int) -> None:
+    # A server time that falls on a whole millisecond once printed .286Z in JSON but .286000Z in CSV.
+    entry = pb.ForbiddenNumber(number="+15550100")
+    entry.create_time.FromNanoseconds(1_795_862_265 * 10**9 + nanos)
+    out = io.StringIO()
+    render.listing([entry], render.ENTRY, OutputFormat.csv, out)
+    json_form = render.to_dict(entry)["create_time"]
+    assert rows(out.getvalue())[0]["create_time"] == json_form
+    assert datetime.fromisoformat(json_form) == entry.create_time.ToDatetime(tzinfo=UTC)  # microseconds kept
+    assert rows(out.getvalue())[0]["update_time"] == ""  # unset stays empty
 
 
 async def test_screen_shows_the_verdict(cli: Run, clients: Clients) -> None:

@@ -70,7 +70,7 @@ def to_timestamp(value: datetime) -> timestamp_pb2.Timestamp:
 
 
 def format_time(ts: timestamp_pb2.Timestamp, present: bool = True) -> str:
-    """ISO 8601 in UTC with a Z; "" for an unset timestamp."""
-    if not present:
-        return ""
-    return ts.ToDatetime(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+    """RFC 3339 in UTC, as the JSON output writes it (0, 3, 6 or 9 fraction digits); "" when unset."""
+    # One spelling for every output format: a CSV export compared with, or
+    # diffed against, the JSON one must not differ in trailing zeros.
+    return ts.ToJsonString() if present else ""
