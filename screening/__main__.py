@@ -37,7 +37,7 @@ async def serve(config: Config, argv: Sequence[str] = ()) -> int:
             loop.add_signal_handler(sig, stopping.set)
         die_with_supervisor()
         app = await App(config, dsn, listen_when_loaded=restarted_worker()).start()
-        loop.add_signal_handler(signal.SIGHUP, app.reload_auth)
+        loop.add_signal_handler(signal.SIGHUP, app.reload)
         await stopping.wait()
         log.info("stopping: draining in-flight calls for up to %.1fs", config.shutdown_grace)
         await app.stop()

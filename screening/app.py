@@ -57,7 +57,7 @@ class App:
     metrics_server: MetricsServer | None = field(init=False, default=None)
     _pools: list[asyncpg.Pool] = field(init=False, default_factory=list)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
-    _credentials: grpc.ServerCredentials | None = field(init=False, default=None)
+    _tls: tls.ServerTLS | None = field(init=False, default=None)
 
     @property
     def listening(self) -> bool:
@@ -69,7 +69,7 @@ class App:
         observer = AdminCallObserver(self.metrics)
         if self.config.auth_file is not None:
             self.auth = Auth(tokens.load(self.config.auth_file))
-        credentials = tls.server_credentials(self.config)
+        server_tls = tls.server_tls(self.config)
         admin_pool = await self._pool(max_size=10, command_timeout=30)
         sync_pool = await self._pool(max_size=1, command_timeout=30)
         import_pool = await self._pool(max_size=MAX_CONCURRENT_IMPORTS, command_timeout=30)
@@ -133,11 +133,11 @@ class App:
             reflection.aio.ReflectionServicer((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME)),
             self.server,
         )
-        self._credentials = credentials
+        self._tls = server_tls
         if not self.listen_when_loaded:
             await self._listen()
         host, _ = self.config.listen_host_port
-        if self.auth is not None and credentials is None and not is_loopback(host):
+        if self.auth is not None and server_tls is None and not is_loopback(host):
             log.warning("tokens travel in clear text: serving %s without --tls-cert", self.config.listen)
         if self.auth is None:
             log.info("no --auth-file: every call is allowed and audited as 'anonymous'")
@@ -154,12 +154,11 @@ class App:
         return self
 
     async def _listen(self) -> None:
-        credentials = self._credentials
         try:
-            if credentials is None:
+            if self._tls is None:
                 self.port = self.server.add_insecure_port(self.config.listen)
             else:
-                self.port = self.server.add_secure_port(self.config.listen, credentials)
+                self.port = self.server.add_secure_port(self.config.listen, self._tls.credentials)
         except RuntimeError as exc:
             raise ConfigError(f"--listen {self.config.listen!r}: cannot listen: {exc}") from None
         await self.server.start()
@@ -178,6 +177,24 @@ class App:
         self.auth.tokens = table
         log.info("auth file reloaded: %d tokens", len(table))
         return True
+
+    def reload_tls(self) -> bool:
+        """Re-read the TLS files (on SIGHUP) for new connections; unusable ones keep the certificate in force."""
+        if self._tls is None:
+            log.info("no TLS files to reload: the server runs without --tls-cert")
+            return False
+        try:
+            self._tls.reload()
+        except ConfigError as exc:
+            log.error("TLS files not reloaded, the previous certificate stays in force: %s", exc)
+            return False
+        log.info("TLS files reloaded: new connections get the new certificate")
+        return True
+
+    def reload(self) -> None:
+        """SIGHUP: the auth file and the TLS files, each kept as it was if its new version is unusable."""
+        self.reload_auth()
+        self.reload_tls()
 
     async def _pool(self, *, max_size: int, command_timeout: float) -> asyncpg.Pool:
         # min_size=0: creating the pool does not connect, so a replica whose

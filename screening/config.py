@@ -190,7 +190,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
         default=(env("SCREENING_INSECURE", "") or "").lower() in ("1", "true", "yes"),
         help="without --auth-file, serve unauthenticated on a non-loopback address anyway",
     )
-    parser.add_argument("--tls-cert", default=env("SCREENING_TLS_CERT"), help="PEM certificate chain: serve TLS only")
+    parser.add_argument(
+        "--tls-cert",
+        default=env("SCREENING_TLS_CERT"),
+        help="PEM certificate chain: serve TLS only; reloaded on SIGHUP",
+    )
     parser.add_argument("--tls-key", default=env("SCREENING_TLS_KEY"), help="PEM private key of --tls-cert")
     parser.add_argument(
         "--tls-client-ca",

@@ -1,7 +1,9 @@
-"""Server credentials from --tls-cert, --tls-key and --tls-client-ca."""
+"""Server credentials from --tls-cert, --tls-key and --tls-client-ca, re-read on reload (SIGHUP)."""
 
 from __future__ import annotations
 
+import ssl
+import threading
 from pathlib import Path
 
 import grpc
@@ -19,11 +21,72 @@ def _pem(flag: str, path: Path, kind: str) -> bytes:
     return data
 
 
-def server_credentials(config: Config) -> grpc.ServerCredentials | None:
-    """None: serve plaintext."""
+def _no_password() -> bytes:
+    # Without a callback OpenSSL would prompt on the terminal for an encrypted key.
+    raise ConfigError("--tls-key: an encrypted private key is not supported; give it unencrypted")
+
+
+def _check(config: Config, ca: bytes | None) -> None:
+    """Refuse what grpc would accept here only to fail every handshake later: a key that is not the certificate's."""
+    assert config.tls_cert is not None and config.tls_key is not None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key, password=_no_password)
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"--tls-cert {str(config.tls_cert)!r} and --tls-key {str(config.tls_key)!r}:"
+            f" not a certificate chain and its private key ({exc.reason or exc})"
+        ) from None
+    if ca is not None:
+        try:
+            context.load_verify_locations(cadata=ca.decode("ascii", "replace"))
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                f"--tls-client-ca {str(config.tls_client_ca)!r}: not a CA certificate ({exc.reason or exc})"
+            ) from None
+
+
+class ServerTLS:
+    """The server's certificate, key and client CA; `reload()` puts new ones in force for new connections.
+
+    grpc asks `_fetch` at every TLS handshake, on a thread of its own; it
+    answers None (no change) unless a reload has left a new configuration.
+    Connections already open keep the certificate they were made with.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._lock = threading.Lock()
+        self._pending: grpc.ServerCertificateConfiguration | None = None
+        self.credentials = grpc.dynamic_ssl_server_credentials(
+            self._read(),
+            self._fetch,  # type: ignore[arg-type]  # grpc documents None (keep the current one); the stubs omit it
+            require_client_authentication=config.tls_client_ca is not None,
+        )
+
+    def _read(self) -> grpc.ServerCertificateConfiguration:
+        config = self._config
+        assert config.tls_cert is not None and config.tls_key is not None
+        cert = _pem("--tls-cert", config.tls_cert, "certificate")
+        key = _pem("--tls-key", config.tls_key, "private key")
+        ca = None if config.tls_client_ca is None else _pem("--tls-client-ca", config.tls_client_ca, "CA certificate")
+        _check(config, ca)
+        return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
+
+    def reload(self) -> None:
+        """Re-read the files; unusable ones raise ConfigError and leave the certificate in force as it is."""
+        configuration = self._read()
+        with self._lock:
+            self._pending = configuration
+
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        return pending
+
+
+def server_tls(config: Config) -> ServerTLS | None:
+    """None: serve plaintext. Raises ConfigError for unusable files."""
     if config.tls_cert is None or config.tls_key is None:
         return None
-    cert = _pem("--tls-cert", config.tls_cert, "certificate")
-    key = _pem("--tls-key", config.tls_key, "private key")
-    ca = None if config.tls_client_ca is None else _pem("--tls-client-ca", config.tls_client_ca, "CA certificate")
-    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
+    return ServerTLS(config)

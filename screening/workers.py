@@ -81,7 +81,8 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)  # each worker re-reads --auth-file
+        # Each worker re-reads --auth-file and the TLS files.
+        loop.add_signal_handler(signal.SIGHUP, self._forward, signal.SIGHUP)
         slots = [asyncio.create_task(self._keep(slot), name=f"worker-{slot}") for slot in range(self._config.workers)]
         await self._stopping.wait()
         log.info("stopping: draining %d workers for up to %.1fs", len(slots), self._config.shutdown_grace)

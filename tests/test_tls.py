@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
 import secrets
+import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from screening.app import App
 from screening.config import Config, ConfigError
@@ -15,7 +21,7 @@ from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 from tests.certs import Authority, Issued
 from tests.conftest import StartServer
-from tests.support import bearer, write_auth_file
+from tests.support import bearer, wait_until, write_auth_file
 
 REQUEST = pb.ScreenCallRequest(tenant_id="acme", number="+14155550100", direction=pb.DIRECTION_INBOUND)
 
@@ -103,3 +109,119 @@ async def test_a_file_that_is_not_pem_is_a_config_error(dsn: str, server_files: 
     config = Config(listen="127.0.0.1:0", database_url=dsn, tls_cert=server_files["cert"], tls_key=server_files["key"])
     with pytest.raises(ConfigError, match="--tls-key"):
         await App(config, dsn).start()
+
+
+async def test_a_key_that_is_not_the_certificates_is_a_config_error(dsn: str, ca: Authority, tmp_path: Path) -> None:
+    cert, _ = ca.issue("localhost", server=True).write(tmp_path, "one")
+    _, other_key = ca.issue("localhost", server=True).write(tmp_path, "two")
+    config = Config(listen="127.0.0.1:0", database_url=dsn, tls_cert=cert, tls_key=other_key)
+    with pytest.raises(ConfigError, match="not a certificate chain and its private key"):
+        await App(config, dsn).start()
+
+
+async def test_an_encrypted_key_is_a_config_error_not_a_prompt(dsn: str, ca: Authority, tmp_path: Path) -> None:
+    cert, key = ca.issue("localhost", server=True).write(tmp_path, "server")
+    loaded = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    key.write_bytes(
+        loaded.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    config = Config(listen="127.0.0.1:0", database_url=dsn, tls_cert=cert, tls_key=key)
+    with pytest.raises(ConfigError, match="encrypted private key"):
+        await App(config, dsn).start()
+
+
+async def test_reload_puts_a_new_certificate_in_force_for_new_connections(
+    start_server: StartServer, server_files: dict[str, Path], ca: Authority, channels: list[grpc.aio.Channel]
+) -> None:
+    app = await start_server(tls_cert=server_files["cert"], tls_key=server_files["key"])
+    before = secure(channels, app.port, ca)
+    assert await screen(before) == grpc.StatusCode.OK
+
+    renewed = Authority("renewed CA")
+    renewed.issue("localhost", server=True).write(server_files["cert"].parent, "server")  # the same paths
+    assert app.reload_tls()
+    assert await screen(secure(channels, app.port, renewed)) == grpc.StatusCode.OK
+    assert await screen(secure(channels, app.port, ca)) == grpc.StatusCode.UNAVAILABLE
+    assert await screen(before) == grpc.StatusCode.OK  # an open connection keeps its certificate
+
+    # Unusable files change nothing: a key from another certificate, then no PEM at all.
+    _, stray_key = renewed.issue("localhost", server=True).write(server_files["cert"].parent, "stray")
+    server_files["key"].write_bytes(stray_key.read_bytes())
+    assert not app.reload_tls()
+    server_files["cert"].write_text("not a certificate")
+    assert not app.reload_tls()
+    assert await screen(secure(channels, app.port, renewed)) == grpc.StatusCode.OK
+
+
+async def test_reload_puts_a_new_client_ca_in_force(
+    start_server: StartServer, server_files: dict[str, Path], ca: Authority, channels: list[grpc.aio.Channel]
+) -> None:
+    app = await start_server(
+        tls_cert=server_files["cert"], tls_key=server_files["key"], tls_client_ca=server_files["ca"]
+    )
+    old_client = ca.issue("switch-1", server=False)
+    assert await screen(secure(channels, app.port, ca, old_client)) == grpc.StatusCode.OK
+
+    clients_ca = Authority("new client CA")
+    server_files["ca"].write_bytes(clients_ca.pem)
+    assert app.reload_tls()
+    assert (
+        await screen(secure(channels, app.port, ca, clients_ca.issue("switch-2", server=False))) == grpc.StatusCode.OK
+    )
+    assert await screen(secure(channels, app.port, ca, old_client)) == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_server_without_tls_has_nothing_to_reload(start_server: StartServer) -> None:
+    app = await start_server()
+    assert not app.reload_tls()
+
+
+async def test_sighup_reloads_the_certificate_of_a_running_server(
+    dsn: str, server_files: dict[str, Path], ca: Authority, channels: list[grpc.aio.Channel]
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "screening",
+        "serve",
+        "--listen=127.0.0.1:0",
+        f"--database-url={dsn}",
+        f"--tls-cert={server_files['cert']}",
+        f"--tls-key={server_files['key']}",
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stderr is not None
+    log: list[str] = []
+    try:
+        port = None
+        while port is None:
+            line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+            assert line, "server exited: " + "".join(log)
+            log.append(line)
+            match = re.search(r"listening on \S+ \(port (\d+)\)", line)
+            port = int(match.group(1)) if match else None
+
+        async def answers(authority: Authority) -> bool:
+            # A new channel each time: a new connection, so a new handshake.
+            return await screen(secure(channels, port, authority)) == grpc.StatusCode.OK
+
+        await wait_until(lambda: answers(ca), within=20)  # UNAVAILABLE until the first load
+        renewed = Authority("renewed CA")
+        renewed.issue("localhost", server=True).write(server_files["cert"].parent, "server")
+        process.send_signal(signal.SIGHUP)
+        await wait_until(lambda: answers(renewed), within=10)
+        assert not await answers(ca)
+        process.send_signal(signal.SIGTERM)
+        _, rest = await asyncio.wait_for(process.communicate(), 30)
+        log.append(rest.decode())
+        assert process.returncode == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert "TLS files reloaded" in "".join(log)
