@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import os
+import re
+import signal
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +112,52 @@ def write_auth_file(path: Path, tokens: dict[str, tuple[str, list[str], list[str
         ]
     path.write_text("\n".join(lines))
     return path
+
+
+class ServeProcess:
+    """`python -m screening serve --listen=127.0.0.1:0 ARGS` as a user runs it; `log` collects its stderr."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.log: list[str] = []
+        self.port = 0
+
+    @property
+    def text(self) -> str:
+        return "".join(self.log)
+
+    def signal(self, number: int) -> None:
+        self.process.send_signal(number)
+
+
+@contextlib.asynccontextmanager
+async def serve_process(*args: str) -> AsyncIterator[ServeProcess]:
+    """Started and listening (its port read from its log); on leaving, stopped with SIGTERM and checked to exit 0."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "screening",
+        "serve",
+        "--listen=127.0.0.1:0",
+        *args,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stderr is not None
+    served = ServeProcess(process)
+    try:
+        while not served.port:
+            line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+            assert line, "server exited: " + served.text
+            served.log.append(line)
+            match = re.search(r"listening on \S+ \(port (\d+)\)", line)
+            served.port = int(match.group(1)) if match else 0
+        yield served
+        process.send_signal(signal.SIGTERM)
+        _, rest = await asyncio.wait_for(process.communicate(), 30)
+        served.log.append(rest.decode())
+        assert process.returncode == 0, served.text
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

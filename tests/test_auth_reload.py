@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import secrets
 import signal
 import sys
@@ -16,7 +14,7 @@ import pytest
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 from tests.conftest import StartServer
-from tests.support import bearer, wait_until, write_auth_file
+from tests.support import bearer, serve_process, wait_until, write_auth_file
 
 REQUEST = pb.ScreenCallRequest(tenant_id="acme", number="+14155550100", direction=pb.DIRECTION_INBOUND)
 
@@ -48,49 +46,22 @@ async def test_reload_swaps_tokens_and_a_broken_file_keeps_them(start_server: St
 async def test_sighup_reloads_a_running_server_and_logs_no_token(dsn: str, tmp_path: Path) -> None:
     old, new = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     path = write_auth_file(tmp_path / "auth.toml", {"old": (old, ["screen"], ["acme"])})
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "screening",
-        "serve",
-        "--listen=127.0.0.1:0",
-        f"--database-url={dsn}",
-        f"--auth-file={path}",
-        "--log-level=DEBUG",
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stderr is not None
-    log: list[str] = []
-    try:
-        port = None
-        while port is None:
-            line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
-            assert line, "server exited: " + "".join(log)
-            log.append(line)
-            match = re.search(r"listening on \S+ \(port (\d+)\)", line)
-            port = int(match.group(1)) if match else None
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = pb_grpc.ScreeningStub(channel)
+    async with (
+        serve_process(f"--database-url={dsn}", f"--auth-file={path}", "--log-level=DEBUG") as served,
+        grpc.aio.insecure_channel(f"127.0.0.1:{served.port}") as channel,
+    ):
+        stub = pb_grpc.ScreeningStub(channel)
 
-            async def answers(token: str) -> bool:
-                # UNAVAILABLE until the first load finished.
-                return await code_of(stub, token) == grpc.StatusCode.OK
+        async def answers(token: str) -> bool:
+            # UNAVAILABLE until the first load finished.
+            return await code_of(stub, token) == grpc.StatusCode.OK
 
-            await wait_until(lambda: answers(old), within=20)
-            write_auth_file(path, {"new": (new, ["screen"], ["acme"])})
-            process.send_signal(signal.SIGHUP)
-            await wait_until(lambda: answers(new), within=10)
-            assert await code_of(stub, old) == grpc.StatusCode.UNAUTHENTICATED
-        process.send_signal(signal.SIGTERM)
-        _, rest = await asyncio.wait_for(process.communicate(), 30)
-        log.append(rest.decode())
-        assert process.returncode == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    text = "".join(log)
+        await wait_until(lambda: answers(old), within=20)
+        write_auth_file(path, {"new": (new, ["screen"], ["acme"])})
+        served.signal(signal.SIGHUP)
+        await wait_until(lambda: answers(new), within=10)
+        assert await code_of(stub, old) == grpc.StatusCode.UNAUTHENTICATED
+    text = served.text
     assert "auth file reloaded: 1 tokens" in text
     assert old not in text and new not in text
 

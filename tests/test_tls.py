@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import re
 import secrets
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,7 +17,7 @@ from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 from tests.certs import Authority, Issued
 from tests.conftest import StartServer
-from tests.support import bearer, wait_until, write_auth_file
+from tests.support import bearer, serve_process, wait_until, write_auth_file
 
 REQUEST = pb.ScreenCallRequest(tenant_id="acme", number="+14155550100", direction=pb.DIRECTION_INBOUND)
 
@@ -183,45 +179,18 @@ async def test_a_server_without_tls_has_nothing_to_reload(start_server: StartSer
 async def test_sighup_reloads_the_certificate_of_a_running_server(
     dsn: str, server_files: dict[str, Path], ca: Authority, channels: list[grpc.aio.Channel]
 ) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "screening",
-        "serve",
-        "--listen=127.0.0.1:0",
-        f"--database-url={dsn}",
-        f"--tls-cert={server_files['cert']}",
-        f"--tls-key={server_files['key']}",
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stderr is not None
-    log: list[str] = []
-    try:
-        port = None
-        while port is None:
-            line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
-            assert line, "server exited: " + "".join(log)
-            log.append(line)
-            match = re.search(r"listening on \S+ \(port (\d+)\)", line)
-            port = int(match.group(1)) if match else None
+    async with serve_process(
+        f"--database-url={dsn}", f"--tls-cert={server_files['cert']}", f"--tls-key={server_files['key']}"
+    ) as served:
 
         async def answers(authority: Authority) -> bool:
             # A new channel each time: a new connection, so a new handshake.
-            return await screen(secure(channels, port, authority)) == grpc.StatusCode.OK
+            return await screen(secure(channels, served.port, authority)) == grpc.StatusCode.OK
 
         await wait_until(lambda: answers(ca), within=20)  # UNAVAILABLE until the first load
         renewed = Authority("renewed CA")
         renewed.issue("localhost", server=True).write(server_files["cert"].parent, "server")
-        process.send_signal(signal.SIGHUP)
+        served.signal(signal.SIGHUP)
         await wait_until(lambda: answers(renewed), within=10)
         assert not await answers(ca)
-        process.send_signal(signal.SIGTERM)
-        _, rest = await asyncio.wait_for(process.communicate(), 30)
-        log.append(rest.decode())
-        assert process.returncode == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert "TLS files reloaded" in "".join(log)
+    assert "TLS files reloaded" in served.text
