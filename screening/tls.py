@@ -26,24 +26,21 @@ def _no_password() -> bytes:
     raise ConfigError("--tls-key: an encrypted private key is not supported; give it unencrypted")
 
 
-def _check(config: Config, ca: bytes | None) -> None:
+def _check(cert: Path, key: Path, ca_path: Path | None, ca: bytes | None) -> None:
     """Refuse what grpc would accept here only to fail every handshake later: a key that is not the certificate's."""
-    assert config.tls_cert is not None and config.tls_key is not None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
-        context.load_cert_chain(config.tls_cert, config.tls_key, password=_no_password)
+        context.load_cert_chain(cert, key, password=_no_password)
     except ssl.SSLError as exc:
         raise ConfigError(
-            f"--tls-cert {str(config.tls_cert)!r} and --tls-key {str(config.tls_key)!r}:"
+            f"--tls-cert {str(cert)!r} and --tls-key {str(key)!r}:"
             f" not a certificate chain and its private key ({exc.reason or exc})"
         ) from None
     if ca is not None:
         try:
             context.load_verify_locations(cadata=ca.decode("ascii", "replace"))
         except ssl.SSLError as exc:
-            raise ConfigError(
-                f"--tls-client-ca {str(config.tls_client_ca)!r}: not a CA certificate ({exc.reason or exc})"
-            ) from None
+            raise ConfigError(f"--tls-client-ca {str(ca_path)!r}: not a CA certificate ({exc.reason or exc})") from None
 
 
 class ServerTLS:
@@ -70,7 +67,7 @@ class ServerTLS:
         cert = _pem("--tls-cert", config.tls_cert, "certificate")
         key = _pem("--tls-key", config.tls_key, "private key")
         ca = None if config.tls_client_ca is None else _pem("--tls-client-ca", config.tls_client_ca, "CA certificate")
-        _check(config, ca)
+        _check(config.tls_cert, config.tls_key, config.tls_client_ca, ca)
         return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
 
     def reload(self) -> None:

@@ -126,9 +126,6 @@ class ServeProcess:
     def text(self) -> str:
         return "".join(self.log)
 
-    def signal(self, number: int) -> None:
-        self.process.send_signal(number)
-
 
 @contextlib.asynccontextmanager
 async def serve_process(*args: str) -> AsyncIterator[ServeProcess]:

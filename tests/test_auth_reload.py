@@ -58,7 +58,7 @@ async def test_sighup_reloads_a_running_server_and_logs_no_token(dsn: str, tmp_p
 
         await wait_until(lambda: answers(old), within=20)
         write_auth_file(path, {"new": (new, ["screen"], ["acme"])})
-        served.signal(signal.SIGHUP)
+        served.process.send_signal(signal.SIGHUP)
         await wait_until(lambda: answers(new), within=10)
         assert await code_of(stub, old) == grpc.StatusCode.UNAUTHENTICATED
     text = served.text

@@ -190,7 +190,7 @@ async def test_sighup_reloads_the_certificate_of_a_running_server(
         await wait_until(lambda: answers(ca), within=20)  # UNAVAILABLE until the first load
         renewed = Authority("renewed CA")
         renewed.issue("localhost", server=True).write(server_files["cert"].parent, "server")
-        served.signal(signal.SIGHUP)
+        served.process.send_signal(signal.SIGHUP)
         await wait_until(lambda: answers(renewed), within=10)
         assert not await answers(ca)
     assert "TLS files reloaded" in served.text
