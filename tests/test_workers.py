@@ -16,9 +16,24 @@ __all__ = ["run_server"]
 
 
 def children(pid: int) -> set[int]:
+    """Live child processes of pid, found by their parent pid.
+
+    Reading /proc/PID/task/TID/children instead races with the parent's
+    threads coming and going (a thread that exits takes its file with it).
+    """
     found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found |= {int(p) for p in (task / "children").read_text().split()}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # exited while we looked
+        # The command name may hold spaces or parentheses; the fields after
+        # the last ")" are "state ppid ...".
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:  # zombies count: the parent must reap them
+            found.add(int(entry.name))
     return found
 
 
