@@ -354,48 +354,81 @@ class Bench:
         return figures
 
     def _scaling_h2load(self, one: Server, two: Server) -> Figures:
-        """Unary ScreenCall from a load generator in C, which leaves the second core to the second worker."""
+        """Unary ScreenCall from a load generator in C, which leaves the second core to the second worker.
+
+        The no-op floor runs the same way, one process and two on one port,
+        alternated with ours: what a second process adds to gRPC itself here.
+        """
         request = pb.ScreenCallRequest(
             tenant_id=data.TENANT,
             number=data.number_of(self.args.small + 1),  # not listed: the common case
             direction=pb.DIRECTION_INBOUND,
             call_id="h2load",
         )
-        runs: dict[str, list[Figures]] = {"1": [], "2": []}
-        for name, server in alternate(self.args.rounds, ("1", one), ("2", two)):
-            workers = int(name)
-            before, cpu0 = server.screened_calls(workers), server.cpu_seconds()
-            # 32 connections: the kernel spreads connections, not calls, over the workers.
-            result: Figures = h2load.run(
-                server.address, request, connections=32, streams=4, duration=self.args.duration, warmup=1.0
-            )
-            cpu, after = server.cpu_seconds() - cpu0, server.screened_calls(workers)
-            answered = after["allow"] + after["block"] - before["allow"] - before["block"]
-            # h2load sees HTTP/2 status only: the servers' own tally says every call was screened.
-            if result["failed"] or after["error"] > before["error"] or answered < result["calls"]:
-                raise RuntimeError(f"h2load calls not all screened: {result}, server tally {before} -> {after}")
-            result["server_cpu_us_per_call"] = cpu / answered * 1e6
-            result["client_cpu_us_per_call"] = result["client_cpu_s"] / answered * 1e6
-            runs[name].append(result)
-        row: Figures = {
-            f"workers_{name}": {
+        floor_one = Server.noop().wait_serving(health=False)
+        floor_two = Server.noop(processes=2).wait_serving(health=False)
+        servers = {"1": one, "2": two, "floor_1": floor_one, "floor_2": floor_two}
+        runs: dict[str, list[Figures]] = {name: [] for name in servers}
+        try:
+            time.sleep(3)  # both floor processes listening, not only the first to answer
+            for i in range(self.args.rounds):
+                for name in list(servers) if i % 2 == 0 else list(reversed(servers)):
+                    runs[name].append(self._h2load_run(name, servers[name], request))
+        finally:
+            floor_one.stop()
+            floor_two.stop()
+        summary: dict[str, Figures] = {
+            name: {
                 key: mean([r[key] for r in r_list])
                 for key in ("calls_per_s", "server_cpu_us_per_call", "client_cpu_us_per_call")
             }
             for name, r_list in runs.items()
         }
-        for name in runs:
-            row[f"workers_{name}"]["numbers_per_s"] = row[f"workers_{name}"]["calls_per_s"]
-        row["scaling"] = row["workers_2"]["calls_per_s"] / row["workers_1"]["calls_per_s"]
-        single = row["workers_1"]
-        row["ceiling"] = ceiling(single)
+        for figures in summary.values():
+            figures["numbers_per_s"] = figures["calls_per_s"]
+        single = summary["1"]
+        row: Figures = {
+            "workers_1": single,
+            "workers_2": summary["2"],
+            "scaling": summary["2"]["calls_per_s"] / single["calls_per_s"],
+            "ceiling": ceiling(single),
+            "floor": {
+                "workers_1": summary["floor_1"],
+                "workers_2": summary["floor_2"],
+                "scaling": summary["floor_2"]["calls_per_s"] / summary["floor_1"]["calls_per_s"],
+            },
+        }
         log(
             f"   screen_call_h2load: 1 worker {single['calls_per_s']:.0f}/s, 2 workers"
             f" {row['workers_2']['calls_per_s']:.0f}/s, x{row['scaling']:.2f}; client CPU per call"
             f" {single['client_cpu_us_per_call']:.0f} us, server {single['server_cpu_us_per_call']:.0f} us"
-            f" (estimated ceiling x{row['ceiling']:.2f})"
+            f" (estimated ceiling x{row['ceiling']:.2f}); the no-op floor: {summary['floor_1']['calls_per_s']:.0f}/s,"
+            f" {summary['floor_2']['calls_per_s']:.0f}/s, x{row['floor']['scaling']:.2f}"
         )
         return row
+
+    def _h2load_run(self, name: str, server: Server, request: pb.ScreenCallRequest) -> Figures:
+        ours = not name.startswith("floor")
+        workers = int(name[-1])
+        before = server.screened_calls(workers) if ours else None
+        cpu0 = server.cpu_seconds()
+        # 32 connections: the kernel spreads connections, not calls, over the workers.
+        result: Figures = h2load.run(
+            server.address, request, connections=32, streams=4, duration=self.args.duration, warmup=1.0
+        )
+        cpu = server.cpu_seconds() - cpu0
+        answered = result["calls"]
+        if before is not None:
+            after = server.screened_calls(workers)
+            answered = after["allow"] + after["block"] - before["allow"] - before["block"]
+            # h2load sees HTTP/2 status only: the servers' own tally says every call was screened.
+            if result["failed"] or after["error"] > before["error"] or answered < result["calls"]:
+                raise RuntimeError(f"h2load calls not all screened: {result}, server tally {before} -> {after}")
+        elif result["failed"]:
+            raise RuntimeError(f"h2load calls failed on the floor: {result}")
+        result["server_cpu_us_per_call"] = cpu / answered * 1e6
+        result["client_cpu_us_per_call"] = result["client_cpu_s"] / answered * 1e6
+        return result
 
     def imports(self, url: str) -> Figures | str:
         """Figure d: the import issue's own end-to-end script (bench/import_1m.py), on this run's cluster."""
@@ -540,11 +573,13 @@ def _rows_g(g: Figures) -> list[Row]:
         if isinstance(r, str):
             rows.append((f"g {mode}", r, ">= 1.4x", ""))
             continue
+        floor = f"; the no-op floor x{r['floor']['scaling']:.2f}" if "floor" in r else ""
         rows.append(
             (
                 f"g {mode}",
                 f"1 worker {r['workers_1']['numbers_per_s']:.0f}/s, 2 workers {r['workers_2']['numbers_per_s']:.0f}/s:"
-                f" x{r['scaling']:.2f} (estimated ceiling, load generator on the same 2 cores: x{r['ceiling']:.2f})",
+                f" x{r['scaling']:.2f} (estimated ceiling, load generator on the same 2 cores: x{r['ceiling']:.2f}"
+                f"{floor})",
                 ">= 1.4x",
                 _ok(r["scaling"] >= 1.4),
             )

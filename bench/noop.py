@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -59,12 +61,35 @@ async def serve(listen: str, busy_loops: int = 0) -> None:
     await server.stop(1)
 
 
+def supervise(listen: str, busy_loops: int, processes: int) -> None:
+    """N no-op servers sharing the port (SO_REUSEPORT), as `serve --workers N` runs ours: the floor of figure g."""
+    children = [
+        subprocess.Popen([sys.executable, "-m", "bench.noop", "--listen", listen, "--busy-loops", str(busy_loops)])
+        for _ in range(processes)
+    ]
+
+    def stop(signum: int, frame: object) -> None:
+        for child in children:
+            child.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        child.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench.noop")
     parser.add_argument("--listen", required=True)
     parser.add_argument("--busy-loops", type=int, default=0, help="empty loop iterations added to each ScreenCall")
+    parser.add_argument(
+        "--processes", type=int, default=0, help="run this many servers on the port under a supervising parent"
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.listen, args.busy_loops))
+    if args.processes:
+        supervise(args.listen, args.busy_loops, args.processes)
+    else:
+        asyncio.run(serve(args.listen, args.busy_loops))
 
 
 if __name__ == "__main__":

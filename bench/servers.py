@@ -106,8 +106,9 @@ class Server:
         return calls
 
     @staticmethod
-    def noop(cpus: set[int] | None = None, busy_loops: int = 0) -> Server:
-        return Server(["-m", "bench.noop", "--busy-loops", str(busy_loops)], cpus)
+    def noop(cpus: set[int] | None = None, busy_loops: int = 0, processes: int = 0) -> Server:
+        """The floor; `processes` N: N of them on one port under a parent, as `--workers N` runs ours."""
+        return Server(["-m", "bench.noop", "--busy-loops", str(busy_loops), "--processes", str(processes)], cpus)
 
     def wait_serving(self, within: float = 120, health: bool = True) -> Server:
         deadline = time.perf_counter() + within
