@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+import phonenumbers
 
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
@@ -46,10 +47,35 @@ class NoopScreening(pb_grpc.ScreeningServicer):
             yield pb.ScreenCallResponse(verdict=_ALLOW, normalized_number=request.number, call_id=request.call_id)
 
 
-async def serve(listen: str, busy_loops: int = 0) -> None:
+class ParsingNoopScreening(NoopScreening):
+    """The floor plus the one step the contract fixes for national input, and nothing else.
+
+    libphonenumber's parse for the region, the possible-number check, E.164
+    out (CONTRACT.md, Normalization): what any server honouring the contract
+    spends on a national number before it can look anything up (figure a).
+    """
+
+    def __init__(self, region: str) -> None:
+        super().__init__()
+        self._region = region
+
+    async def ScreenCall(self, request: pb.ScreenCallRequest, context: Any) -> pb.ScreenCallResponse:
+        number = request.number
+        try:
+            parsed = phonenumbers.parse(number, self._region)
+        except phonenumbers.NumberParseException:
+            pass
+        else:
+            if phonenumbers.is_possible_number_with_reason(parsed) == phonenumbers.ValidationResult.IS_POSSIBLE:
+                number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return pb.ScreenCallResponse(verdict=_ALLOW, normalized_number=number, call_id=request.call_id)
+
+
+async def serve(listen: str, busy_loops: int = 0, parse_region: str | None = None) -> None:
     # The same options as screening.app.
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
-    pb_grpc.add_ScreeningServicer_to_server(NoopScreening(busy_loops), server)
+    servicer = NoopScreening(busy_loops) if parse_region is None else ParsingNoopScreening(parse_region)
+    pb_grpc.add_ScreeningServicer_to_server(servicer, server)
     server.add_insecure_port(listen)
     await server.start()
     stopping = asyncio.Event()
@@ -85,11 +111,12 @@ def main() -> None:
     parser.add_argument(
         "--processes", type=int, default=0, help="run this many servers on the port under a supervising parent"
     )
+    parser.add_argument("--parse-region", help="parse each ScreenCall's number as national input of this region")
     args = parser.parse_args()
     if args.processes:
         supervise(args.listen, args.busy_loops, args.processes)
     else:
-        asyncio.run(serve(args.listen, args.busy_loops))
+        asyncio.run(serve(args.listen, args.busy_loops, args.parse_region))
 
 
 if __name__ == "__main__":

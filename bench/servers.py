@@ -110,6 +110,11 @@ class Server:
         """The floor; `processes` N: N of them on one port under a parent, as `--workers N` runs ours."""
         return Server(["-m", "bench.noop", "--busy-loops", str(busy_loops), "--processes", str(processes)], cpus)
 
+    @staticmethod
+    def parsing_noop(region: str, cpus: set[int] | None = None) -> Server:
+        """The floor that also parses each number as national input of `region` (bench/noop.py)."""
+        return Server(["-m", "bench.noop", "--parse-region", region], cpus)
+
     def wait_serving(self, within: float = 120, health: bool = True) -> Server:
         deadline = time.perf_counter() + within
         with grpc.insecure_channel(self.address) as channel:
