@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import ssl
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -26,14 +30,20 @@ def _no_password() -> bytes:
     raise ConfigError("--tls-key: an encrypted private key is not supported; give it unencrypted")
 
 
-def _check(cert: Path, key: Path, ca_path: Path | None, ca: bytes | None) -> None:
-    """Refuse what grpc would accept here only to fail every handshake later: a key that is not the certificate's."""
+def _check(cert: bytes, key: bytes, ca: bytes | None, paths: tuple[Path, Path, Path | None]) -> None:
+    """Refuse what grpc would accept here only to fail every handshake later: a key that is not the certificate's.
+
+    The bytes checked are the bytes grpc is given: reading the files again
+    by path could meet a renewal half written between the two reads.
+    """
+    cert_path, key_path, ca_path = paths
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
-        context.load_cert_chain(cert, key, password=_no_password)
+        with _in_memory(cert) as cert_file, _in_memory(key) as key_file:
+            context.load_cert_chain(cert_file, key_file, password=_no_password)
     except ssl.SSLError as exc:
         raise ConfigError(
-            f"--tls-cert {str(cert)!r} and --tls-key {str(key)!r}:"
+            f"--tls-cert {str(cert_path)!r} and --tls-key {str(key_path)!r}:"
             f" not a certificate chain and its private key ({exc.reason or exc})"
         ) from None
     if ca is not None:
@@ -41,6 +51,25 @@ def _check(cert: Path, key: Path, ca_path: Path | None, ca: bytes | None) -> Non
             context.load_verify_locations(cadata=ca.decode("ascii", "replace"))
         except ssl.SSLError as exc:
             raise ConfigError(f"--tls-client-ca {str(ca_path)!r}: not a CA certificate ({exc.reason or exc})") from None
+
+
+@contextlib.contextmanager
+def _in_memory(data: bytes) -> Iterator[str]:
+    """A path to `data` for ssl, which loads a chain only from paths; a private key never goes to disk for it."""
+    if not hasattr(os, "memfd_create"):  # not Linux: a file only we can read, removed at once
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / "pem"
+            path.touch(mode=0o600)
+            path.write_bytes(data)
+            yield str(path)
+        return
+    fd = os.memfd_create("screening-tls", os.MFD_CLOEXEC)
+    try:
+        with os.fdopen(os.dup(fd), "wb") as out:
+            out.write(data)
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
 
 
 class ServerTLS:
@@ -67,7 +96,7 @@ class ServerTLS:
         cert = _pem("--tls-cert", config.tls_cert, "certificate")
         key = _pem("--tls-key", config.tls_key, "private key")
         ca = None if config.tls_client_ca is None else _pem("--tls-client-ca", config.tls_client_ca, "CA certificate")
-        _check(config.tls_cert, config.tls_key, config.tls_client_ca, ca)
+        _check(cert, key, ca, (config.tls_cert, config.tls_key, config.tls_client_ca))
         return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
 
     def reload(self) -> None:

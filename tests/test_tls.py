@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from screening import tls
 from screening.app import App
 from screening.config import Config, ConfigError
 from screening.v1 import screening_pb2 as pb
@@ -113,6 +116,24 @@ async def test_a_key_that_is_not_the_certificates_is_a_config_error(dsn: str, ca
     config = Config(listen="127.0.0.1:0", database_url=dsn, tls_cert=cert, tls_key=other_key)
     with pytest.raises(ConfigError, match="not a certificate chain and its private key"):
         await App(config, dsn).start()
+
+
+@pytest.mark.parametrize("memfd", [True, False], ids=["memfd", "temporary file"])
+def test_the_key_check_judges_the_bytes_read_not_the_files_again(
+    ca: Authority, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memfd: bool
+) -> None:
+    """A renewal written between two reads of the files must not pass the check with bytes grpc never gets."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    if not memfd:  # as on a platform without memfd_create
+        monkeypatch.delattr(os, "memfd_create")
+    one, two = ca.issue("localhost", server=True), ca.issue("localhost", server=True)
+    paths = (*one.write(tmp_path, "one"), None)  # on disk: a matching pair
+    with pytest.raises(ConfigError, match="not a certificate chain and its private key"):
+        tls._check(one.cert, two.key, None, paths)
+    tls._check(one.cert, one.key, ca.pem, paths)
+    assert list(scratch.iterdir()) == []  # no copy of a key is left behind
 
 
 async def test_an_encrypted_key_is_a_config_error_not_a_prompt(dsn: str, ca: Authority, tmp_path: Path) -> None:
