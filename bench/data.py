@@ -8,6 +8,8 @@ number without asking the database.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 import asyncpg
 
 from storage.migrate import migrate
@@ -28,7 +30,7 @@ async def create_database(admin_url: str, name: str) -> str:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    return admin_url.replace("/postgres?", f"/{name}?", 1)
+    return urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
 
 
 async def fill(dsn: str, entries: int) -> None:
