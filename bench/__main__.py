@@ -690,7 +690,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--small", type=int, default=1_000_000, help="entries of the data set most figures use")
     parser.add_argument("--large", type=int, default=10_000_000, help="entries for the footprint figure")
-    parser.add_argument("--rounds", type=int, default=4, help="alternations of figures f and g")
+    parser.add_argument("--rounds", type=int, default=4, help="alternations of figure g (figure f runs half as many)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds of each measured load run")
     parser.add_argument(
         "--floor-duration",
