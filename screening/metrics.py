@@ -12,6 +12,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import accumulate
+from typing import Protocol
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -29,6 +30,11 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from screening.replica import Replica
+
+try:
+    from screening._native import Tally as NativeTally
+except ImportError:  # not compiled (setup.py): ScreenTally below does the same in Python
+    NativeTally = None  # type: ignore[assignment,misc]
 
 # Indexed by the proto enum values; 0 stands for a call that got an error
 # (verdict) or named no valid direction.
@@ -80,8 +86,24 @@ class ScreenTally:
         self.seconds += seconds
 
 
+class Tally(Protocol):
+    """ScreenTally, or _native.Tally: the same counts, at a tenth of the instructions per add."""
+
+    @property
+    def calls(self) -> list[list[int]]: ...
+    @property
+    def buckets(self) -> list[int]: ...
+    @property
+    def seconds(self) -> float: ...
+    def add(self, verdict: int, direction: int, seconds: float, /) -> None: ...
+
+
+def new_tally() -> Tally:
+    return ScreenTally() if NativeTally is None else NativeTally(SCREEN_LATENCY_BUCKETS)
+
+
 class ScreenTallyCollector(Collector):
-    def __init__(self, tally: ScreenTally) -> None:
+    def __init__(self, tally: Tally) -> None:
         self._tally = tally
 
     def collect(self) -> Iterable[Metric]:
@@ -111,7 +133,7 @@ class Metrics:
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry() if registry is None else registry
         r = self.registry
-        self.screen_tally = ScreenTally()
+        self.screen_tally = new_tally()
         r.register(ScreenTallyCollector(self.screen_tally))
         batch = Counter(
             "screening_batch_screened_numbers",

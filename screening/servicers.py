@@ -75,7 +75,7 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
     def ScreenCallStream(self, request: pb.ScreenCallRequest) -> pb.ScreenCallResponse:
         return self._screen(request)
 
-    # The hot path: a plain function, no awaits, one tally of plain integers.
+    # The hot path: a plain function, no awaits, one tally (screening/metrics.py).
     def _screen(self, request: pb.ScreenCallRequest) -> pb.ScreenCallResponse:
         started = perf_counter()
         direction = request.direction

@@ -244,3 +244,30 @@ async def test_a_stream_the_client_cancels_counts_as_cancelled(app: App, connect
         return value(samples, "screening_admin_calls_total", method="ExportForbiddenNumbers", code="CANCELLED") == 1
 
     await wait_until(counted, within=10, interval=0.1)
+
+
+def test_native_tally_counts_exactly_as_the_python_one() -> None:
+    import random
+
+    from screening import metrics
+
+    assert metrics.NativeTally is not None, "screening._native is not built: run `make install` with gcc present"
+    assert isinstance(metrics.new_tally(), metrics.NativeTally)
+    native, python = metrics.NativeTally(metrics.SCREEN_LATENCY_BUCKETS), metrics.ScreenTally()
+    rng = random.Random(7)
+    # Each bound itself (bisect_left puts it in its own bucket), just above it, nothing, far above every
+    # bound; directions in range, unspecified, unknown and beyond a C long.
+    seconds = [*metrics.SCREEN_LATENCY_BUCKETS, *(b * 1.0001 for b in metrics.SCREEN_LATENCY_BUCKETS), 0.0, 99.0]
+    directions = [0, 1, 2, 3, -1, 7, 2**70]
+    for _ in range(5_000):
+        args = (rng.randrange(3), rng.choice(directions), rng.choice(seconds) * rng.choice((1, 0.5)))
+        native.add(*args)
+        python.add(*args)
+    assert native.calls == python.calls
+    assert native.buckets == python.buckets
+    assert sum(native.buckets) == 5_000
+    assert native.seconds == pytest.approx(python.seconds, rel=1e-12)
+    with pytest.raises(IndexError):
+        native.add(3, 1, 0.001)
+    with pytest.raises(ValueError, match="increasing"):
+        metrics.NativeTally((0.1, 0.1))
