@@ -441,6 +441,25 @@ Tally_add(Tally *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* counts as a new list of ints */
+static PyObject *
+count_list(const unsigned long long *counts, Py_ssize_t n)
+{
+    PyObject *list = PyList_New(n);
+    if (list == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *count = PyLong_FromUnsignedLongLong(counts[i]);
+        if (count == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, count);
+    }
+    return list;
+}
+
 static PyObject *
 Tally_get_calls(Tally *self, void *Py_UNUSED(closure))
 {
@@ -449,20 +468,12 @@ Tally_get_calls(Tally *self, void *Py_UNUSED(closure))
         return NULL;
     }
     for (int v = 0; v < TALLY_VERDICTS; v++) {
-        PyObject *row = PyList_New(TALLY_DIRECTIONS);
+        PyObject *row = count_list(self->calls[v], TALLY_DIRECTIONS);
         if (row == NULL) {
             Py_DECREF(rows);
             return NULL;
         }
         PyList_SET_ITEM(rows, v, row);
-        for (int d = 0; d < TALLY_DIRECTIONS; d++) {
-            PyObject *count = PyLong_FromUnsignedLongLong(self->calls[v][d]);
-            if (count == NULL) {
-                Py_DECREF(rows);
-                return NULL;
-            }
-            PyList_SET_ITEM(row, d, count);
-        }
     }
     return rows;
 }
@@ -470,19 +481,7 @@ Tally_get_calls(Tally *self, void *Py_UNUSED(closure))
 static PyObject *
 Tally_get_buckets(Tally *self, void *Py_UNUSED(closure))
 {
-    PyObject *buckets = PyList_New(self->nbounds + 1);
-    if (buckets == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i <= self->nbounds; i++) {
-        PyObject *count = PyLong_FromUnsignedLongLong(self->buckets[i]);
-        if (count == NULL) {
-            Py_DECREF(buckets);
-            return NULL;
-        }
-        PyList_SET_ITEM(buckets, i, count);
-    }
-    return buckets;
+    return count_list(self->buckets, self->nbounds + 1);
 }
 
 static PyObject *

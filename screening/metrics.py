@@ -12,7 +12,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Protocol
+from typing import TYPE_CHECKING, TypeAlias
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -86,16 +86,9 @@ class ScreenTally:
         self.seconds += seconds
 
 
-class Tally(Protocol):
-    """ScreenTally, or _native.Tally: the same counts, at a tenth of the instructions per add."""
-
-    @property
-    def calls(self) -> list[list[int]]: ...
-    @property
-    def buckets(self) -> list[int]: ...
-    @property
-    def seconds(self) -> float: ...
-    def add(self, verdict: int, direction: int, seconds: float, /) -> None: ...
+if TYPE_CHECKING:
+    # The same counts either way; the C one's add() is 600 instructions, ScreenTally's 2,800 (callgrind).
+    Tally: TypeAlias = ScreenTally | NativeTally
 
 
 def new_tally() -> Tally:
