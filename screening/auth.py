@@ -47,6 +47,7 @@ VIEWER_RPCS = frozenset(
         "ListForbiddenNumbers",
         "ExportForbiddenNumbers",
         "GetImportJob",
+        "GetImportJobFailedRows",
         "ListImportJobs",
         "ListAuditEvents",
         "GetReplicaStatus",

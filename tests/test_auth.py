@@ -41,6 +41,7 @@ ROLE_OF = {
     "SetForbiddenNumbersEnabled": "admin",
     "ImportForbiddenNumbers": "admin",
     "GetImportJob": "viewer",
+    "GetImportJobFailedRows": "viewer",
     "ListImportJobs": "viewer",
     "ExportForbiddenNumbers": "viewer",
     "ListAuditEvents": "viewer",

@@ -49,6 +49,19 @@ class ImportJobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     IMPORT_JOB_STATE_RUNNING: _ClassVar[ImportJobState]
     IMPORT_JOB_STATE_SUCCEEDED: _ClassVar[ImportJobState]
     IMPORT_JOB_STATE_FAILED: _ClassVar[ImportJobState]
+
+class FileFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FILE_FORMAT_UNSPECIFIED: _ClassVar[FileFormat]
+    FILE_FORMAT_CSV: _ClassVar[FileFormat]
+    FILE_FORMAT_XLSX: _ClassVar[FileFormat]
+
+class EntryStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ENTRY_STATUS_UNSPECIFIED: _ClassVar[EntryStatus]
+    ENTRY_STATUS_ACTIVE: _ClassVar[EntryStatus]
+    ENTRY_STATUS_DISABLED: _ClassVar[EntryStatus]
+    ENTRY_STATUS_EXPIRED: _ClassVar[EntryStatus]
 DIRECTION_UNSPECIFIED: Direction
 DIRECTION_INBOUND: Direction
 DIRECTION_OUTBOUND: Direction
@@ -69,9 +82,16 @@ IMPORT_JOB_STATE_UNSPECIFIED: ImportJobState
 IMPORT_JOB_STATE_RUNNING: ImportJobState
 IMPORT_JOB_STATE_SUCCEEDED: ImportJobState
 IMPORT_JOB_STATE_FAILED: ImportJobState
+FILE_FORMAT_UNSPECIFIED: FileFormat
+FILE_FORMAT_CSV: FileFormat
+FILE_FORMAT_XLSX: FileFormat
+ENTRY_STATUS_UNSPECIFIED: EntryStatus
+ENTRY_STATUS_ACTIVE: EntryStatus
+ENTRY_STATUS_DISABLED: EntryStatus
+ENTRY_STATUS_EXPIRED: EntryStatus
 
 class ForbiddenNumber(_message.Message):
-    __slots__ = ("id", "tenant_id", "number", "match_kind", "call_type", "enabled", "note", "expire_time", "create_time", "update_time", "etag")
+    __slots__ = ("id", "tenant_id", "number", "match_kind", "call_type", "enabled", "note", "expire_time", "create_time", "update_time", "etag", "status")
     ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +103,7 @@ class ForbiddenNumber(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     number: str
@@ -94,7 +115,8 @@ class ForbiddenNumber(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., number: _Optional[str] = ..., match_kind: _Optional[_Union[MatchKind, str]] = ..., call_type: _Optional[_Union[CallType, str]] = ..., enabled: _Optional[bool] = ..., note: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    status: EntryStatus
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., number: _Optional[str] = ..., match_kind: _Optional[_Union[MatchKind, str]] = ..., call_type: _Optional[_Union[CallType, str]] = ..., enabled: _Optional[bool] = ..., note: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., status: _Optional[_Union[EntryStatus, str]] = ...) -> None: ...
 
 class ScreenCallRequest(_message.Message):
     __slots__ = ("tenant_id", "number", "direction", "call_id")
@@ -177,16 +199,20 @@ class DeleteForbiddenNumberRequest(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ..., id: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class ForbiddenNumberFilters(_message.Message):
-    __slots__ = ("enabled", "call_type", "match_kind", "number_prefix")
+    __slots__ = ("enabled", "call_type", "match_kind", "number_prefix", "status", "query")
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     CALL_TYPE_FIELD_NUMBER: _ClassVar[int]
     MATCH_KIND_FIELD_NUMBER: _ClassVar[int]
     NUMBER_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
     enabled: bool
     call_type: CallType
     match_kind: MatchKind
     number_prefix: str
-    def __init__(self, enabled: _Optional[bool] = ..., call_type: _Optional[_Union[CallType, str]] = ..., match_kind: _Optional[_Union[MatchKind, str]] = ..., number_prefix: _Optional[str] = ...) -> None: ...
+    status: EntryStatus
+    query: str
+    def __init__(self, enabled: _Optional[bool] = ..., call_type: _Optional[_Union[CallType, str]] = ..., match_kind: _Optional[_Union[MatchKind, str]] = ..., number_prefix: _Optional[str] = ..., status: _Optional[_Union[EntryStatus, str]] = ..., query: _Optional[str] = ...) -> None: ...
 
 class ListForbiddenNumbersRequest(_message.Message):
     __slots__ = ("tenant_id", "page_size", "page_token", "filters")
@@ -227,14 +253,20 @@ class SetForbiddenNumbersEnabledResponse(_message.Message):
     def __init__(self, updated_count: _Optional[int] = ...) -> None: ...
 
 class ImportHeader(_message.Message):
-    __slots__ = ("tenant_id", "mode", "source_name")
+    __slots__ = ("tenant_id", "mode", "source_name", "file_format", "file_size", "time_zone")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
+    FILE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    FILE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     mode: ImportMode
     source_name: str
-    def __init__(self, tenant_id: _Optional[str] = ..., mode: _Optional[_Union[ImportMode, str]] = ..., source_name: _Optional[str] = ...) -> None: ...
+    file_format: FileFormat
+    file_size: int
+    time_zone: str
+    def __init__(self, tenant_id: _Optional[str] = ..., mode: _Optional[_Union[ImportMode, str]] = ..., source_name: _Optional[str] = ..., file_format: _Optional[_Union[FileFormat, str]] = ..., file_size: _Optional[int] = ..., time_zone: _Optional[str] = ...) -> None: ...
 
 class ImportRow(_message.Message):
     __slots__ = ("line", "number", "call_type", "match_kind", "enabled", "note", "expire_time")
@@ -261,25 +293,41 @@ class ImportRowBatch(_message.Message):
     def __init__(self, rows: _Optional[_Iterable[_Union[ImportRow, _Mapping]]] = ...) -> None: ...
 
 class ImportForbiddenNumbersRequest(_message.Message):
-    __slots__ = ("header", "rows")
+    __slots__ = ("header", "rows", "file_chunk")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
+    FILE_CHUNK_FIELD_NUMBER: _ClassVar[int]
     header: ImportHeader
     rows: ImportRowBatch
-    def __init__(self, header: _Optional[_Union[ImportHeader, _Mapping]] = ..., rows: _Optional[_Union[ImportRowBatch, _Mapping]] = ...) -> None: ...
+    file_chunk: bytes
+    def __init__(self, header: _Optional[_Union[ImportHeader, _Mapping]] = ..., rows: _Optional[_Union[ImportRowBatch, _Mapping]] = ..., file_chunk: _Optional[bytes] = ...) -> None: ...
 
 class ImportRowError(_message.Message):
-    __slots__ = ("line", "number", "reason")
+    __slots__ = ("line", "number", "reason", "cells", "column")
     LINE_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    CELLS_FIELD_NUMBER: _ClassVar[int]
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
     line: int
     number: str
     reason: str
-    def __init__(self, line: _Optional[int] = ..., number: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    cells: _containers.RepeatedScalarFieldContainer[str]
+    column: str
+    def __init__(self, line: _Optional[int] = ..., number: _Optional[str] = ..., reason: _Optional[str] = ..., cells: _Optional[_Iterable[str]] = ..., column: _Optional[str] = ...) -> None: ...
+
+class ImportRowSuperseded(_message.Message):
+    __slots__ = ("line", "number", "by_line")
+    LINE_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    BY_LINE_FIELD_NUMBER: _ClassVar[int]
+    line: int
+    number: str
+    by_line: int
+    def __init__(self, line: _Optional[int] = ..., number: _Optional[str] = ..., by_line: _Optional[int] = ...) -> None: ...
 
 class ImportJob(_message.Message):
-    __slots__ = ("id", "tenant_id", "state", "source_name", "total_rows", "created_count", "updated_count", "skipped_count", "failed_count", "errors", "create_time", "finish_time", "mode", "failure_reason")
+    __slots__ = ("id", "tenant_id", "state", "source_name", "total_rows", "created_count", "updated_count", "skipped_count", "failed_count", "errors", "create_time", "finish_time", "mode", "failure_reason", "unchanged_count", "superseded_count", "actor", "file_format", "file_size", "bytes_received", "superseded", "columns")
     ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -294,6 +342,14 @@ class ImportJob(_message.Message):
     FINISH_TIME_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    FILE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    FILE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    SUPERSEDED_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     state: ImportJobState
@@ -308,7 +364,33 @@ class ImportJob(_message.Message):
     finish_time: _timestamp_pb2.Timestamp
     mode: ImportMode
     failure_reason: str
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., state: _Optional[_Union[ImportJobState, str]] = ..., source_name: _Optional[str] = ..., total_rows: _Optional[int] = ..., created_count: _Optional[int] = ..., updated_count: _Optional[int] = ..., skipped_count: _Optional[int] = ..., failed_count: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[ImportRowError, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., mode: _Optional[_Union[ImportMode, str]] = ..., failure_reason: _Optional[str] = ...) -> None: ...
+    unchanged_count: int
+    superseded_count: int
+    actor: str
+    file_format: FileFormat
+    file_size: int
+    bytes_received: int
+    superseded: _containers.RepeatedCompositeFieldContainer[ImportRowSuperseded]
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., state: _Optional[_Union[ImportJobState, str]] = ..., source_name: _Optional[str] = ..., total_rows: _Optional[int] = ..., created_count: _Optional[int] = ..., updated_count: _Optional[int] = ..., skipped_count: _Optional[int] = ..., failed_count: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[ImportRowError, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., mode: _Optional[_Union[ImportMode, str]] = ..., failure_reason: _Optional[str] = ..., unchanged_count: _Optional[int] = ..., superseded_count: _Optional[int] = ..., actor: _Optional[str] = ..., file_format: _Optional[_Union[FileFormat, str]] = ..., file_size: _Optional[int] = ..., bytes_received: _Optional[int] = ..., superseded: _Optional[_Iterable[_Union[ImportRowSuperseded, _Mapping]]] = ..., columns: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetImportJobFailedRowsRequest(_message.Message):
+    __slots__ = ("tenant_id", "id")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+
+class FileChunk(_message.Message):
+    __slots__ = ("file_name", "content_type", "data")
+    FILE_NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    file_name: str
+    content_type: str
+    data: bytes
+    def __init__(self, file_name: _Optional[str] = ..., content_type: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class GetImportJobRequest(_message.Message):
     __slots__ = ("tenant_id", "id")
@@ -345,7 +427,7 @@ class ExportForbiddenNumbersRequest(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ..., filters: _Optional[_Union[ForbiddenNumberFilters, _Mapping]] = ...) -> None: ...
 
 class AuditEvent(_message.Message):
-    __slots__ = ("id", "tenant_id", "actor", "action", "resource_id", "create_time", "request_id", "before", "after")
+    __slots__ = ("id", "tenant_id", "actor", "action", "resource_id", "create_time", "request_id", "before", "after", "import_job_id", "changed_fields")
     ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
@@ -355,6 +437,8 @@ class AuditEvent(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     BEFORE_FIELD_NUMBER: _ClassVar[int]
     AFTER_FIELD_NUMBER: _ClassVar[int]
+    IMPORT_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     actor: str
@@ -364,23 +448,27 @@ class AuditEvent(_message.Message):
     request_id: str
     before: ForbiddenNumber
     after: ForbiddenNumber
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., actor: _Optional[str] = ..., action: _Optional[str] = ..., resource_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ..., before: _Optional[_Union[ForbiddenNumber, _Mapping]] = ..., after: _Optional[_Union[ForbiddenNumber, _Mapping]] = ...) -> None: ...
+    import_job_id: str
+    changed_fields: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., actor: _Optional[str] = ..., action: _Optional[str] = ..., resource_id: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ..., before: _Optional[_Union[ForbiddenNumber, _Mapping]] = ..., after: _Optional[_Union[ForbiddenNumber, _Mapping]] = ..., import_job_id: _Optional[str] = ..., changed_fields: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListAuditEventsRequest(_message.Message):
-    __slots__ = ("tenant_id", "page_size", "page_token", "resource_id", "actor", "action")
+    __slots__ = ("tenant_id", "page_size", "page_token", "resource_id", "actor", "action", "import_job_id")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
+    IMPORT_JOB_ID_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     page_size: int
     page_token: str
     resource_id: str
     actor: str
     action: str
-    def __init__(self, tenant_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., resource_id: _Optional[str] = ..., actor: _Optional[str] = ..., action: _Optional[str] = ...) -> None: ...
+    import_job_id: str
+    def __init__(self, tenant_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., resource_id: _Optional[str] = ..., actor: _Optional[str] = ..., action: _Optional[str] = ..., import_job_id: _Optional[str] = ...) -> None: ...
 
 class ListAuditEventsResponse(_message.Message):
     __slots__ = ("audit_events", "next_page_token")

@@ -240,6 +240,11 @@ class ForbiddenNumberAdminStub:
                 request_serializer=screening_dot_v1_dot_screening__pb2.ImportForbiddenNumbersRequest.SerializeToString,
                 response_deserializer=screening_dot_v1_dot_screening__pb2.ImportJob.FromString,
                 _registered_method=True)
+        self.GetImportJobFailedRows = channel.unary_stream(
+                '/screening.v1.ForbiddenNumberAdmin/GetImportJobFailedRows',
+                request_serializer=screening_dot_v1_dot_screening__pb2.GetImportJobFailedRowsRequest.SerializeToString,
+                response_deserializer=screening_dot_v1_dot_screening__pb2.FileChunk.FromString,
+                _registered_method=True)
         self.GetImportJob = channel.unary_unary(
                 '/screening.v1.ForbiddenNumberAdmin/GetImportJob',
                 request_serializer=screening_dot_v1_dot_screening__pb2.GetImportJobRequest.SerializeToString,
@@ -310,7 +315,17 @@ class ForbiddenNumberAdminServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ImportForbiddenNumbers(self, request_iterator, context):
-        """First message: a header; then any number of row batches. One transaction.
+        """First message: a header; then either row batches, or (when the header
+        names a file_format) the file's bytes in chunks. One transaction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetImportJobFailedRows(self, request, context):
+        """The bad rows of an import job as a file to fix and import again: the
+        original cells plus a reason column, in the imported file's format
+        (CSV for row imports).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -387,6 +402,11 @@ def add_ForbiddenNumberAdminServicer_to_server(servicer, server):
                     servicer.ImportForbiddenNumbers,
                     request_deserializer=screening_dot_v1_dot_screening__pb2.ImportForbiddenNumbersRequest.FromString,
                     response_serializer=screening_dot_v1_dot_screening__pb2.ImportJob.SerializeToString,
+            ),
+            'GetImportJobFailedRows': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetImportJobFailedRows,
+                    request_deserializer=screening_dot_v1_dot_screening__pb2.GetImportJobFailedRowsRequest.FromString,
+                    response_serializer=screening_dot_v1_dot_screening__pb2.FileChunk.SerializeToString,
             ),
             'GetImportJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetImportJob,
@@ -605,6 +625,33 @@ class ForbiddenNumberAdmin:
             '/screening.v1.ForbiddenNumberAdmin/ImportForbiddenNumbers',
             screening_dot_v1_dot_screening__pb2.ImportForbiddenNumbersRequest.SerializeToString,
             screening_dot_v1_dot_screening__pb2.ImportJob.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetImportJobFailedRows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/screening.v1.ForbiddenNumberAdmin/GetImportJobFailedRows',
+            screening_dot_v1_dot_screening__pb2.GetImportJobFailedRowsRequest.SerializeToString,
+            screening_dot_v1_dot_screening__pb2.FileChunk.FromString,
             options,
             channel_credentials,
             insecure,

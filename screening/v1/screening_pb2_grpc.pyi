@@ -106,7 +106,14 @@ class ForbiddenNumberAdminStub:
     SetForbiddenNumbersEnabled: _grpc.UnaryUnaryMultiCallable[_screening_pb2.SetForbiddenNumbersEnabledRequest, _screening_pb2.SetForbiddenNumbersEnabledResponse]
     """Bulk enable or disable; all or nothing."""
     ImportForbiddenNumbers: _grpc.StreamUnaryMultiCallable[_screening_pb2.ImportForbiddenNumbersRequest, _screening_pb2.ImportJob]
-    """First message: a header; then any number of row batches. One transaction."""
+    """First message: a header; then either row batches, or (when the header
+    names a file_format) the file's bytes in chunks. One transaction.
+    """
+    GetImportJobFailedRows: _grpc.UnaryStreamMultiCallable[_screening_pb2.GetImportJobFailedRowsRequest, _screening_pb2.FileChunk]
+    """The bad rows of an import job as a file to fix and import again: the
+    original cells plus a reason column, in the imported file's format
+    (CSV for row imports).
+    """
     GetImportJob: _grpc.UnaryUnaryMultiCallable[_screening_pb2.GetImportJobRequest, _screening_pb2.ImportJob]
     ListImportJobs: _grpc.UnaryUnaryMultiCallable[_screening_pb2.ListImportJobsRequest, _screening_pb2.ListImportJobsResponse]
     """Newest first."""
@@ -130,7 +137,14 @@ class ForbiddenNumberAdminAsyncStub(ForbiddenNumberAdminStub):
     SetForbiddenNumbersEnabled: _aio.UnaryUnaryMultiCallable[_screening_pb2.SetForbiddenNumbersEnabledRequest, _screening_pb2.SetForbiddenNumbersEnabledResponse]  # type: ignore[assignment]
     """Bulk enable or disable; all or nothing."""
     ImportForbiddenNumbers: _aio.StreamUnaryMultiCallable[_screening_pb2.ImportForbiddenNumbersRequest, _screening_pb2.ImportJob]  # type: ignore[assignment]
-    """First message: a header; then any number of row batches. One transaction."""
+    """First message: a header; then either row batches, or (when the header
+    names a file_format) the file's bytes in chunks. One transaction.
+    """
+    GetImportJobFailedRows: _aio.UnaryStreamMultiCallable[_screening_pb2.GetImportJobFailedRowsRequest, _screening_pb2.FileChunk]  # type: ignore[assignment]
+    """The bad rows of an import job as a file to fix and import again: the
+    original cells plus a reason column, in the imported file's format
+    (CSV for row imports).
+    """
     GetImportJob: _aio.UnaryUnaryMultiCallable[_screening_pb2.GetImportJobRequest, _screening_pb2.ImportJob]  # type: ignore[assignment]
     ListImportJobs: _aio.UnaryUnaryMultiCallable[_screening_pb2.ListImportJobsRequest, _screening_pb2.ListImportJobsResponse]  # type: ignore[assignment]
     """Newest first."""
@@ -193,7 +207,20 @@ class ForbiddenNumberAdminServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_screening_pb2.ImportForbiddenNumbersRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_screening_pb2.ImportJob, _abc.Awaitable[_screening_pb2.ImportJob]]:
-        """First message: a header; then any number of row batches. One transaction."""
+        """First message: a header; then either row batches, or (when the header
+        names a file_format) the file's bytes in chunks. One transaction.
+        """
+
+    @_abc_1.abstractmethod
+    def GetImportJobFailedRows(
+        self,
+        request: _screening_pb2.GetImportJobFailedRowsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_screening_pb2.FileChunk], _abc.AsyncIterator[_screening_pb2.FileChunk]]:
+        """The bad rows of an import job as a file to fix and import again: the
+        original cells plus a reason column, in the imported file's format
+        (CSV for row imports).
+        """
 
     @_abc_1.abstractmethod
     def GetImportJob(
