@@ -253,6 +253,13 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
     async def GetImportJob(self, request: pb.GetImportJobRequest, context: Context) -> pb.ImportJob:
         return convert.import_job(await self._imports.get(request.tenant_id, request.id))
 
+    async def GetImportJobFailedRows(
+        self, request: pb.GetImportJobFailedRowsRequest, context: Context
+    ) -> AsyncIterator[pb.FileChunk]:
+        # Served once the server reads import files itself (the next commits).
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "GetImportJobFailedRows is not served yet")
+        yield pb.FileChunk()
+
     @translate_errors
     async def ListImportJobs(self, request: pb.ListImportJobsRequest, context: Context) -> pb.ListImportJobsResponse:
         jobs, token = await self._imports.list_jobs(request.tenant_id, request.page_size, request.page_token)
