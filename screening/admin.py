@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from screening import validation as check
 from screening.errors import InvalidArgument
-from screening.model import Actor, Filters, ForbiddenNumber, MatchKind
+from screening.model import Actor, Direction, Filters, ForbiddenNumber, MatchKind
 from screening.numbers import normalize
 from screening.paging import decode_token, encode_token, scope
 from storage.forbidden_numbers import UPDATABLE, AuditRecord, ForbiddenNumberStore, NewEntry
 
 MAX_BULK_IDS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An entry considered for a screened number, and what it made of the call."""
+
+    entry: ForbiddenNumber
+    qualifies: bool
+    decided: bool
+    explanation: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +143,56 @@ class ForbiddenNumbers:
     async def export(self, *, tenant_id: str, filters: Filters) -> AsyncIterator[list[ForbiddenNumber]]:
         async for chunk in self._store.export(check.tenant_id(tenant_id), filters):
             yield chunk
+
+    async def explain(self, tenant_id: str, number: str, direction: Direction, decided_id: str) -> list[Candidate]:
+        """The stored entries that could decide a screen of `number` (normalized), most specific first.
+
+        `decided_id` is the entry the replica's answer named ("" for ALLOW):
+        the database may be a moment ahead of the replica's memory.
+        """
+        if not number:
+            return []
+        found = await self._store.candidates(check.tenant_id(tenant_id), number)
+        found.sort(key=lambda e: (e.match_kind is not MatchKind.EXACT, -len(e.number)))
+        now = datetime.now(UTC)
+        explained = []
+        for entry in found:
+            expired = entry.expire_time is not None and entry.expire_time <= now
+            covers = entry.call_type.covers(direction)
+            qualifies = entry.enabled and not expired and covers
+            decided = entry.id == decided_id
+            if decided:
+                why = (
+                    "decided: exact match"
+                    if entry.match_kind is MatchKind.EXACT
+                    else "decided: longest qualifying prefix"
+                )
+            elif not entry.enabled:
+                why = "disabled"
+            elif expired:
+                why = f"expired at {entry.expire_time.isoformat() if entry.expire_time else ''}"
+            elif not covers:
+                why = f"forbids {entry.call_type.name.lower()} calls only"
+            elif decided_id:
+                why = "a more specific entry decided"
+            else:
+                why = "not applied on this replica yet"
+            explained.append(Candidate(entry, qualifies, decided, why))
+        return explained
+
+    async def tenants(
+        self, *, page_size: int, page_token: str, only: Sequence[str] | None
+    ) -> tuple[list[tuple[str, int]], str]:
+        """Tenants with entries, by id; `only`: the caller's tenants (None: all)."""
+        size = check.page_size(page_size)
+        query = scope("", ("tenants", None if only is None else sorted(only)))
+        after = decode_token(page_token, query, (str,))[0] if page_token else None
+        found = await self._store.tenants(after, size + 1, only)
+        token = ""
+        if len(found) > size:
+            found = found[:size]
+            token = encode_token(query, [found[-1][0]])
+        return found, token
 
     async def audit_events(
         self, *, tenant_id: str, page_size: int, page_token: str, resource_id: str, actor: str, action: str

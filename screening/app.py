@@ -102,9 +102,10 @@ class App:
             # Observed outermost, so that the calls auth refuses are counted too.
             return observer.observe(path, handler if auth is None else auth.guard(path, handler))
 
+        screener = Screener(self.replica, self.config.default_region)
         add_registered(
             pb_grpc.add_ScreeningServicer_to_server,
-            ScreeningServicer(Screener(self.replica, self.config.default_region), self.metrics),
+            ScreeningServicer(screener, self.metrics),
             self.server,
             wrap=guarded,
         )
@@ -119,6 +120,7 @@ class App:
                     max_rows=self.config.max_import_rows,
                 ),
                 self.replica,
+                screener,
                 self.metrics,
             ),
             self.server,

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from google.protobuf.descriptor import Descriptor, FileDescriptor
 
-from screening.tokens import Token, TokenTable
+from screening.tokens import ROLES, Token, TokenTable
 from screening.v1 import screening_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,15 @@ VIEWER_RPCS = frozenset(
         "ListImportJobs",
         "ListAuditEvents",
         "GetReplicaStatus",
+        "ListTenants",
+        "ExplainScreenCall",
     }
 )
-# RPCs about the replica, not about any tenant's data.
-TENANT_FREE_RPCS = frozenset({"GetReplicaStatus"})
+# RPCs about the replica or the caller, not about one tenant's data (ListTenants
+# answers only with the tenants the caller may act for).
+TENANT_FREE_RPCS = frozenset({"GetReplicaStatus", "GetCallerIdentity", "ListTenants"})
+# RPCs any known token may call, whatever its roles.
+ANY_ROLE_RPCS = frozenset({"GetCallerIdentity"})
 _BEARER = "bearer "
 
 _caller: ContextVar[Token | None] = ContextVar("screening_caller", default=None)
@@ -64,6 +69,11 @@ def caller_name() -> str:
     """The calling token's name, or "anonymous" when the server has no auth file."""
     token = _caller.get()
     return ANONYMOUS if token is None else token.name
+
+
+def caller() -> Token | None:
+    """The calling token; None when the server has no auth file (every caller may do anything)."""
+    return _caller.get()
 
 
 TenantOf = Callable[[Any], str | None]
@@ -80,6 +90,8 @@ class Rule:
 
 
 def _roles(service: str, method: str) -> frozenset[str]:
+    if method in ANY_ROLE_RPCS:
+        return frozenset(ROLES)
     if service == "Screening":
         return frozenset({"screen"})
     if service == "ForbiddenNumberAdmin":

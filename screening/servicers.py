@@ -14,11 +14,11 @@ from google.protobuf import empty_pb2
 
 from screening import convert
 from screening.admin import ForbiddenNumbers
-from screening.auth import caller_name
+from screening.auth import caller, caller_name
 from screening.errors import InvalidArgument
 from screening.imports import ImportHeader, ImportMessage, Imports, RowBatch
 from screening.metrics import Metrics
-from screening.model import Actor
+from screening.model import Actor, Direction
 from screening.replica import Replica
 from screening.screener import Screener
 from screening.status import (
@@ -28,6 +28,7 @@ from screening.status import (
     translate_errors,
     translate_stream_errors,
 )
+from screening.tokens import ALL_TENANTS, ROLES
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 from storage.forbidden_numbers import UPDATABLE
@@ -159,10 +160,13 @@ async def _import_messages(
 
 
 class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
-    def __init__(self, numbers: ForbiddenNumbers, imports: Imports, replica: Replica, metrics: Metrics) -> None:
+    def __init__(
+        self, numbers: ForbiddenNumbers, imports: Imports, replica: Replica, screener: Screener, metrics: Metrics
+    ) -> None:
         self._numbers = numbers
         self._imports = imports
         self._replica = replica
+        self._screener = screener
         self._metrics = metrics
 
     @translate_admin_errors
@@ -284,6 +288,51 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
             action=request.action,
         )
         return pb.ListAuditEventsResponse(audit_events=[convert.audit_event(e) for e in events], next_page_token=token)
+
+    @translate_admin_errors
+    async def GetCallerIdentity(self, request: pb.GetCallerIdentityRequest, context: Context) -> pb.CallerIdentity:
+        token = caller()
+        if token is None:
+            return pb.CallerIdentity(name=caller_name(), roles=list(ROLES), tenants=[ALL_TENANTS])
+        tenants = [ALL_TENANTS] if token.all_tenants else sorted(token.tenants)
+        return pb.CallerIdentity(name=token.name, roles=sorted(token.roles), tenants=tenants)
+
+    @translate_admin_errors
+    async def ListTenants(self, request: pb.ListTenantsRequest, context: Context) -> pb.ListTenantsResponse:
+        token = caller()
+        only = None if token is None or token.all_tenants else sorted(token.tenants)
+        found, next_token = await self._numbers.tenants(
+            page_size=request.page_size, page_token=request.page_token, only=only
+        )
+        return pb.ListTenantsResponse(
+            tenants=[pb.TenantSummary(tenant_id=t, entry_count=n) for t, n in found], next_page_token=next_token
+        )
+
+    @translate_admin_errors
+    async def ExplainScreenCall(self, request: pb.ScreenCallRequest, context: Context) -> pb.ExplainScreenCallResponse:
+        normalized, hit, version = self._screener.screen(request.tenant_id, request.number, request.direction)
+        result = pb.ScreenCallResponse(
+            verdict=_ALLOW if hit is None else _BLOCK,
+            normalized_number=normalized,
+            call_id=request.call_id,
+            data_version=version,
+        )
+        if hit is not None:
+            result.matched_id = hit.id
+            result.matched_number = hit.number
+            result.matched_kind = int(hit.match_kind)  # type: ignore[assignment]
+        candidates = await self._numbers.explain(
+            request.tenant_id, normalized, Direction(request.direction), "" if hit is None else hit.id
+        )
+        return pb.ExplainScreenCallResponse(
+            result=result,
+            candidates=[
+                pb.ScreenCandidate(
+                    entry=convert.entry(c.entry), qualifies=c.qualifies, decided=c.decided, explanation=c.explanation
+                )
+                for c in candidates
+            ],
+        )
 
     @translate_admin_errors
     async def GetReplicaStatus(self, request: pb.GetReplicaStatusRequest, context: Context) -> pb.ReplicaStatus:

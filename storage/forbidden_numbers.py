@@ -276,6 +276,56 @@ class ForbiddenNumberStore:
                     return
                 yield [_row_to_entry(row) for row in rows]
 
+    async def candidates(self, tenant_id: str, number: str) -> list[ForbiddenNumber]:
+        """Entries whose number is `number` (EXACT) or a prefix of it (PREFIX), live ones only."""
+        prefixes = [number[:i] for i in range(1, len(number) + 1)]
+        async with borrow(self._pool) as conn:
+            rows = await conn.fetch(
+                f"""SELECT {_COLUMNS} FROM forbidden_numbers
+                    WHERE tenant_id = $1 AND NOT deleted
+                      AND ((match_kind = 1 AND number = $2) OR (match_kind = 2 AND number = ANY($3::text[])))""",
+                tenant_id,
+                number,
+                prefixes,
+            )
+        return [_row_to_entry(row) for row in rows]
+
+    async def tenants(self, after: str | None, limit: int, only: Sequence[str] | None) -> list[tuple[str, int]]:
+        """Tenants with live entries, by id, after `after`; `only`: restricted to these ids."""
+        async with borrow(self._pool) as conn:
+            if only is not None:
+                rows = await conn.fetch(
+                    """SELECT t.tenant_id, (SELECT count(*) FROM forbidden_numbers f
+                                            WHERE f.tenant_id = t.tenant_id AND NOT f.deleted)
+                       FROM unnest($1::text[]) AS t(tenant_id)
+                       WHERE ($2::text IS NULL OR t.tenant_id > $2)
+                         AND EXISTS (SELECT 1 FROM forbidden_numbers f
+                                     WHERE f.tenant_id = t.tenant_id AND NOT f.deleted)
+                       ORDER BY t.tenant_id LIMIT $3""",
+                    sorted(set(only)),
+                    after,
+                    limit,
+                )
+            else:
+                # A walk down the (tenant_id, number, match_kind) index: one probe a tenant.
+                rows = await conn.fetch(
+                    """WITH RECURSIVE t AS (
+                           (SELECT tenant_id FROM forbidden_numbers
+                            WHERE NOT deleted AND ($1::text IS NULL OR tenant_id > $1)
+                            ORDER BY tenant_id LIMIT 1)
+                           UNION ALL
+                           SELECT (SELECT tenant_id FROM forbidden_numbers
+                                   WHERE NOT deleted AND tenant_id > t.tenant_id ORDER BY tenant_id LIMIT 1)
+                           FROM t WHERE t.tenant_id IS NOT NULL
+                       )
+                       SELECT t.tenant_id, (SELECT count(*) FROM forbidden_numbers f
+                                            WHERE f.tenant_id = t.tenant_id AND NOT f.deleted)
+                       FROM (SELECT tenant_id FROM t WHERE tenant_id IS NOT NULL LIMIT $2) t""",
+                    after,
+                    limit,
+                )
+        return [(row[0], int(row[1])) for row in rows]
+
     async def list_audit(
         self, tenant_id: str, page_size: int, before_id: int | None, resource_id: str, actor: str, action: str
     ) -> list[AuditRecord]:

@@ -46,8 +46,13 @@ ROLE_OF = {
     "ExportForbiddenNumbers": "viewer",
     "ListAuditEvents": "viewer",
     "GetReplicaStatus": "viewer",
+    "GetCallerIdentity": "screen",
+    "ListTenants": "viewer",
+    "ExplainScreenCall": "viewer",
 }
-TENANT_FREE = {"GetReplicaStatus"}
+TENANT_FREE = {"GetReplicaStatus", "GetCallerIdentity", "ListTenants"}
+# Any known token may call these, whatever its roles.
+ANY_ROLE = {"GetCallerIdentity"}
 TENANT = "acme"
 
 # name -> (secret, roles, tenants); secrets are fresh per run so the log check means something.
@@ -91,6 +96,8 @@ def expected(method: MethodDescriptor, case: str) -> set[grpc.StatusCode] | None
     """The codes the case must end in; None: anything but a refusal."""
     if case in ("no token", "unknown token"):
         return {grpc.StatusCode.UNAUTHENTICATED}
+    if case == "wrong role" and method.name in ANY_ROLE:
+        return None
     if case == "wrong role" or (case == "wrong tenant" and method.name not in TENANT_FREE):
         return {grpc.StatusCode.PERMISSION_DENIED}
     return None
@@ -448,3 +455,29 @@ async def test_no_token_ever_reaches_the_logs(channel: grpc.aio.Channel, caplog:
     text = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records) + caplog.text
     for secret_value in [UNKNOWN_TOKEN, *(t[0] for t in TOKENS.values())]:
         assert secret_value not in text
+
+
+async def test_caller_identity_names_the_token_its_roles_and_tenants(channel: grpc.aio.Channel) -> None:
+    stub = pb_grpc.ForbiddenNumberAdminStub(channel)
+    me = await stub.GetCallerIdentity(pb.GetCallerIdentityRequest(), metadata=bearer(secret("reader")))
+    assert (me.name, list(me.roles), list(me.tenants)) == ("reader", ["viewer"], sorted([TENANT, "globex"]))
+    root = await stub.GetCallerIdentity(pb.GetCallerIdentityRequest(), metadata=bearer(secret("root")))
+    assert (list(root.roles), list(root.tenants)) == (["admin", "screen", "viewer"], ["*"])
+
+
+async def test_list_tenants_shows_only_the_tokens_tenants(channel: grpc.aio.Channel) -> None:
+    stub = pb_grpc.ForbiddenNumberAdminStub(channel)
+    for tenant in (TENANT, "globex", "other", "initech"):
+        await stub.CreateForbiddenNumber(
+            pb.CreateForbiddenNumberRequest(
+                forbidden_number=pb.ForbiddenNumber(
+                    tenant_id=tenant, number="+4930555" + str(len(tenant)), call_type=pb.CALL_TYPE_BOTH
+                )
+            ),
+            metadata=bearer(secret("root")),
+        )
+    seen = await stub.ListTenants(pb.ListTenantsRequest(), metadata=bearer(secret("reader")))
+    assert {t.tenant_id for t in seen.tenants} <= {TENANT, "globex"}
+    assert {"globex"} <= {t.tenant_id for t in seen.tenants}
+    everything = await stub.ListTenants(pb.ListTenantsRequest(), metadata=bearer(secret("root")))
+    assert {TENANT, "globex", "other", "initech"} <= {t.tenant_id for t in everything.tenants}

@@ -499,3 +499,61 @@ class ReplicaStatus(_message.Message):
     seconds_behind: float
     listener_reconnects: int
     def __init__(self, serving: _Optional[bool] = ..., data_version: _Optional[int] = ..., entries: _Optional[int] = ..., connected: _Optional[bool] = ..., last_sync_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seconds_behind: _Optional[float] = ..., listener_reconnects: _Optional[int] = ...) -> None: ...
+
+class GetCallerIdentityRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CallerIdentity(_message.Message):
+    __slots__ = ("name", "roles", "tenants")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    TENANTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    tenants: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., tenants: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListTenantsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class TenantSummary(_message.Message):
+    __slots__ = ("tenant_id", "entry_count")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    entry_count: int
+    def __init__(self, tenant_id: _Optional[str] = ..., entry_count: _Optional[int] = ...) -> None: ...
+
+class ListTenantsResponse(_message.Message):
+    __slots__ = ("tenants", "next_page_token")
+    TENANTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    tenants: _containers.RepeatedCompositeFieldContainer[TenantSummary]
+    next_page_token: str
+    def __init__(self, tenants: _Optional[_Iterable[_Union[TenantSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ScreenCandidate(_message.Message):
+    __slots__ = ("entry", "qualifies", "decided", "explanation")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    QUALIFIES_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    entry: ForbiddenNumber
+    qualifies: bool
+    decided: bool
+    explanation: str
+    def __init__(self, entry: _Optional[_Union[ForbiddenNumber, _Mapping]] = ..., qualifies: _Optional[bool] = ..., decided: _Optional[bool] = ..., explanation: _Optional[str] = ...) -> None: ...
+
+class ExplainScreenCallResponse(_message.Message):
+    __slots__ = ("result", "candidates")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    result: ScreenCallResponse
+    candidates: _containers.RepeatedCompositeFieldContainer[ScreenCandidate]
+    def __init__(self, result: _Optional[_Union[ScreenCallResponse, _Mapping]] = ..., candidates: _Optional[_Iterable[_Union[ScreenCandidate, _Mapping]]] = ...) -> None: ...

@@ -270,6 +270,21 @@ class ForbiddenNumberAdminStub:
                 request_serializer=screening_dot_v1_dot_screening__pb2.GetReplicaStatusRequest.SerializeToString,
                 response_deserializer=screening_dot_v1_dot_screening__pb2.ReplicaStatus.FromString,
                 _registered_method=True)
+        self.GetCallerIdentity = channel.unary_unary(
+                '/screening.v1.ForbiddenNumberAdmin/GetCallerIdentity',
+                request_serializer=screening_dot_v1_dot_screening__pb2.GetCallerIdentityRequest.SerializeToString,
+                response_deserializer=screening_dot_v1_dot_screening__pb2.CallerIdentity.FromString,
+                _registered_method=True)
+        self.ListTenants = channel.unary_unary(
+                '/screening.v1.ForbiddenNumberAdmin/ListTenants',
+                request_serializer=screening_dot_v1_dot_screening__pb2.ListTenantsRequest.SerializeToString,
+                response_deserializer=screening_dot_v1_dot_screening__pb2.ListTenantsResponse.FromString,
+                _registered_method=True)
+        self.ExplainScreenCall = channel.unary_unary(
+                '/screening.v1.ForbiddenNumberAdmin/ExplainScreenCall',
+                request_serializer=screening_dot_v1_dot_screening__pb2.ScreenCallRequest.SerializeToString,
+                response_deserializer=screening_dot_v1_dot_screening__pb2.ExplainScreenCallResponse.FromString,
+                _registered_method=True)
 
 
 class ForbiddenNumberAdminServicer:
@@ -365,6 +380,29 @@ class ForbiddenNumberAdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCallerIdentity(self, request, context):
+        """Who the calling token is: its name, roles and tenants (for consoles).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTenants(self, request, context):
+        """The tenants that have entries and that the caller may act for, by id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainScreenCall(self, request, context):
+        """What ScreenCall answers for this request on this replica, and why: every
+        entry whose number matches, and whether and why it decided. For admins
+        testing a number; a switch calls Screening.ScreenCall.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ForbiddenNumberAdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -432,6 +470,21 @@ def add_ForbiddenNumberAdminServicer_to_server(servicer, server):
                     servicer.GetReplicaStatus,
                     request_deserializer=screening_dot_v1_dot_screening__pb2.GetReplicaStatusRequest.FromString,
                     response_serializer=screening_dot_v1_dot_screening__pb2.ReplicaStatus.SerializeToString,
+            ),
+            'GetCallerIdentity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCallerIdentity,
+                    request_deserializer=screening_dot_v1_dot_screening__pb2.GetCallerIdentityRequest.FromString,
+                    response_serializer=screening_dot_v1_dot_screening__pb2.CallerIdentity.SerializeToString,
+            ),
+            'ListTenants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTenants,
+                    request_deserializer=screening_dot_v1_dot_screening__pb2.ListTenantsRequest.FromString,
+                    response_serializer=screening_dot_v1_dot_screening__pb2.ListTenantsResponse.SerializeToString,
+            ),
+            'ExplainScreenCall': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainScreenCall,
+                    request_deserializer=screening_dot_v1_dot_screening__pb2.ScreenCallRequest.FromString,
+                    response_serializer=screening_dot_v1_dot_screening__pb2.ExplainScreenCallResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -787,6 +840,87 @@ class ForbiddenNumberAdmin:
             '/screening.v1.ForbiddenNumberAdmin/GetReplicaStatus',
             screening_dot_v1_dot_screening__pb2.GetReplicaStatusRequest.SerializeToString,
             screening_dot_v1_dot_screening__pb2.ReplicaStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCallerIdentity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/screening.v1.ForbiddenNumberAdmin/GetCallerIdentity',
+            screening_dot_v1_dot_screening__pb2.GetCallerIdentityRequest.SerializeToString,
+            screening_dot_v1_dot_screening__pb2.CallerIdentity.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTenants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/screening.v1.ForbiddenNumberAdmin/ListTenants',
+            screening_dot_v1_dot_screening__pb2.ListTenantsRequest.SerializeToString,
+            screening_dot_v1_dot_screening__pb2.ListTenantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainScreenCall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/screening.v1.ForbiddenNumberAdmin/ExplainScreenCall',
+            screening_dot_v1_dot_screening__pb2.ScreenCallRequest.SerializeToString,
+            screening_dot_v1_dot_screening__pb2.ExplainScreenCallResponse.FromString,
             options,
             channel_credentials,
             insecure,

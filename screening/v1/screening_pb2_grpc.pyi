@@ -123,6 +123,15 @@ class ForbiddenNumberAdminStub:
     """Newest first."""
     GetReplicaStatus: _grpc.UnaryUnaryMultiCallable[_screening_pb2.GetReplicaStatusRequest, _screening_pb2.ReplicaStatus]
     """The answering replica's view of its data: how fresh, how connected."""
+    GetCallerIdentity: _grpc.UnaryUnaryMultiCallable[_screening_pb2.GetCallerIdentityRequest, _screening_pb2.CallerIdentity]
+    """Who the calling token is: its name, roles and tenants (for consoles)."""
+    ListTenants: _grpc.UnaryUnaryMultiCallable[_screening_pb2.ListTenantsRequest, _screening_pb2.ListTenantsResponse]
+    """The tenants that have entries and that the caller may act for, by id."""
+    ExplainScreenCall: _grpc.UnaryUnaryMultiCallable[_screening_pb2.ScreenCallRequest, _screening_pb2.ExplainScreenCallResponse]
+    """What ScreenCall answers for this request on this replica, and why: every
+    entry whose number matches, and whether and why it decided. For admins
+    testing a number; a switch calls Screening.ScreenCall.
+    """
 
 @_typing.type_check_only
 class ForbiddenNumberAdminAsyncStub(ForbiddenNumberAdminStub):
@@ -154,6 +163,15 @@ class ForbiddenNumberAdminAsyncStub(ForbiddenNumberAdminStub):
     """Newest first."""
     GetReplicaStatus: _aio.UnaryUnaryMultiCallable[_screening_pb2.GetReplicaStatusRequest, _screening_pb2.ReplicaStatus]  # type: ignore[assignment]
     """The answering replica's view of its data: how fresh, how connected."""
+    GetCallerIdentity: _aio.UnaryUnaryMultiCallable[_screening_pb2.GetCallerIdentityRequest, _screening_pb2.CallerIdentity]  # type: ignore[assignment]
+    """Who the calling token is: its name, roles and tenants (for consoles)."""
+    ListTenants: _aio.UnaryUnaryMultiCallable[_screening_pb2.ListTenantsRequest, _screening_pb2.ListTenantsResponse]  # type: ignore[assignment]
+    """The tenants that have entries and that the caller may act for, by id."""
+    ExplainScreenCall: _aio.UnaryUnaryMultiCallable[_screening_pb2.ScreenCallRequest, _screening_pb2.ExplainScreenCallResponse]  # type: ignore[assignment]
+    """What ScreenCall answers for this request on this replica, and why: every
+    entry whose number matches, and whether and why it decided. For admins
+    testing a number; a switch calls Screening.ScreenCall.
+    """
 
 class ForbiddenNumberAdminServicer(metaclass=_abc_1.ABCMeta):
     """-------------------------------------------------------------------- admin"""
@@ -260,5 +278,32 @@ class ForbiddenNumberAdminServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_screening_pb2.ReplicaStatus, _abc.Awaitable[_screening_pb2.ReplicaStatus]]:
         """The answering replica's view of its data: how fresh, how connected."""
+
+    @_abc_1.abstractmethod
+    def GetCallerIdentity(
+        self,
+        request: _screening_pb2.GetCallerIdentityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_screening_pb2.CallerIdentity, _abc.Awaitable[_screening_pb2.CallerIdentity]]:
+        """Who the calling token is: its name, roles and tenants (for consoles)."""
+
+    @_abc_1.abstractmethod
+    def ListTenants(
+        self,
+        request: _screening_pb2.ListTenantsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_screening_pb2.ListTenantsResponse, _abc.Awaitable[_screening_pb2.ListTenantsResponse]]:
+        """The tenants that have entries and that the caller may act for, by id."""
+
+    @_abc_1.abstractmethod
+    def ExplainScreenCall(
+        self,
+        request: _screening_pb2.ScreenCallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_screening_pb2.ExplainScreenCallResponse, _abc.Awaitable[_screening_pb2.ExplainScreenCallResponse]]:
+        """What ScreenCall answers for this request on this replica, and why: every
+        entry whose number matches, and whether and why it decided. For admins
+        testing a number; a switch calls Screening.ScreenCall.
+        """
 
 def add_ForbiddenNumberAdminServicer_to_server(servicer: ForbiddenNumberAdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
