@@ -218,6 +218,8 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
             call_type=f.call_type,
             match_kind=f.match_kind,
             number_prefix=f.number_prefix,
+            status=f.status,
+            query=f.query,
         )
 
     @translate_admin_errors
