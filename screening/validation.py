@@ -69,7 +69,9 @@ def optional_status(value: int, field: str) -> EntryStatus | None:
         return EntryStatus(value)
     except ValueError:
         raise InvalidArgument(
-            field, value, "is not a known status; one of ENTRY_STATUS_ACTIVE, ENTRY_STATUS_DISABLED, ENTRY_STATUS_EXPIRED"
+            field,
+            value,
+            "is not a known status; one of ENTRY_STATUS_ACTIVE, ENTRY_STATUS_DISABLED, ENTRY_STATUS_EXPIRED",
         ) from None
 
 
