@@ -15,8 +15,8 @@ from typing import Any
 
 import asyncpg
 
-from screening.errors import Aborted, AlreadyExists, NotFound
-from screening.model import Actor, CallType, EntryStatus, Filters, ForbiddenNumber, MatchKind
+from screening.domain.errors import Aborted, AlreadyExists, NotFound
+from screening.domain.model import Actor, CallType, EntryStatus, Filters, ForbiddenNumber, MatchKind
 from storage.db import Conn, borrow
 
 _COLUMNS = (

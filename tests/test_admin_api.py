@@ -388,8 +388,8 @@ async def test_replica_status(clients: Clients) -> None:
 
 async def test_forged_page_tokens_are_invalid_argument(clients: Clients) -> None:
     """The scope is a plain hash: a forged token must be refused like bad input, not fail inside."""
-    from screening.model import Filters
-    from screening.paging import encode_token, scope
+    from screening.domain.model import Filters
+    from screening.domain.paging import encode_token, scope
 
     await create(clients, "+1777")
     query = scope(A, Filters())

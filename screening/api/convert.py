@@ -8,9 +8,9 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from screening.errors import InvalidArgument
-from screening.imports import ImportRow
-from screening.model import ForbiddenNumber, ImportJob
+from screening.domain.errors import InvalidArgument
+from screening.domain.model import ForbiddenNumber, ImportJob
+from screening.usecases.imports import ImportRow
 from screening.v1 import screening_pb2 as pb
 from storage.forbidden_numbers import AuditRecord
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from screening.errors import InvalidArgument
-from screening.model import CallType, EntryStatus, ImportMode, MatchKind
-from screening.numbers import normalize
+from screening.domain.errors import InvalidArgument
+from screening.domain.model import CallType, EntryStatus, ImportMode, MatchKind
+from screening.domain.numbers import normalize
 
 MAX_NOTE = 500
 DEFAULT_PAGE_SIZE = 100

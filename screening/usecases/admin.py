@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from screening import validation as check
-from screening.errors import InvalidArgument
-from screening.model import Actor, Direction, Filters, ForbiddenNumber, MatchKind
-from screening.numbers import normalize
-from screening.paging import decode_token, encode_token, scope
+from screening.domain import validation as check
+from screening.domain.errors import InvalidArgument
+from screening.domain.model import Actor, Direction, Filters, ForbiddenNumber, MatchKind
+from screening.domain.numbers import normalize
+from screening.domain.paging import decode_token, encode_token, scope
 from storage.forbidden_numbers import UPDATABLE, AuditRecord, ForbiddenNumberStore, NewEntry
 
 MAX_BULK_IDS = 1000
