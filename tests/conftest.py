@@ -19,8 +19,8 @@ import asyncpg
 import grpc
 import pytest
 
-from screening.app.config import Config
 from screening.app import embedded
+from screening.app.config import Config
 from screening.app.service import App
 from tests.clusters import OwnCluster
 from tests.faultproxy import FaultProxy

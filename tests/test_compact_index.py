@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from screening.domain.model import CallType, MatchKind
-from screening.index.compact import Base, Columns, flags_of, id_parts, key_number, number_key
 from screening.index import compact
+from screening.index.compact import Base, Columns, flags_of, id_parts, key_number, number_key
 from screening.index.rules import NEVER, IndexEntry, ScreeningIndex
 from screening.sync.replica import to_index_entry
 from storage import changes
