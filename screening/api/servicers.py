@@ -24,6 +24,7 @@ from screening.api.status import (
 )
 from screening.api.tokens import ALL_TENANTS, ROLES
 from screening.domain.errors import InvalidArgument
+from screening.domain.fields import UPDATABLE
 from screening.domain.model import Actor, Direction
 from screening.sync.replica import Replica
 from screening.usecases.admin import ForbiddenNumbers
@@ -31,7 +32,6 @@ from screening.usecases.imports import ImportHeader, ImportMessage, Imports, Row
 from screening.usecases.screener import Screener
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
-from storage.forbidden_numbers import UPDATABLE
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _BLOCK = pb.VERDICT_BLOCK
