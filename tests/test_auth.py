@@ -442,7 +442,7 @@ def test_a_service_without_roles_stops_the_server_from_starting() -> None:
     service.method.add(name="Do", input_type=".extra.Req", output_type=".extra.Req")
     pool = descriptor_pool.DescriptorPool()
     file = pool.Add(proto) and pool.FindFileByName("extra.proto")
-    with pytest.raises(RuntimeError, match="no roles"):
+    with pytest.raises(RuntimeError, match="has no kind"):
         auth.rules(file)
 
 
