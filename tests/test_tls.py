@@ -14,8 +14,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from screening.api import tls
-from screening.app.config import Config, ConfigError
+from screening.app.config import Config
 from screening.app.service import App
+from screening.domain.errors import ConfigError
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 from tests.certs import Authority, Issued

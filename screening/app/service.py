@@ -23,7 +23,8 @@ from screening.api.metrics import serve as serve_metrics
 from screening.api.registration import Handler, add_generic_only, add_registered
 from screening.api.servicers import AdminServicer, ScreeningServicer
 from screening.api.wrapping import Translation, wrap
-from screening.app.config import Config, ConfigError, is_loopback
+from screening.app.config import Config, is_loopback
+from screening.domain.errors import ConfigError
 from screening.index import compact
 from screening.sync.replica import Replica
 from screening.usecases.admin import ForbiddenNumbers
@@ -72,7 +73,7 @@ class App:
         access = AccessLog(self.metrics)
         if self.config.auth_file is not None:
             self.auth = Auth(tokens.load(self.config.auth_file))
-        server_tls = tls.server_tls(self.config)
+        server_tls = tls.server_tls(self.config.tls_cert, self.config.tls_key, self.config.tls_client_ca)
         admin_pool = await self._pool(max_size=10, command_timeout=30)
         sync_pool = await self._pool(max_size=1, command_timeout=30)
         import_pool = await self._pool(max_size=MAX_CONCURRENT_IMPORTS, command_timeout=30)
