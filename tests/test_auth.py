@@ -24,8 +24,7 @@ from screening.app.config import Config
 from screening.app.service import App
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
-from tests.conftest import with_database
-from tests.support import bearer, wait_until, write_auth_file
+from tests.support import bearer, wait_until, with_database, write_auth_file
 
 # Who may call each RPC, decided here independently of screening/auth.py. A
 # new RPC fails test_every_rpc_is_classified until someone decides.

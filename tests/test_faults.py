@@ -19,11 +19,19 @@ from screening.app.service import App
 from screening.sync.replica import Replica
 from screening.v1 import screening_pb2 as pb
 from storage.migrate import migrate
-from tests.clusters import OwnCluster
-from tests.conftest import StartServer, with_database
-from tests.faultproxy import FaultProxy
-from tests.support import Clients, code_of, create, screen, until_verdict, wait_until
-from tests.test_serve import free_port
+from tests.support import (
+    Clients,
+    StartServer,
+    code_of,
+    create,
+    free_port,
+    screen,
+    until_verdict,
+    wait_until,
+    with_database,
+)
+from tests.support.clusters import OwnCluster
+from tests.support.faultproxy import FaultProxy
 
 BLOCK, ALLOW = pb.VERDICT_BLOCK, pb.VERDICT_ALLOW
 INSERT = "INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type) VALUES ('acme', $1, 1, 3)"

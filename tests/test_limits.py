@@ -10,8 +10,7 @@ import pytest
 from screening.app.config import Config
 from screening.app.service import App
 from screening.v1 import screening_pb2 as pb
-from tests.conftest import StartServer
-from tests.support import Clients
+from tests.support import Clients, StartServer
 
 
 async def test_a_message_over_the_limit_is_resource_exhausted(
