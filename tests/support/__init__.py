@@ -30,7 +30,6 @@ from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 
 
-
 class Clients:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self.channel = channel
