@@ -30,7 +30,7 @@ _COLUMNS = ", ".join(columns(EntryRow))
 _VALUES = columns(EntryValues)
 ENTRY = "forbidden number"
 # The audit trail describes an entry by its columns, without the times the event itself carries.
-_AUDITED = tuple(c for c in columns(EntryRow) if c not in ("create_time", "update_time"))
+AUDITED = tuple(c for c in columns(EntryRow) if c not in ("create_time", "update_time"))
 
 # Status codes, as the API numbers them.
 ACTIVE, DISABLED, EXPIRED = 1, 2, 3
@@ -43,7 +43,7 @@ def _row(record: asyncpg.Record) -> EntryRow:
 def _described(row: EntryRow | None) -> str | None:
     if row is None:
         return None
-    found = {name: getattr(row, name) for name in _AUDITED}
+    found = {name: getattr(row, name) for name in AUDITED}
     if row.expire_time is not None:
         found["expire_time"] = row.expire_time.isoformat()
     return json.dumps(found, ensure_ascii=False)
@@ -56,6 +56,14 @@ def _parse_id(entry_id: str) -> uuid.UUID | None:
         return None
 
 
+def _changed(before: EntryRow | None, after: EntryRow | None) -> list[str]:
+    if after is None:
+        return []
+    if before is None:
+        return list(_VALUES)
+    return [name for name in _VALUES if getattr(before, name) != getattr(after, name)]
+
+
 async def write_audit(
     conn: Conn,
     who: Who,
@@ -66,8 +74,8 @@ async def write_audit(
     after: EntryRow | None = None,
 ) -> None:
     await conn.execute(
-        """INSERT INTO audit_events (tenant_id, actor, action, resource_id, request_id, before, after)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)""",
+        """INSERT INTO audit_events (tenant_id, actor, action, resource_id, request_id, before, after, changed_fields)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8)""",
         tenant_id,
         who.actor,
         action,
@@ -75,6 +83,7 @@ async def write_audit(
         who.request_id,
         _described(before),
         _described(after),
+        _changed(before, after),
     )
 
 
@@ -285,15 +294,22 @@ class ForbiddenNumberStore:
     async def list_audit(
         self, tenant_id: str, page_size: int, before_id: int | None, where: AuditFilter
     ) -> list[AuditRow]:
+        job = None
+        if where.import_job_id:
+            job = _parse_id(where.import_job_id)
+            if job is None:
+                return []  # no import job has such an id
         async with borrow(self._pool) as conn:
             records = await conn.fetch(
-                """SELECT id, tenant_id, actor, action, resource_id, request_id, before, after, create_time
+                """SELECT id, tenant_id, actor, action, resource_id, request_id, before, after, create_time,
+                          coalesce(import_job_id::text, '') AS import_job_id, changed_fields
                FROM audit_events
                WHERE tenant_id = $1
                  AND ($2::bigint IS NULL OR id < $2)
                  AND ($3 = '' OR resource_id = $3)
                  AND ($4 = '' OR actor = $4)
                  AND ($5 = '' OR action = $5)
+                 AND ($7::uuid IS NULL OR import_job_id = $7)
                ORDER BY id DESC LIMIT $6""",
                 tenant_id,
                 before_id,
@@ -301,6 +317,7 @@ class ForbiddenNumberStore:
                 where.actor,
                 where.action,
                 page_size,
+                job,
             )
         return [
             AuditRow(
@@ -308,6 +325,7 @@ class ForbiddenNumberStore:
                     **record,
                     "before": _loaded(record["before"]),
                     "after": _loaded(record["after"]),
+                    "changed_fields": list(record["changed_fields"]),
                 }
             )
             for record in records

@@ -2,13 +2,14 @@
 
 The job row lives outside the import's transaction (created, progressed and
 failed on connections of their own), so it persists whatever the import
-does. Only the final SUCCEEDED update is written inside the import's
-transaction: the job says SUCCEEDED exactly when the entries are committed.
+does, and so do the bad lines it records. Only the final SUCCEEDED update,
+the superseded lines and the entries' history are written inside the
+import's transaction: the job says SUCCEEDED exactly when the entries are
+committed.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -20,63 +21,120 @@ import asyncpg
 
 from storage.db import Conn, borrow
 from storage.errors import RowNotFound
-from storage.forbidden_numbers import write_audit
-from storage.rows import JobRow, RowErrorRow, Who
+from storage.forbidden_numbers import AUDITED
+from storage.rows import FAILED, SUPERSEDED, JobLine, JobRow, Who, columns
 
 # A RUNNING job whose replica has not touched it for this long died with it.
 ABANDONED_AFTER_SECONDS = 30
-ABANDONED_REASON = "the server running this import stopped before the import finished; nothing was imported"
+ABANDONED_REASON = (
+    "the server running this import stopped, or lost its database, before the import finished; nothing was imported"
+)
 # Statements of one import may run long (a 10M-row apply); the pool's
 # command_timeout is meant for interactive calls.
 IMPORT_STATEMENT_TIMEOUT = 3600.0
+# How many lines of each kind a job carries when it is read (every one stays stored).
+LINES_PER_JOB = 1000
+# Text PostgreSQL cannot hold: recorded escaped, so that recording a failure never fails.
+_NUL = "\x00"
 
 _ABANDONED = f"(state = 1 AND heartbeat_time < now() - interval '{ABANDONED_AFTER_SECONDS} seconds')"
 _JOB_COLUMNS = f"""id::text AS id, seq, tenant_id,
     CASE WHEN {_ABANDONED} THEN 3 ELSE state END AS state,
     CASE WHEN {_ABANDONED} THEN '{ABANDONED_REASON}' ELSE failure_reason END AS failure_reason,
-    mode, source_name, total_rows, created_count, updated_count, skipped_count, failed_count,
-    error_count, create_time, finish_time"""
+    mode, source_name, actor, file_format, file_size, bytes_received, columns,
+    total_rows, created_count, updated_count, unchanged_count, skipped_count, superseded_count, failed_count,
+    create_time, finish_time"""
 
 _STAGING = "import_staging"
-STAGING_COLUMNS = ("ord", "number", "match_kind", "call_type", "enabled", "note", "expire_time")
-# (arrival order, number, match_kind, call_type, enabled, note, expire_time)
-StagedRow = tuple[int, str, int, int, bool, str, datetime | None]
+_SOURCE = "import_source"
+STAGING_COLUMNS = ("ord", "line", "number", "match_kind", "call_type", "enabled", "note", "expire_time")
+# (arrival order, line, number, match_kind, call_type, enabled, note, expire_time)
+StagedRow = tuple[int, int, str, int, int, bool, str, datetime | None]
+_VALUES = ("call_type", "enabled", "note", "expire_time")
+_WRITTEN = ("number", "match_kind", *_VALUES)
 
-_SOURCE = f"""SELECT DISTINCT ON (number, match_kind) number, match_kind, call_type, enabled, note, expire_time
+
+def _json(alias: str) -> str:
+    """An entry described as the audit trail describes it (storage.forbidden_numbers)."""
+    return "jsonb_build_object(" + ", ".join(f"'{c}', {alias}.{c}" for c in AUDITED) + ")"
+
+
+# The rows that win: the last line for each (number, match_kind).
+_MAKE_SOURCE = f"""CREATE TEMP TABLE {_SOURCE} ON COMMIT DROP AS
+    SELECT DISTINCT ON (number, match_kind) ord, line, {", ".join(_WRITTEN)}
     FROM {_STAGING} ORDER BY number, match_kind, ord DESC"""
 
-# Later rows for the same key win (DISTINCT ON ... ord DESC), so the INSERT
-# never meets one key twice. An update that would change nothing is left
-# out: the entry keeps its etag and replicas have nothing to re-read.
-# Created entries are the ones at revision 1: the stamp trigger bumps the
-# revision on every update.
-_APPLY_UPSERT = f"""WITH src AS MATERIALIZED ({_SOURCE}),
+# An update that would change nothing is left out: the entry keeps its etag,
+# replicas have nothing to re-read and the history no event. Each entry the
+# import creates or changes gets its own audit event, naming the job and the
+# fields it changed. `before` is read in the statement's snapshot, before
+# the upsert; an entry created by a concurrent transaction meanwhile counts
+# as updated, with every field named.
+_CHANGED = (
+    "array_remove(ARRAY["
+    + ", ".join(f"CASE WHEN b.{c} IS DISTINCT FROM w.{c} THEN '{c}' END" for c in _VALUES)
+    + "], NULL)"
+)
+_APPLY_UPSERT = f"""WITH before AS MATERIALIZED (
+    SELECT f.* FROM forbidden_numbers f JOIN {_SOURCE} s USING (number, match_kind)
+    WHERE f.tenant_id = $1 AND NOT f.deleted
+),
 written AS (
-    INSERT INTO forbidden_numbers AS f (tenant_id, number, match_kind, call_type, enabled, note, expire_time)
-    SELECT $1, number, match_kind, call_type, enabled, note, expire_time FROM src
+    INSERT INTO forbidden_numbers AS f (tenant_id, {", ".join(_WRITTEN)})
+    SELECT $1, {", ".join(_WRITTEN)} FROM {_SOURCE}
     ON CONFLICT (tenant_id, number, match_kind) WHERE NOT deleted DO UPDATE
-    SET call_type = EXCLUDED.call_type, enabled = EXCLUDED.enabled,
-        note = EXCLUDED.note, expire_time = EXCLUDED.expire_time
-    WHERE (f.call_type, f.enabled, f.note, f.expire_time)
-          IS DISTINCT FROM (EXCLUDED.call_type, EXCLUDED.enabled, EXCLUDED.note, EXCLUDED.expire_time)
-    RETURNING f.revision = 1 AS created
+    SET {", ".join(f"{c} = EXCLUDED.{c}" for c in _VALUES)}
+    WHERE ({", ".join(f"f.{c}" for c in _VALUES)}) IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _VALUES)})
+    RETURNING f.*
+),
+audited AS (
+    INSERT INTO audit_events
+        (tenant_id, actor, action, resource_id, request_id, import_job_id, changed_fields, before, after)
+    SELECT $1, $2, CASE WHEN w.revision = 1 THEN 'create' ELSE 'update' END, w.id::text, $3, $4::uuid,
+           CASE WHEN w.revision = 1 OR b.id IS NULL THEN $5::text[] ELSE {_CHANGED} END,
+           CASE WHEN b.id IS NULL THEN NULL ELSE {_json("b")} END,
+           {_json("w")}
+    FROM written w LEFT JOIN before b ON b.id = w.id
+    RETURNING 1
 )
-SELECT (SELECT count(*) FROM src) AS entries, (SELECT count(*) FROM written WHERE created) AS created"""
+SELECT (SELECT count(*) FROM {_SOURCE}) AS entries,
+       (SELECT count(*) FILTER (WHERE revision = 1) FROM written) AS created,
+       (SELECT count(*) FILTER (WHERE revision > 1) FROM written) AS updated,
+       (SELECT count(*) FROM audited) AS audited"""
 
-_APPLY_INSERT_ONLY = f"""WITH src AS MATERIALIZED ({_SOURCE}),
-written AS (
-    INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type, enabled, note, expire_time)
-    SELECT $1, number, match_kind, call_type, enabled, note, expire_time FROM src
+_APPLY_INSERT_ONLY = f"""WITH written AS (
+    INSERT INTO forbidden_numbers AS f (tenant_id, {", ".join(_WRITTEN)})
+    SELECT $1, {", ".join(_WRITTEN)} FROM {_SOURCE}
     ON CONFLICT (tenant_id, number, match_kind) WHERE NOT deleted DO NOTHING
-    RETURNING true AS created
+    RETURNING f.*
+),
+audited AS (
+    INSERT INTO audit_events
+        (tenant_id, actor, action, resource_id, request_id, import_job_id, changed_fields, after)
+    SELECT $1, $2, 'create', w.id::text, $3, $4::uuid, $5::text[], {_json("w")} FROM written w
+    RETURNING 1
 )
-SELECT (SELECT count(*) FROM src) AS entries, (SELECT count(*) FROM written) AS created"""
+SELECT (SELECT count(*) FROM {_SOURCE}) AS entries, (SELECT count(*) FROM written) AS created, 0 AS updated,
+       (SELECT count(*) FROM audited) AS audited"""
+
+# Lines a later line of the same import replaced, with the line that won.
+_SUPERSEDED = f"""INSERT INTO import_job_rows (job_id, kind, line, number, by_line)
+    SELECT $1, {SUPERSEDED}, s.line, s.number, w.line
+    FROM {_STAGING} s JOIN {_SOURCE} w USING (number, match_kind)
+    WHERE s.ord <> w.ord"""
+
+
+def storable(text: str) -> str:
+    """Text PostgreSQL can hold (it refuses NUL), with what was there still visible."""
+    return text.replace(_NUL, "\\x00") if _NUL in text else text
 
 
 @dataclass(frozen=True, slots=True)
 class Applied:
     entries: int  # distinct (number, match_kind) keys staged
     created: int
+    updated: int
+    superseded: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +144,10 @@ class Outcome:
     total_rows: int
     created: int
     updated: int
+    unchanged: int
     skipped: int
+    superseded: int
     failed: int
-    errors: Sequence[RowErrorRow]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,33 +157,45 @@ class JobPage:
     last_seq: int
 
 
-def _errors_json(errors: Sequence[RowErrorRow]) -> str:
-    return json.dumps([[e.line, e.number, e.reason] for e in errors], ensure_ascii=False)
-
-
-def _row_to_job(row: asyncpg.Record, errors: list[RowErrorRow]) -> JobRow:
+def _job(record: asyncpg.Record, lines: Sequence[JobLine] = ()) -> JobRow:
+    values = {name: record[name] for name in columns(JobRow) if name not in ("errors", "superseded")}
     return JobRow(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        state=row["state"],
-        mode=row["mode"],
-        source_name=row["source_name"],
-        total_rows=row["total_rows"],
-        created_count=row["created_count"],
-        updated_count=row["updated_count"],
-        skipped_count=row["skipped_count"],
-        failed_count=row["failed_count"],
-        errors=errors,
-        failure_reason=row["failure_reason"],
-        create_time=row["create_time"],
-        finish_time=row["finish_time"],
+        **values,
+        errors=[line for line in lines if line.kind == FAILED],
+        superseded=[line for line in lines if line.kind == SUPERSEDED],
     )
 
 
-def _parse_errors(raw: str | None) -> list[RowErrorRow]:
-    if not raw:
-        return []
-    return [RowErrorRow(int(line), str(number), str(reason)) for line, number, reason in json.loads(raw)]
+def _line_record(job_id: uuid.UUID, line: JobLine) -> tuple[Any, ...]:
+    return (
+        job_id,
+        line.kind,
+        line.line,
+        storable(line.number),
+        [storable(cell) for cell in line.cells],
+        storable(line.reason),
+        storable(line.column),
+        line.by_line,
+    )
+
+
+_LINE_COLUMNS = ("job_id", "kind", "line", "number", "cells", "reason", "column_name", "by_line")
+_LINES = """SELECT job_id::text AS job_id, kind, line, number, cells, reason, column_name, by_line
+    FROM (SELECT *, row_number() OVER (PARTITION BY job_id, kind ORDER BY line) AS n
+          FROM import_job_rows WHERE job_id = ANY($1::uuid[])) r
+    WHERE n <= $2 ORDER BY job_id, kind, line"""
+
+
+def _to_line(record: asyncpg.Record) -> JobLine:
+    return JobLine(
+        kind=record["kind"],
+        line=record["line"],
+        number=record["number"],
+        cells=list(record["cells"]),
+        reason=record["reason"],
+        column=record["column_name"],
+        by_line=record["by_line"],
+    )
 
 
 class ImportTransaction:
@@ -138,32 +209,53 @@ class ImportTransaction:
             _STAGING, records=rows, columns=STAGING_COLUMNS, timeout=IMPORT_STATEMENT_TIMEOUT
         )
 
-    async def apply(self, tenant_id: str, upsert: bool) -> Applied:
-        query = _APPLY_UPSERT if upsert else _APPLY_INSERT_ONLY
-        row = await self._conn.fetchrow(query, tenant_id, timeout=IMPORT_STATEMENT_TIMEOUT)
-        assert row is not None
-        return Applied(entries=int(row["entries"]), created=int(row["created"]))
-
-    async def succeed(self, who: Who, tenant_id: str, job_id: str, outcome: Outcome) -> JobRow:
-        """Record the audit event and the finished job, both committed with the entries."""
-        await write_audit(self._conn, who, tenant_id, "import", job_id)
-        row = await self._conn.fetchrow(
-            f"""UPDATE import_jobs
-                SET state = 2, total_rows = $2, created_count = $3, updated_count = $4, skipped_count = $5,
-                    failed_count = $6, errors = $7::jsonb, error_count = $8,
-                    heartbeat_time = clock_timestamp(), finish_time = clock_timestamp()
-                WHERE id = $1 RETURNING {_JOB_COLUMNS}""",
+    async def apply(self, who: Who, tenant_id: str, job_id: str, upsert: bool, staged: int) -> Applied:
+        """Write the winning rows and their history; record the superseded ones. `staged`: rows staged."""
+        conn = self._conn
+        await conn.execute(_MAKE_SOURCE, timeout=IMPORT_STATEMENT_TIMEOUT)
+        row = await conn.fetchrow(
+            _APPLY_UPSERT if upsert else _APPLY_INSERT_ONLY,
+            tenant_id,
+            who.actor,
+            who.request_id,
             uuid.UUID(job_id),
+            list(_WRITTEN),
+            timeout=IMPORT_STATEMENT_TIMEOUT,
+        )
+        assert row is not None
+        entries = int(row["entries"])
+        superseded = staged - entries
+        if superseded:
+            await conn.execute(_SUPERSEDED, uuid.UUID(job_id), timeout=IMPORT_STATEMENT_TIMEOUT)
+        return Applied(entries=entries, created=int(row["created"]), updated=int(row["updated"]), superseded=superseded)
+
+    async def succeed(self, who: Who, tenant_id: str, job_id: str, outcome: Outcome) -> None:
+        """Record the job's own audit event and its result, both committed with the entries."""
+        key = uuid.UUID(job_id)
+        await self._conn.execute(
+            """INSERT INTO audit_events (tenant_id, actor, action, resource_id, request_id, import_job_id)
+               VALUES ($1, $2, 'import', $3, $4, $5)""",
+            tenant_id,
+            who.actor,
+            job_id,
+            who.request_id,
+            key,
+        )
+        await self._conn.execute(
+            """UPDATE import_jobs
+               SET state = 2, total_rows = $2, created_count = $3, updated_count = $4, unchanged_count = $5,
+                   skipped_count = $6, superseded_count = $7, failed_count = $8,
+                   heartbeat_time = clock_timestamp(), finish_time = clock_timestamp()
+               WHERE id = $1""",
+            key,
             outcome.total_rows,
             outcome.created,
             outcome.updated,
+            outcome.unchanged,
             outcome.skipped,
+            outcome.superseded,
             outcome.failed,
-            _errors_json(outcome.errors),
-            len(outcome.errors),
         )
-        assert row is not None
-        return _row_to_job(row, list(outcome.errors))
 
 
 class ImportJobStore:
@@ -177,51 +269,69 @@ class ImportJobStore:
         self._pool = pool
         self._import_pool = import_pool
 
-    async def _fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+    async def create(
+        self, who: Who, tenant_id: str, mode: int, source_name: str, file_format: int, file_size: int
+    ) -> JobRow:
         async with borrow(self._pool) as conn:
-            return await conn.fetchrow(query, *args)
-
-    async def _execute(self, query: str, *args: Any) -> None:
-        async with borrow(self._pool) as conn:
-            await conn.execute(query, *args)
-
-    async def create(self, who: Who, tenant_id: str, mode: int, source_name: str) -> JobRow:
-        row = await self._fetchrow(
-            f"""INSERT INTO import_jobs (tenant_id, state, mode, source_name, actor)
-                VALUES ($1, 1, $2, $3, $4) RETURNING {_JOB_COLUMNS}""",
-            tenant_id,
-            mode,
-            source_name,
-            who.actor,
-        )
+            row = await conn.fetchrow(
+                f"""INSERT INTO import_jobs (tenant_id, state, mode, source_name, actor, file_format, file_size)
+                    VALUES ($1, 1, $2, $3, $4, $5, $6) RETURNING {_JOB_COLUMNS}""",
+                tenant_id,
+                mode,
+                storable(source_name),
+                storable(who.actor),
+                file_format,
+                file_size,
+            )
         assert row is not None
-        return _row_to_job(row, [])
+        return _job(row)
 
-    async def progress(self, job_id: str, total_rows: int, failed_count: int) -> None:
+    async def started(self, job_id: str, columns: Sequence[str]) -> None:
+        """The file's header, once read."""
+        async with borrow(self._pool) as conn:
+            await conn.execute(
+                "UPDATE import_jobs SET columns = $2 WHERE id = $1",
+                uuid.UUID(job_id),
+                [storable(c) for c in columns],
+            )
+
+    async def progress(self, job_id: str, total_rows: int, failed_count: int, bytes_received: int) -> None:
         """Progress of a running job; also its heartbeat."""
-        await self._execute(
-            """UPDATE import_jobs SET total_rows = $2, failed_count = $3, heartbeat_time = now()
-               WHERE id = $1 AND state = 1""",
-            uuid.UUID(job_id),
-            total_rows,
-            failed_count,
-        )
+        async with borrow(self._pool) as conn:
+            await conn.execute(
+                """UPDATE import_jobs SET total_rows = $2, failed_count = $3, bytes_received = $4,
+                          heartbeat_time = now()
+                   WHERE id = $1 AND state = 1""",
+                uuid.UUID(job_id),
+                total_rows,
+                failed_count,
+                bytes_received,
+            )
 
-    async def fail(
-        self, job_id: str, total_rows: int, failed_count: int, errors: Sequence[RowErrorRow], reason: str
-    ) -> None:
-        await self._execute(
-            """UPDATE import_jobs
-               SET state = 3, total_rows = $2, failed_count = $3, errors = $4::jsonb, error_count = $5,
-                   failure_reason = $6, heartbeat_time = now(), finish_time = now()
-               WHERE id = $1 AND state = 1""",
-            uuid.UUID(job_id),
-            total_rows,
-            failed_count,
-            _errors_json(errors),
-            len(errors),
-            reason,
-        )
+    async def keep_lines(self, job_id: str, lines: Sequence[JobLine]) -> None:
+        """Record bad lines, outside the import's transaction: a failed import keeps them too."""
+        key = uuid.UUID(job_id)
+        async with borrow(self._pool) as conn:
+            await conn.copy_records_to_table(
+                "import_job_rows",
+                records=[_line_record(key, line) for line in lines],
+                columns=_LINE_COLUMNS,
+                timeout=IMPORT_STATEMENT_TIMEOUT,
+            )
+
+    async def fail(self, job_id: str, total_rows: int, failed_count: int, bytes_received: int, reason: str) -> None:
+        async with borrow(self._pool) as conn:
+            await conn.execute(
+                """UPDATE import_jobs
+                   SET state = 3, total_rows = $2, failed_count = $3, bytes_received = $4, failure_reason = $5,
+                       heartbeat_time = now(), finish_time = now()
+                   WHERE id = $1 AND state = 1""",
+                uuid.UUID(job_id),
+                total_rows,
+                failed_count,
+                bytes_received,
+                storable(reason),
+            )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[ImportTransaction]:
@@ -238,9 +348,9 @@ class ImportJobStore:
                     await conn.execute("SET LOCAL work_mem = '64MB'")
                     await conn.execute(
                         f"""CREATE TEMP TABLE {_STAGING} (
-                                ord bigint NOT NULL, number text NOT NULL, match_kind smallint NOT NULL,
-                                call_type smallint NOT NULL, enabled boolean NOT NULL, note text NOT NULL,
-                                expire_time timestamptz
+                                ord bigint NOT NULL, line bigint NOT NULL, number text NOT NULL,
+                                match_kind smallint NOT NULL, call_type smallint NOT NULL, enabled boolean NOT NULL,
+                                note text NOT NULL, expire_time timestamptz
                             ) ON COMMIT DROP"""
                     )
                     yield ImportTransaction(conn)
@@ -253,22 +363,30 @@ class ImportJobStore:
             key = uuid.UUID(job_id)
         except ValueError:
             raise RowNotFound("import job", job_id, tenant_id) from None
-        row = await self._fetchrow(
-            f"SELECT {_JOB_COLUMNS}, errors::text AS errors FROM import_jobs WHERE tenant_id = $1 AND id = $2",
-            tenant_id,
-            key,
-        )
-        if row is None:
-            raise RowNotFound("import job", job_id, tenant_id)
-        return _row_to_job(row, _parse_errors(row["errors"]))
+        async with borrow(self._pool) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            row = await conn.fetchrow(
+                f"SELECT {_JOB_COLUMNS} FROM import_jobs WHERE tenant_id = $1 AND id = $2", tenant_id, key
+            )
+            if row is None:
+                raise RowNotFound("import job", job_id, tenant_id)
+            lines = [_to_line(r) for r in await conn.fetch(_LINES, [key], LINES_PER_JOB)]
+        return _job(row, lines)
 
-    async def page(self, tenant_id: str, size: int, before_seq: int | None, max_errors: int) -> JobPage:
-        """Up to `size` jobs older than `before_seq`, newest first.
+    async def lines(self, tenant_id: str, job_id: str, kind: int, chunk: int = 5000) -> AsyncIterator[list[JobLine]]:
+        """Every line of one kind, in line order, a chunk at a time."""
+        job = await self.get(tenant_id, job_id)
+        async with borrow(self._pool) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            cursor = await conn.cursor(
+                """SELECT kind, line, number, cells, reason, column_name, by_line FROM import_job_rows
+                   WHERE job_id = $1 AND kind = $2 ORDER BY line""",
+                uuid.UUID(job.id),
+                kind,
+            )
+            while batch := await cursor.fetch(chunk):
+                yield [_to_line(r) for r in batch]
 
-        A page also ends before its jobs carry more than `max_errors` row
-        errors in all (it always holds at least one job), which keeps a
-        response within gRPC's message size.
-        """
+    async def page(self, tenant_id: str, size: int, before_seq: int | None, lines_per_job: int) -> JobPage:
+        """Up to `size` jobs older than `before_seq`, newest first, each with its first lines."""
         async with borrow(self._pool) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             rows = await conn.fetch(
                 f"""SELECT {_JOB_COLUMNS} FROM import_jobs
@@ -278,20 +396,10 @@ class ImportJobStore:
                 before_seq,
                 size + 1,
             )
-            kept: list[asyncpg.Record] = []
-            carried = 0
-            for row in rows[:size]:
-                carried += row["error_count"]
-                if kept and carried > max_errors:
-                    break
-                kept.append(row)
-            errors: dict[str, list[RowErrorRow]] = {}
-            with_errors = [uuid.UUID(row["id"]) for row in kept if row["error_count"]]
-            if with_errors:
-                for found in await conn.fetch(
-                    "SELECT id::text AS id, errors::text AS errors FROM import_jobs WHERE id = ANY($1::uuid[])",
-                    with_errors,
-                ):
-                    errors[found["id"]] = _parse_errors(found["errors"])
-        jobs = [_row_to_job(row, errors.get(row["id"], [])) for row in kept]
+            kept = rows[:size]
+            by_job: dict[str, list[JobLine]] = {}
+            if kept and lines_per_job:
+                for r in await conn.fetch(_LINES, [uuid.UUID(row["id"]) for row in kept], lines_per_job):
+                    by_job.setdefault(r["job_id"], []).append(_to_line(r))
+        jobs = [_job(row, by_job.get(row["id"], ())) for row in kept]
         return JobPage(jobs=jobs, more=len(rows) > len(kept), last_seq=kept[-1]["seq"] if kept else 0)

@@ -86,6 +86,10 @@ class AuditRow:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     create_time: datetime
+    # For a change an import made: the job ("" otherwise).
+    import_job_id: str
+    # The columns the change set.
+    changed_fields: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,15 +97,24 @@ class AuditFilter:
     resource_id: str = ""
     actor: str = ""
     action: str = ""
+    import_job_id: str = ""
+
+
+# Kinds of import_job_rows.
+FAILED, SUPERSEDED = 1, 2
 
 
 @dataclass(frozen=True, slots=True)
-class RowErrorRow:
-    """A bad import row: where it was, what it said, why it was refused."""
+class JobLine:
+    """A line of an import worth keeping: a bad one (FAILED) or one a later line replaced (SUPERSEDED)."""
 
+    kind: int
     line: int
     number: str
-    reason: str
+    cells: list[str]
+    reason: str = ""
+    column: str = ""
+    by_line: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +124,21 @@ class JobRow:
     state: int  # 1 running, 2 succeeded, 3 failed
     mode: int  # 1 upsert, 2 insert only
     source_name: str
+    actor: str
+    file_format: int  # 0 rows, 1 CSV, 2 xlsx
+    file_size: int
+    bytes_received: int
+    columns: list[str]
     total_rows: int
     created_count: int
     updated_count: int
+    unchanged_count: int
     skipped_count: int
+    superseded_count: int
     failed_count: int
-    errors: list[RowErrorRow]
     failure_reason: str
     create_time: datetime
     finish_time: datetime | None
+    # The first lines of each kind, in line order (not every one: see ImportJobStore.lines).
+    errors: list[JobLine]
+    superseded: list[JobLine]

@@ -9,7 +9,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from screening.v1 import screening_pb2 as pb
-from tests.support import Clients, code_of, create
+from tests.support import Clients, code_of, create, expire
 
 A = "acme"
 
@@ -270,8 +270,10 @@ async def test_status_is_reported_and_filtered_and_query_searches_number_and_not
     past = timestamp_pb2.Timestamp(seconds=int(time.time()) - 60)
     future = timestamp_pb2.Timestamp(seconds=int(time.time()) + 3600)
     active = await create(clients, "+4930111222", note="Harasses AGENTS at night", expire_time=future)
-    disabled = await create(clients, "+4930111333", enabled=False, expire_time=past)
-    expired = await create(clients, "+4930999", note="ticket 4930", expire_time=past)
+    disabled = await expire(clients, await create(clients, "+4930111333", enabled=False))
+    expired = await expire(clients, await create(clients, "+4930999", note="ticket 4930"))
+    refused = await fails(create(clients, "+4930998", expire_time=past), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "is in the past" in refused.details() and field_violations(refused)[0][0] == "forbidden_number.expire_time"
     assert [e.status for e in (active, disabled, expired)] == [
         pb.ENTRY_STATUS_ACTIVE,
         pb.ENTRY_STATUS_DISABLED,

@@ -79,12 +79,19 @@ async def test_add_get_and_list_in_every_format(cli: Run, clients: Clients) -> N
         "enabled": "true",
         "note": "",
         "expire_time": "2099-01-02T03:04:05Z",
+        "status": "active",
         "id": "",
         "create_time": prefix["create_time"],
         "update_time": prefix["update_time"],
         "etag": prefix["etag"],
     }
-    assert by_number["10086"]["enabled"] == "false"
+    assert by_number["10086"]["enabled"] == "false" and by_number["10086"]["status"] == "disabled"
+    assert [
+        e["number"] for e in json.loads(ok(await cli("list", "-t", "acme", "--status", "disabled", "-o", "json")))
+    ] == ["10086"]
+    assert [
+        e["number"] for e in json.loads(ok(await cli("list", "-t", "acme", "--search", "harasses", "-o", "json")))
+    ] == ["+8613800138000"]
     assert by_number["+8613800138000"]["note"] == "harasses agents [red]"
 
     table = ok(await cli("list", "-t", "acme"))

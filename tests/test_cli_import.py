@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 from screening.app.service import App
-from screening.cli.template import COLUMNS
+from screening.domain.fields import COLUMNS
 from screening.v1 import screening_pb2 as pb
 from tests.support import Clients, Run, failed, ok, rows, runner_for, until_verdict
 
 ROWS = 50_000
-# Lines (the header is line 1) the server refuses, and lines the reader cannot read.
+# Lines (the header is line 1) the server refuses: numbers it cannot read, and cells that are no call type.
 BAD_NUMBER = {1_001: "+86 abc", 25_000: "12345678901234567", 49_999: "tel:"}
 BAD_CELL = {7: "sometimes", 40_000: "never"}
 
@@ -45,16 +45,17 @@ async def test_import_of_50k_rows_shows_progress_summary_and_bad_lines(
     assert result.exit_code == 1, (result.stdout, result.stderr)  # some rows failed
     out = result.stdout
     assert "succeeded" in out.splitlines()[0] and "numbers.csv" in out.splitlines()[0]
-    assert "50,000 rows: 49,995 created, 0 updated, 0 skipped, 5 failed" in out
-    # The first bad lines, in line order, with the reader's and the server's reasons.
+    assert "50,000 rows: 49,995 created, 0 updated, 0 unchanged, 0 superseded, 5 failed" in out
+    # The first bad lines, in line order, each with its reason.
     assert "bad lines (first 3):" in out
     table = out[out.index("bad lines") :].splitlines()
     assert table[1].split() == ["LINE", "NUMBER", "REASON"]
     assert [int(line.split()[0]) for line in table[2:5]] == [7, 1_001, 25_000]
     assert "call_type 'sometimes'" in table[2] and "+86 abc" in table[3]
     assert "... and 2 more" in table[5]
-    # The progress bar ran to the end on stderr, with rows/s, an ETA and the elapsed time.
-    assert "rows/s" in result.stderr and "50,000 rows" in result.stderr and "eta" in result.stderr
+    # The progress bar ran to the end on stderr, with the bytes sent, their rate, an ETA and the elapsed time.
+    assert "MB/s" in result.stderr or "kB/s" in result.stderr
+    assert "imported" in result.stderr and "eta" in result.stderr
 
     await until_verdict(clients, number(2), pb.VERDICT_BLOCK, within=5)
     listed = json.loads(ok(await cli("list", "-t", "acme", "--limit", "1", "-o", "json", "--number-prefix", "+1555")))
@@ -66,11 +67,14 @@ async def test_import_of_50k_rows_shows_progress_summary_and_bad_lines(
     job_id = jobs[0]["id"]
     assert job_id in ok(await cli("jobs", "-t", "acme"))
     listed_csv = rows(ok(await cli("jobs", "-t", "acme", "-o", "csv")))
-    assert [(r["id"], r["state"], r["total_rows"], r["failed_count"]) for r in listed_csv] == [
-        (job_id, "succeeded", str(ROWS - len(BAD_CELL)), str(len(BAD_NUMBER)))
-    ]
+    assert [
+        (r["id"], r["state"], r["total_rows"], r["failed_count"], r["actor"], r["file_format"]) for r in listed_csv
+    ] == [(job_id, "succeeded", str(ROWS), str(len(BAD_NUMBER) + len(BAD_CELL)), "anonymous", "csv")]
     bad = list(csv.DictReader(io.StringIO(ok(await cli("job", job_id, "-t", "acme", "-o", "csv")))))
-    assert [(int(r["line"]), r["number"]) for r in bad] == sorted(BAD_NUMBER.items())
+    assert [(int(r["line"]), r["number"]) for r in bad] == sorted(
+        {**BAD_NUMBER, **{line: number(line - 2) for line in BAD_CELL}}.items()
+    )
+    assert {r["column"] for r in bad} == {"number", "call_type"}
     shown = ok(await cli("job", job_id, "-t", "acme"))
     assert f"import job {job_id} from numbers.csv: succeeded" in shown and "49,995 created" in shown
     assert json.loads(ok(await cli("job", job_id, "-t", "acme", "-o", "json")))["created_count"] == 49_995
@@ -106,17 +110,18 @@ async def test_clean_imports_exit_0_and_modes_decide_existing_rows(server: App, 
     first = await cli("import", str(path), "-t", "acme", "-o", "json")
     assert first.exit_code == 0, first.stderr
     job = json.loads(first.stdout)
-    assert (job["created_count"], job["failed_count"], job["unreadable_rows"]) == (100, 0, [])
-    assert "rows/s" not in first.stderr  # no terminal, no progress bar unless asked
+    assert (job["created_count"], job.get("failed_count", 0), job.get("errors", [])) == (100, 0, [])
+    assert "eta" not in first.stderr  # no terminal, no progress bar unless asked
 
     again = await cli("import", str(path), "-t", "acme")
     assert again.exit_code == 0
     as_csv = await cli("import", str(path), "-t", "acme", "-o", "csv")  # the bad lines: none
-    assert (as_csv.exit_code, as_csv.stdout) == (0, "line,number,reason\n")
-    assert "100 rows: 0 created, 100 updated, 0 skipped, 0 failed" in again.stdout
+    assert (as_csv.exit_code, as_csv.stdout) == (0, "line,number,column,reason\n")
+    # The same file again changes nothing: every row is unchanged, no etag moves.
+    assert "100 rows: 0 created, 0 updated, 100 unchanged, 0 superseded, 0 failed" in again.stdout
     skip = await cli("import", str(path), "-t", "acme", "--mode", "insert-only")
     assert skip.exit_code == 0
-    assert "100 rows: 0 created, 0 updated, 100 skipped, 0 failed" in skip.stdout
+    assert "100 rows: 0 created, 0 updated, 0 unchanged, 100 skipped, 0 superseded, 0 failed" in skip.stdout
     assert [j["state"] for j in json.loads(ok(await cli("jobs", "-t", "acme", "-o", "json")))] == [
         "IMPORT_JOB_STATE_SUCCEEDED"
     ] * 4
@@ -130,10 +135,13 @@ async def test_a_file_that_is_not_a_template_imports_nothing(server: App, tmp_pa
     with path.open("ab") as out:
         out.write(b"+15559999999,inbound,caf\xe9\n")  # Latin-1, not UTF-8, at the very end
     line = failed(await cli("import", str(path), "-t", "acme"))
-    assert line.startswith(f"error: {path}: line 30002: byte 0xe9")
+    assert line.startswith("error: INVALID_ARGUMENT: file 'broken.csv': line 30002: byte 0xe9"), line
     assert line.endswith("nothing was imported")
     listed = json.loads(ok(await cli("list", "-t", "acme", "-o", "json", "--limit", "1")))
-    assert listed == []  # the 30,000 good rows sent before were not committed
+    assert listed == []  # the 30,000 good rows before it were not committed
+    # The job stays in the task center, FAILED with the reason.
+    jobs = json.loads(ok(await cli("jobs", "-t", "acme", "-o", "json")))
+    assert jobs[0]["state"] == "IMPORT_JOB_STATE_FAILED" and "line 30002: byte 0xe9" in jobs[0]["failure_reason"]
 
     no_header = tmp_path / "no-header.csv"
     no_header.write_text("+15550100,inbound\n")

@@ -1,28 +1,21 @@
 """ExplainScreenCall, ListTenants and GetCallerIdentity without an auth file, over real gRPC and a real database."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 
 import grpc
 import pytest
-from google.protobuf import timestamp_pb2
 
 from screening.v1 import screening_pb2 as pb
-from tests.support import Clients, code_of, create, until_verdict
+from tests.support import Clients, code_of, create, expire, until_verdict
 
 A = "acme"
-
-
-def _past() -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(datetime.now(UTC) - timedelta(days=1))
-    return ts
 
 
 async def test_explain_names_the_deciding_entry_and_why_the_others_did_not(clients: Clients) -> None:
     exact_inbound = await create(clients, "+19005550123", call_type=pb.CALL_TYPE_INBOUND)
     long_prefix = await create(clients, "+1900555", match_kind=pb.MATCH_KIND_PREFIX, enabled=False)
     short_prefix = await create(clients, "+1900", match_kind=pb.MATCH_KIND_PREFIX, call_type=pb.CALL_TYPE_OUTBOUND)
-    expired = await create(clients, "+190", match_kind=pb.MATCH_KIND_PREFIX, expire_time=_past())
+    expired = await expire(clients, await create(clients, "+190", match_kind=pb.MATCH_KIND_PREFIX))
     await create(clients, "+1800", match_kind=pb.MATCH_KIND_PREFIX)  # not a prefix of the number
     await until_verdict(clients, "+19005550123", pb.VERDICT_BLOCK, pb.DIRECTION_OUTBOUND, matched_id=short_prefix.id)
 

@@ -6,9 +6,9 @@ import enum
 from google.protobuf.descriptor import FieldDescriptor
 
 from screening.cli import values
-from screening.cli.template import COLUMNS as TEMPLATE_COLUMNS
 from screening.domain import model
 from screening.domain.fields import COLUMNS, ENTRY_FIELDS, SCREENED, UPDATABLE, Kind
+from screening.files.sheet import REQUIRED
 from screening.index.rules import IndexEntry
 from screening.v1 import screening_pb2 as pb
 from storage.changes import ChangedRow
@@ -51,7 +51,8 @@ def test_the_change_feed_and_the_index_carry_the_screened_fields() -> None:
 
 
 def test_file_columns_and_the_update_mask() -> None:
-    assert TEMPLATE_COLUMNS == COLUMNS == ("number", "call_type", "match_kind", "enabled", "note", "expire_time")
+    assert COLUMNS == ("number", "call_type", "match_kind", "enabled", "note", "expire_time")
+    assert set(REQUIRED) <= set(COLUMNS)
     assert set(UPDATABLE) == set(COLUMNS)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 
@@ -12,7 +11,8 @@ import grpc
 import pytest
 from google.protobuf import timestamp_pb2
 
-from screening.cli.template import read_template, write_template
+from screening.app.service import App
+from screening.files.template import csv_bytes
 from screening.v1 import screening_pb2 as pb
 from tests.support import Clients, StartServer, wait_until
 
@@ -63,8 +63,18 @@ def e164(i: int) -> str:
     return f"+1415{5_000_000 + i:07d}"
 
 
-def counts(job: pb.ImportJob) -> tuple[int, int, int, int, int]:
-    return job.total_rows, job.created_count, job.updated_count, job.skipped_count, job.failed_count
+def counts(job: pb.ImportJob) -> tuple[int, int, int, int, int, int, int]:
+    """(total, created, updated, unchanged, skipped, superseded, failed); the last six add up to the first."""
+    found = (
+        job.created_count,
+        job.updated_count,
+        job.unchanged_count,
+        job.skipped_count,
+        job.superseded_count,
+        job.failed_count,
+    )
+    assert sum(found) == job.total_rows, (job.total_rows, found)
+    return (job.total_rows, *found)
 
 
 async def test_20k_rows_with_scattered_bad_rows(clients: Clients) -> None:
@@ -93,8 +103,9 @@ async def test_20k_rows_with_scattered_bad_rows(clients: Clients) -> None:
 
     assert job.state == pb.IMPORT_JOB_STATE_SUCCEEDED, job.failure_reason
     good = 20_000 - len(bad)
-    assert counts(job) == (20_003, good, 0, 3, len(bad))
-    assert job.total_rows == job.created_count + job.updated_count + job.skipped_count + job.failed_count
+    assert counts(job) == (20_003, good, 0, 0, 0, 3, len(bad))
+    # Each superseded line names the later line that won.
+    assert [(s.line, s.by_line) for s in job.superseded] == [(2, 20_002), (3, 20_003), (4, 20_004)]
     assert [e.line for e in job.errors] == sorted(bad)
     for error in job.errors:
         assert bad[error.line] in error.reason, error
@@ -111,13 +122,13 @@ async def test_20k_rows_with_scattered_bad_rows(clients: Clients) -> None:
 
 async def test_upsert_updates_and_insert_only_skips(clients: Clients) -> None:
     first = await import_all(clients, [header(), rows(row(i + 2, e164(i), note="v1") for i in range(10))])
-    assert counts(first) == (10, 10, 0, 0, 0)
+    assert counts(first) == (10, 10, 0, 0, 0, 0, 0)
     before = {e.number: e for e in await export(clients)}
 
     # Rows 0-4 exist, 10-14 are new; row 0 is identical to what is stored.
     later = [row(2, e164(0), note="v1"), *(row(i + 2, e164(i), note="v2") for i in (*range(1, 5), *range(10, 15)))]
     insert_only = await import_all(clients, [header(mode=pb.IMPORT_MODE_INSERT_ONLY), rows(later)])
-    assert counts(insert_only) == (10, 5, 0, 5, 0)
+    assert counts(insert_only) == (10, 5, 0, 0, 5, 0, 0)
     after_insert_only = {e.number: e for e in await export(clients)}
     assert all(after_insert_only[e164(i)] == before[e164(i)] for i in range(10))
     assert {after_insert_only[e164(i)].note for i in range(10, 15)} == {"v2"}
@@ -129,7 +140,7 @@ async def test_upsert_updates_and_insert_only_skips(clients: Clients) -> None:
     ]
     upsert = await import_all(clients, [header(mode=pb.IMPORT_MODE_UNSPECIFIED), rows(changed)])
     assert upsert.mode == pb.IMPORT_MODE_UPSERT
-    assert counts(upsert) == (3, 1, 2, 0, 0)
+    assert counts(upsert) == (3, 1, 1, 1, 0, 0, 0)
     final = {e.number: e for e in await export(clients)}
     assert final[e164(0)].etag == before[e164(0)].etag  # unchanged attributes: entry untouched
     updated = final[e164(1)]
@@ -146,7 +157,7 @@ async def _stalled(messages: Sequence[Request], sent: asyncio.Event) -> AsyncIte
 
 
 @pytest.mark.parametrize("how", ["cancel", "deadline"])
-async def test_stream_broken_off_commits_nothing_and_fails_the_job(clients: Clients, how: str) -> None:
+async def test_stream_broken_off_commits_nothing_and_fails_the_job(server: App, clients: Clients, how: str) -> None:
     await import_all(clients, [header(), rows([row(2, e164(999), note="before")])])
     messages = [header(source="broken.csv"), *batched([row(i + 2, e164(i), note="new") for i in range(3000)], 1000)]
     messages.append(rows([row(9999, e164(999), note="changed")]))
@@ -166,6 +177,7 @@ async def test_stream_broken_off_commits_nothing_and_fails_the_job(clients: Clie
         call.cancel()
     with pytest.raises((asyncio.CancelledError, grpc.aio.AioRpcError)) as caught:
         await call
+    ended = datetime.now(UTC)
     if how == "deadline":
         assert isinstance(caught.value, grpc.aio.AioRpcError)
         assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -175,8 +187,19 @@ async def test_stream_broken_off_commits_nothing_and_fails_the_job(clients: Clie
 
     await wait_until(failed, within=5)
     final = await get_job(clients, job.id)
-    assert "cancelled or passed its deadline" in final.failure_reason
+    why = {"cancel": "the client cancelled the import", "deadline": "the import passed its deadline"}[how]
+    assert why in final.failure_reason
     assert final.total_rows == 3001 and final.created_count == 0 and final.HasField("finish_time")
+    # The job ends within a second of the stream.
+    assert abs((final.finish_time.ToDatetime(tzinfo=UTC) - ended).total_seconds()) < 1.0
+    # A client's cancel or deadline is counted as such, never as the database's UNAVAILABLE.
+    code = {"cancel": "CANCELLED", "deadline": "DEADLINE_EXCEEDED"}[how]
+
+    def counted() -> float:
+        labels = {"method": "ImportForbiddenNumbers", "code": code}
+        return server.metrics.registry.get_sample_value("screening_admin_calls_total", labels) or 0.0
+
+    await wait_until(counted, within=2)
     exported = await export(clients)
     assert [(e.number, e.note) for e in exported] == [(e164(999), "before")]
 
@@ -245,7 +268,7 @@ async def test_a_job_whose_replica_died_reads_as_failed(clients: Clients, dsn: s
         await conn.close()
     job = await get_job(clients, job_id)
     assert job.state == pb.IMPORT_JOB_STATE_FAILED and job.total_rows == 42
-    assert "stopped before the import finished" in job.failure_reason
+    assert "stopped, or lost its database, before the import finished" in job.failure_reason
     assert (await get_job(clients, alive_id)).state == pb.IMPORT_JOB_STATE_RUNNING
     assert [j.state for j in await list_jobs(clients)] == [pb.IMPORT_JOB_STATE_RUNNING, pb.IMPORT_JOB_STATE_FAILED]
 
@@ -442,18 +465,15 @@ async def test_a_replica_runs_at_most_four_imports_at_once(clients: Clients) -> 
 
 
 async def test_a_template_file_imported_end_to_end(clients: Clients) -> None:
-    text = io.StringIO()
-    write_template(text)
-    data = text.getvalue().encode() + b"+1 415 555 0199,both,,,From the help desk,\n12ab,inbound,,,,\n"
-    messages = [header(source="template.csv")]
-    local_errors: list[pb.ImportRowError] = []
-    for batch in read_template(io.BytesIO(data), batch_size=2):
-        messages.append(rows(batch.rows))
-        local_errors.extend(batch.errors)
+    data = csv_bytes() + b"+1 415 555 0199,both,,,From the help desk,\n12ab,inbound,,,,\n"
+    messages = [
+        Request(header=pb.ImportHeader(tenant_id=TENANT, source_name="template.csv", file_format=pb.FILE_FORMAT_CSV)),
+        *(Request(file_chunk=data[i : i + 50]) for i in range(0, len(data), 50)),
+    ]
     job = await import_all(clients, messages)
-    assert local_errors == []
-    assert counts(job) == (5, 4, 0, 0, 1)
-    assert [(e.line, e.number) for e in job.errors] == [(6, "12ab")]
+    assert counts(job) == (5, 4, 0, 0, 0, 0, 1)
+    assert [(e.line, e.number, e.column) for e in job.errors] == [(6, "12ab", "number")]
+    assert job.columns == ["number", "call_type", "match_kind", "enabled", "note", "expire_time"]
     exported = {(e.number, e.match_kind, e.call_type, e.enabled) for e in await export(clients)}
     assert exported == {
         ("+14155550100", pb.MATCH_KIND_EXACT, pb.CALL_TYPE_BOTH, True),

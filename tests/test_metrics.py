@@ -220,11 +220,12 @@ async def test_import_rows_count_by_outcome(app: App, connect) -> None:
 
     first = await run(pb.IMPORT_MODE_UPSERT, "+15550100", "+15550101", "not a number")
     assert (first.created_count, first.failed_count) == (2, 1)
-    await run(pb.IMPORT_MODE_UPSERT, "+15550100")
+    await run(pb.IMPORT_MODE_UPSERT, "+15550100", "+15550104", "+15550104")
     await run(pb.IMPORT_MODE_INSERT_ONLY, "+15550101", "+15550102")
     samples = await scrape(app)
-    outcomes = {o: value(samples, "screening_import_rows_total", outcome=o) for o in ("created", "updated", "skipped")}
-    assert outcomes == {"created": 3, "updated": 1, "skipped": 1}
+    names = ("created", "updated", "unchanged", "skipped", "superseded")
+    outcomes = {o: value(samples, "screening_import_rows_total", outcome=o) for o in names}
+    assert outcomes == {"created": 4, "updated": 0, "unchanged": 1, "skipped": 1, "superseded": 1}
     assert value(samples, "screening_import_rows_total", outcome="failed") == 1
     assert value(samples, "screening_admin_calls_total", method="ImportForbiddenNumbers", code="OK") == 3
 

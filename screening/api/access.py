@@ -18,6 +18,8 @@ from screening.api.metrics import Metrics
 from screening.api.wrapping import Concern, Context
 
 log = logging.getLogger(__name__)
+# A call cancelled this close to its deadline was cancelled by it.
+DEADLINE_SLACK = 0.05
 
 
 class AccessLog:
@@ -32,12 +34,15 @@ class AccessLog:
         calls = self._metrics.admin_calls
         latency = self._metrics.admin_latency.labels(name)
 
-        def begin(_context: Context) -> float:
-            return time.perf_counter()
+        def begin(context: Context) -> tuple[float, float | None]:
+            return time.perf_counter(), context.time_remaining()
 
-        def end(started: float, context: Context, error: BaseException | None) -> None:
+        def end(state: tuple[float, float | None], context: Context, error: BaseException | None) -> None:
+            started, allowed = state
             elapsed = time.perf_counter() - started
             code = _code(context, error)
+            if code == "CANCELLED" and allowed is not None and elapsed >= allowed - DEADLINE_SLACK:
+                code = "DEADLINE_EXCEEDED"
             calls.labels(name, code).inc()
             latency.observe(elapsed)
             # The status message can quote the caller's numbers: only the code is logged.

@@ -68,6 +68,8 @@ def audit_event(event: AuditEvent) -> pb.AuditEvent:
         resource_id=event.resource_id,
         create_time=timestamp(event.create_time),
         request_id=event.request_id,
+        import_job_id=event.import_job_id,
+        changed_fields=event.changed_fields,
     )
     if event.before is not None:
         message.before.CopyFrom(_entry_fields(event.before, event.tenant_id))
@@ -91,6 +93,14 @@ def import_rows(rows: Iterable[pb.ImportRow]) -> Iterator[ImportRow]:
         )
 
 
+# Cells of a bad line are cut to this length on the wire (the failed-rows file has them whole).
+MAX_CELL_SHOWN = 100
+
+
+def _cell(text: str) -> str:
+    return text if len(text) <= MAX_CELL_SHOWN else text[:MAX_CELL_SHOWN] + f"... ({len(text)} characters)"
+
+
 def import_job(job: ImportJob) -> pb.ImportJob:
     return pb.ImportJob(
         id=job.id,
@@ -98,12 +108,27 @@ def import_job(job: ImportJob) -> pb.ImportJob:
         state=int(job.state),  # type: ignore[arg-type]
         mode=int(job.mode),  # type: ignore[arg-type]
         source_name=job.source_name,
+        actor=job.actor,
+        file_format=0 if job.file_format is None else int(job.file_format),  # type: ignore[arg-type]
+        file_size=job.file_size,
+        bytes_received=job.bytes_received,
+        columns=job.columns,
         total_rows=job.total_rows,
         created_count=job.created_count,
         updated_count=job.updated_count,
+        unchanged_count=job.unchanged_count,
         skipped_count=job.skipped_count,
+        superseded_count=job.superseded_count,
         failed_count=job.failed_count,
-        errors=[pb.ImportRowError(line=e.line, number=e.number, reason=e.reason) for e in job.errors],
+        errors=[
+            pb.ImportRowError(
+                line=e.line, number=_cell(e.number), reason=e.reason, cells=[_cell(c) for c in e.cells], column=e.column
+            )
+            for e in job.errors
+        ],
+        superseded=[
+            pb.ImportRowSuperseded(line=s.line, number=_cell(s.number), by_line=s.by_line) for s in job.superseded
+        ],
         create_time=timestamp(job.create_time),
         finish_time=timestamp(job.finish_time),
         failure_reason=job.failure_reason,

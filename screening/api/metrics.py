@@ -29,7 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from screening.domain.model import Direction, Verdict
+from screening.domain.model import Direction, ImportJob, Verdict
 from screening.sync.replica import Replica
 
 try:
@@ -41,7 +41,7 @@ except ImportError:  # not compiled (setup.py): ScreenTally below does the same 
 # (verdict) or named no valid direction.
 VERDICTS = ("error", *(v.name.lower() for v in sorted(Verdict)))
 DIRECTIONS = ("unspecified", *(d.name.lower() for d in sorted(Direction)))
-IMPORT_OUTCOMES = ("created", "updated", "skipped", "failed")
+IMPORT_OUTCOMES = ("created", "updated", "unchanged", "skipped", "superseded", "failed")
 
 # ScreenCall is answered from memory in tens of microseconds; the buckets
 # resolve that range and still show a stalled event loop.
@@ -138,7 +138,7 @@ class Metrics:
         self.batch_numbers = {verdict: batch.labels(VERDICTS[verdict]) for verdict in (1, 2)}
         rows = Counter(
             "screening_import_rows",
-            "Imported rows by outcome (created, updated, skipped, failed)",
+            "Imported rows by outcome (created, updated, unchanged, skipped, superseded, failed)",
             ["outcome"],
             registry=r,
         )
@@ -153,9 +153,10 @@ class Metrics:
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             r.register(collector)
 
-    def imported(self, created: int, updated: int, skipped: int, failed: int) -> None:
+    def imported(self, job: ImportJob) -> None:
         """Count the rows of a finished import job."""
-        for outcome, count in zip(IMPORT_OUTCOMES, (created, updated, skipped, failed), strict=True):
+        for outcome in IMPORT_OUTCOMES:
+            count = getattr(job, f"{outcome}_count")
             if count:
                 self.import_rows[outcome].inc(count)
 

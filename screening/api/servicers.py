@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
@@ -21,7 +22,15 @@ from screening.domain.fields import UPDATABLE
 from screening.domain.model import Actor, Direction
 from screening.sync.replica import Replica
 from screening.usecases.admin import ForbiddenNumbers
-from screening.usecases.imports import ImportHeader, ImportMessage, Imports, RowBatch
+from screening.usecases.imports import (
+    CANCELLED,
+    DEADLINE,
+    FileChunk,
+    ImportHeader,
+    ImportMessage,
+    Imports,
+    RowBatch,
+)
 from screening.usecases.screener import Screener
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
@@ -134,6 +143,8 @@ def _changes(message: pb.ForbiddenNumber, paths: list[str]) -> dict[str, Any]:
 # lands a moment later. An import waits this long before it may commit, so
 # that a cancelled stream is never taken for a complete one.
 STREAM_END_SETTLE = 0.05
+# A call cancelled this close to its deadline was cancelled by it.
+DEADLINE_SLACK = 0.05
 
 
 async def _import_messages(
@@ -141,17 +152,30 @@ async def _import_messages(
 ) -> AsyncIterator[ImportMessage]:
     async for request in requests:
         payload = request.WhichOneof("payload")
-        if payload == "rows":
+        if payload == "file_chunk":
+            yield FileChunk(request.file_chunk)
+        elif payload == "rows":
             rows = request.rows.rows
             yield RowBatch(len(rows), convert.import_rows(rows))
         elif payload == "header":
             h = request.header
-            yield ImportHeader(h.tenant_id, h.mode, h.source_name)
+            yield ImportHeader(h.tenant_id, h.mode, h.source_name, h.file_format, h.file_size, h.time_zone)
         else:
             yield None
     await asyncio.sleep(STREAM_END_SETTLE)
     if context.cancelled():
         raise asyncio.CancelledError
+
+
+def _why_cancelled(context: Context) -> Callable[[], str]:
+    """Whether a cancelled call was cancelled by its client or by its deadline (read when the call starts)."""
+    remaining = context.time_remaining()
+    deadline = None if remaining is None else time.monotonic() + remaining
+
+    def why() -> str:
+        return DEADLINE if deadline is not None and time.monotonic() >= deadline - DEADLINE_SLACK else CANCELLED
+
+    return why
 
 
 class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
@@ -239,8 +263,10 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
     async def ImportForbiddenNumbers(
         self, request_iterator: AsyncIterator[pb.ImportForbiddenNumbersRequest], context: Context
     ) -> pb.ImportJob:
-        job = await self._imports.run(actor(context), _import_messages(request_iterator, context))
-        self._metrics.imported(job.created_count, job.updated_count, job.skipped_count, job.failed_count)
+        job = await self._imports.run(
+            actor(context), _import_messages(request_iterator, context), _why_cancelled(context)
+        )
+        self._metrics.imported(job)
         return convert.import_job(job)
 
     async def GetImportJob(self, request: pb.GetImportJobRequest, context: Context) -> pb.ImportJob:
@@ -249,9 +275,14 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
     async def GetImportJobFailedRows(
         self, request: pb.GetImportJobFailedRowsRequest, context: Context
     ) -> AsyncIterator[pb.FileChunk]:
-        # Served once the server reads import files itself (the next commits).
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "GetImportJobFailedRows is not served yet")
-        yield pb.FileChunk()
+        found = await self._imports.failed_rows(request.tenant_id, request.id)
+        first = True
+        async for data in found.chunks:
+            if first:
+                yield pb.FileChunk(file_name=found.file_name, content_type=found.content_type, data=data)
+                first = False
+            else:
+                yield pb.FileChunk(data=data)
 
     async def ListImportJobs(self, request: pb.ListImportJobsRequest, context: Context) -> pb.ListImportJobsResponse:
         jobs, token = await self._imports.list_jobs(request.tenant_id, request.page_size, request.page_token)
@@ -272,6 +303,7 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
             resource_id=request.resource_id,
             actor=request.actor,
             action=request.action,
+            import_job_id=request.import_job_id,
         )
         return pb.ListAuditEventsResponse(audit_events=[convert.audit_event(e) for e in events], next_page_token=token)
 

@@ -196,6 +196,14 @@ class Config:
         check=lambda v: None if v >= 1 else "must be at least 1",
         metavar="N",
     )
+    max_import_bytes: int = flag(
+        1024**3,
+        "bytes one imported file may hold; a bigger file fails with nothing committed",
+        parse=int,
+        check=lambda v: None if v >= 1024 else "must be at least 1024",
+        metavar="N",
+        shown_default="1 GiB",
+    )
     log_level: str = flag(
         "INFO",
         "DEBUG, INFO, WARNING or ERROR",

@@ -59,6 +59,7 @@ class App:
     auth: Auth | None = field(init=False, default=None)
     metrics: Metrics = field(init=False)
     metrics_server: MetricsServer | None = field(init=False, default=None)
+    imports: Imports = field(init=False)
     _pools: list[asyncpg.Pool] = field(init=False, default_factory=list)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
     _tls: tls.ServerTLS | None = field(init=False, default=None)
@@ -112,6 +113,12 @@ class App:
             return wrap(handler, concerns, Translation(budget=method.kind is not Kind.SCREEN and not method.streaming))
 
         screener = Screener(self.replica, self.config.default_region)
+        self.imports = Imports(
+            ImportJobStore(admin_pool, import_pool),
+            self.config.default_region,
+            max_rows=self.config.max_import_rows,
+            max_bytes=self.config.max_import_bytes,
+        )
         add_registered(
             pb_grpc.add_ScreeningServicer_to_server,
             ScreeningServicer(screener, self.metrics),
@@ -123,11 +130,7 @@ class App:
             pb_grpc.add_ForbiddenNumberAdminServicer_to_server,
             AdminServicer(
                 ForbiddenNumbers(ForbiddenNumberStore(admin_pool), self.config.default_region),
-                Imports(
-                    ImportJobStore(admin_pool, import_pool),
-                    self.config.default_region,
-                    max_rows=self.config.max_import_rows,
-                ),
+                self.imports,
                 self.replica,
                 screener,
                 self.metrics,
@@ -245,7 +248,10 @@ class App:
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING first, then let in-flight calls finish for up to `grace` seconds."""
         await self.health.enter_graceful_shutdown()
+        # An import cut off by the end of the grace period says the server stopped, not that its client left.
+        self.imports.stopping = True
         await self.server.stop(self.config.shutdown_grace if grace is None else grace)
+        await self.imports.close()
         if self.metrics_server is not None:
             await asyncio.to_thread(self.metrics_server.stop)
         if self._task is not None:

@@ -1,145 +1,109 @@
-"""`screenctl import`: stream a template file to the server, with a progress bar.
+"""`screenctl import`: send a file (CSV or xlsx) to the server, which reads it, with a progress bar.
 
-The file is read batch by batch while it is sent, so its size does not
-matter. Lines the template reader cannot read (an unknown call type, a time
-without its offset) are reported here with their line numbers; the server
-reports the rest. A file that is not a template at all (no header, bytes
-that are not UTF-8) cancels the stream before it ends, so the server commits
-nothing.
+The file goes as it is, in chunks: the server reads and checks every cell,
+so screenctl, the console and any other client get the same results, and
+every bad line is kept with the job. Ctrl-C or a lost connection cancels
+the stream before it ends, and the server commits nothing.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     Progress,
-    ProgressColumn,
-    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
-from rich.text import Text
 
 from screening.cli.connection import CliError, Session
-from screening.cli.template import TemplateError, read_template
 from screening.v1 import screening_pb2 as pb
 
-BATCH_ROWS = 1000
+CHUNK_BYTES = 1024 * 1024
+_XLSX_MAGIC = b"PK\x03\x04"
 
 
-class RowsPerSecond(ProgressColumn):
-    """Rows read so far, and rows per second since the start: while the
-    server commits, the rate falls to the import's true overall rate."""
-
-    def render(self, task: Task) -> Text:
-        rows = int(task.fields.get("rows", 0))
-        seconds = task.elapsed or 0.0
-        return Text(f"{rows:,} rows {rows / seconds if seconds > 0 else 0:,.0f} rows/s")
-
-
-class _CountingLines:
-    """The file's lines, counting the bytes handed out (the progress bar's measure)."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.consumed = 0
-
-    def __iter__(self) -> Iterator[bytes]:
-        for line in self._raw:
-            self.consumed += len(line)
-            yield line
-
-
-@dataclass
-class Outcome:
-    job: pb.ImportJob
-    # Lines the reader could not turn into rows; never sent.
-    unreadable: list[pb.ImportRowError] = field(default_factory=list)
-
-    @property
-    def failed(self) -> int:
-        return self.job.failed_count + len(self.unreadable)
-
-    @property
-    def complete(self) -> bool:
-        return self.job.state == pb.IMPORT_JOB_STATE_SUCCEEDED and self.failed == 0
-
-    def bad_lines(self) -> list[pb.ImportRowError]:
-        return sorted([*self.job.errors, *self.unreadable], key=lambda e: e.line)
+def file_format(path: Path, head: bytes) -> pb.FileFormat:
+    """From the content (a workbook is a zip archive), else from the name."""
+    if head.startswith(_XLSX_MAGIC) or path.suffix.lower() in (".xlsx", ".xlsm"):
+        return pb.FILE_FORMAT_XLSX
+    return pb.FILE_FORMAT_CSV
 
 
 def import_file(
-    session: Session, tenant: str, path: Path, mode: pb.ImportMode, err: Console, show_progress: bool
-) -> Outcome:
+    session: Session,
+    tenant: str,
+    path: Path,
+    mode: pb.ImportMode,
+    time_zone: str,
+    err: Console,
+    show_progress: bool,
+) -> pb.ImportJob:
     try:
         size = path.stat().st_size
         raw = path.open("rb")
     except OSError as exc:
         raise CliError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    unreadable: list[pb.ImportRowError] = []
-    broken: list[TemplateError] = []
-    reading_failed = threading.Event()
-    release = threading.Event()
     progress = Progress(
         TextColumn("{task.description:<10}"),
         BarColumn(bar_width=16),
         TaskProgressColumn(),
-        RowsPerSecond(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
         TimeElapsedColumn(),
         console=err,
         disable=not show_progress,
     )
-    # The bar measures bytes of the file sent; one more unit is the commit,
-    # so that the bar (and its elapsed time) ends when the job does.
-    total = size + 1
     with raw, progress:
-        task = progress.add_task("sending", total=total, rows=0)
-        lines = _CountingLines(raw)
+        head = raw.read(len(_XLSX_MAGIC))
+        raw.seek(0)
+        task = progress.add_task("sending", total=size)
 
         def requests() -> Iterator[pb.ImportForbiddenNumbersRequest]:
             # Runs in gRPC's sending thread; rich's progress is thread-safe.
             yield pb.ImportForbiddenNumbersRequest(
-                header=pb.ImportHeader(tenant_id=tenant, mode=mode, source_name=path.name)
+                header=pb.ImportHeader(
+                    tenant_id=tenant,
+                    mode=mode,
+                    source_name=path.name,
+                    file_format=file_format(path, head),
+                    file_size=size,
+                    time_zone=time_zone,
+                )
             )
-            rows = 0
-            try:
-                for batch in read_template(lines, BATCH_ROWS):  # type: ignore[arg-type]
-                    unreadable.extend(batch.errors)
-                    rows += len(batch)
-                    if batch.rows:
-                        yield pb.ImportForbiddenNumbersRequest(rows=pb.ImportRowBatch(rows=batch.rows))
-                    progress.update(task, completed=lines.consumed, rows=rows)
-            except TemplateError as exc:
-                broken.append(exc)
-                reading_failed.set()
-                # Never end the stream normally: that would commit what was sent.
-                release.wait()
-                return
-            progress.update(task, description="committing", completed=size, rows=rows)
+            while chunk := raw.read(CHUNK_BYTES):
+                yield pb.ImportForbiddenNumbersRequest(file_chunk=chunk)
+                progress.advance(task, len(chunk))
+            progress.update(task, description="importing")
 
         future = session.admin.ImportForbiddenNumbers.future(requests(), metadata=session.metadata)
         try:
-            while not future.done():
-                if reading_failed.wait(0.05):
-                    future.cancel()
-                    raise CliError(f"{path}: {broken[0]}; nothing was imported")
-            job = future.result()
+            job: pb.ImportJob = future.result()
         finally:
             if not future.done():
                 future.cancel()  # Ctrl-C: the server sees a broken stream and commits nothing
-            release.set()
-        progress.update(
-            task, description="imported" if job.state == pb.IMPORT_JOB_STATE_SUCCEEDED else "failed", completed=total
-        )
-    return Outcome(job, unreadable)
+        progress.update(task, description="imported" if job.state == pb.IMPORT_JOB_STATE_SUCCEEDED else "failed")
+    return job
+
+
+def download_failed_rows(session: Session, tenant: str, job_id: str, path: Path, force: bool) -> str:
+    """Write a job's failed rows to `path`; returns the server's suggested name."""
+    stream = session.admin.GetImportJobFailedRows(
+        pb.GetImportJobFailedRowsRequest(tenant_id=tenant, id=job_id), metadata=session.metadata
+    )
+    suggested = ""
+    with path.open("wb" if force else "xb") as out:
+        for chunk in stream:
+            if chunk.file_name:
+                suggested = chunk.file_name
+            out.write(chunk.data)
+    return suggested

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -24,21 +23,22 @@ from rich.console import Console
 
 from screening.cli import render
 from screening.cli.connection import CliError, Session, Target, connect
-from screening.cli.importing import import_file
-from screening.cli.template import COLUMNS as TEMPLATE_COLUMNS
-from screening.cli.template import write_template
+from screening.cli.importing import download_failed_rows, import_file
 from screening.cli.values import (
     CALL_TYPES,
     DIRECTIONS,
     JOB_STATE_NAMES,
     MATCH_KINDS,
+    STATUSES,
     CallTypeName,
     DirectionName,
     MatchKindName,
     OutputFormat,
-    parse_time,
     to_timestamp,
 )
+from screening.domain.fields import COLUMNS as TEMPLATE_COLUMNS
+from screening.domain.times import TimeError, parse_time, zone
+from screening.files.template import template_bytes
 from screening.v1 import screening_pb2 as pb
 
 app = typer.Typer(
@@ -79,7 +79,8 @@ ExpireOption = Annotated[
     str | None,
     typer.Option(
         "--expire-time",
-        help="When the entry stops blocking: ISO 8601 (no zone means UTC) or +30d, +12h, +2w.",
+        help="When the entry stops blocking: 2027-03-01, 2027-03-01 18:00, 2027-03-01T18:00:00+08:00 or +30d"
+        " (without an offset: UTC).",
         show_default=False,
     ),
 ]
@@ -98,6 +99,29 @@ MatchKindFilter = Annotated[
 NumberPrefixFilter = Annotated[
     str | None,
     typer.Option("--number-prefix", help="Only entries whose stored number starts with this.", show_default=False),
+]
+
+
+class StatusName(enum.StrEnum):
+    active = "active"
+    disabled = "disabled"
+    expired = "expired"
+
+
+StatusFilter = Annotated[
+    StatusName | None,
+    typer.Option(
+        "--status",
+        case_sensitive=False,
+        help="Only active (enabled, not expired), disabled or expired entries.",
+        show_default=False,
+    ),
+]
+SearchFilter = Annotated[
+    str | None,
+    typer.Option(
+        "--search", help="Only entries whose number has these digits or whose note has this text.", show_default=False
+    ),
 ]
 Limit = Annotated[int, typer.Option("--limit", min=0, help="Print at most this many; 0: all.")]
 
@@ -165,14 +189,21 @@ def _time(text: str | None, option: str) -> datetime | None:
         return None
     try:
         return parse_time(text)
-    except ValueError as exc:
+    except TimeError as exc:
         fail(f"{option} {exc}", 2)
 
 
 def _filters(
-    enabled: bool | None, call_type: CallTypeName | None, match_kind: MatchKindName | None, number_prefix: str | None
+    enabled: bool | None,
+    call_type: CallTypeName | None,
+    match_kind: MatchKindName | None,
+    number_prefix: str | None,
+    status: StatusName | None = None,
+    search: str | None = None,
 ) -> pb.ForbiddenNumberFilters:
-    filters = pb.ForbiddenNumberFilters(number_prefix=number_prefix or "")
+    filters = pb.ForbiddenNumberFilters(number_prefix=number_prefix or "", query=search or "")
+    if status is not None:
+        filters.status = STATUSES[status.value]
     if enabled is not None:
         filters.enabled = enabled
     if call_type is not None:
@@ -451,13 +482,15 @@ def list_entries(
     call_type: CallTypeFilter = None,
     match_kind: MatchKindFilter = None,
     number_prefix: NumberPrefixFilter = None,
+    status: StatusFilter = None,
+    search: SearchFilter = None,
     limit: Limit = 100,
     page_size: Annotated[int, typer.Option("--page-size", min=1, max=1000, help="Entries per request.")] = 1000,
     output: Output = OutputFormat.table,
 ) -> None:
-    """List forbidden numbers, ordered by number."""
+    """List forbidden numbers, ordered by number, with their status (active, disabled, expired)."""
     tenant_id = _tenant(ctx, tenant)
-    filters = _filters(enabled, call_type, match_kind, number_prefix)
+    filters = _filters(enabled, call_type, match_kind, number_prefix, status, search)
 
     def work(s: Session) -> None:
         total: list[int] = []
@@ -489,6 +522,8 @@ def export(
     call_type: CallTypeFilter = None,
     match_kind: MatchKindFilter = None,
     number_prefix: NumberPrefixFilter = None,
+    status: StatusFilter = None,
+    search: SearchFilter = None,
     output: Annotated[
         OutputFormat,
         typer.Option(
@@ -505,7 +540,7 @@ def export(
     """Export every matching forbidden number (streamed; CSV by default)."""
     tenant_id = _tenant(ctx, tenant)
     request = pb.ExportForbiddenNumbersRequest(
-        tenant_id=tenant_id, filters=_filters(enabled, call_type, match_kind, number_prefix)
+        tenant_id=tenant_id, filters=_filters(enabled, call_type, match_kind, number_prefix, status, search)
     )
 
     def work(s: Session) -> None:
@@ -621,54 +656,98 @@ IMPORT_MODES = {"upsert": pb.IMPORT_MODE_UPSERT, "insert-only": pb.IMPORT_MODE_I
 ShowErrors = Annotated[int, typer.Option("--show-errors", min=0, help="Print at most this many bad lines; 0: all.")]
 
 
+class TemplateFormat(enum.StrEnum):
+    csv = "csv"
+    xlsx = "xlsx"
+
+
 @app.command()
 def template(
     file: Annotated[
-        Path | None, typer.Argument(help="Where to write it; stdout when left out.", show_default=False)
+        Path | None, typer.Argument(help="Where to write it; stdout when left out (CSV only).", show_default=False)
+    ] = None,
+    file_format: Annotated[
+        TemplateFormat | None,
+        typer.Option(
+            "--format",
+            case_sensitive=False,
+            help="csv or xlsx (a workbook with drop-down lists and instructions); default: FILE's extension, else csv.",
+            show_default=False,
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
 ) -> None:
-    """Write the import template: the CSV header and example rows to replace with yours."""
+    """Write the import template: the header and example rows to replace with yours."""
+    chosen = file_format or (TemplateFormat.xlsx if file and file.suffix.lower() == ".xlsx" else TemplateFormat.csv)
+    data = template_bytes(chosen.value)
     if file is None:
-        write_template(sys.stdout)
+        if chosen is TemplateFormat.xlsx:
+            if sys.stdout.isatty():
+                fail("an .xlsx template is a binary file: give FILE, or redirect stdout to a file", 2)
+            sys.stdout.buffer.write(data)
+            return
+        sys.stdout.write(data.decode())
         return
     try:
-        with file.open("w" if force else "x", newline="", encoding="utf-8") as out:
-            write_template(out)
+        with file.open("wb" if force else "xb") as out:
+            out.write(data)
     except FileExistsError:
         fail(f"{file} exists; pass --force to overwrite it", 2)
     except OSError as exc:
         fail(f"cannot write {str(file)!r}: {exc.strerror or exc}")
-    note(f"wrote the import template to {file}: columns {','.join(TEMPLATE_COLUMNS)}; the header is line 1")
+    columns = ",".join(TEMPLATE_COLUMNS)
+    note(f"wrote the {chosen.value} import template to {file}: columns {columns}; the header is line 1")
 
 
-def _job_summary(job: pb.ImportJob, bad: list[pb.ImportRowError], show: int, unreadable: int = 0) -> None:
+def _job_summary(job: pb.ImportJob, show: int) -> None:
     out = render.console()
     state = JOB_STATE_NAMES.get(job.state, "unknown")
     source = f" from {job.source_name}" if job.source_name else ""
     out.print(f"import job {job.id}{source}: {state}", markup=False, highlight=False)
     if job.failure_reason:
         out.print(f"reason: {job.failure_reason}", markup=False, highlight=False)
-    rows = job.total_rows + unreadable
-    failed = job.failed_count + unreadable
-    out.print(
-        f"{rows:,} rows: {job.created_count:,} created, {job.updated_count:,} updated, "
-        f"{job.skipped_count:,} skipped, {failed:,} failed",
-        markup=False,
-        highlight=False,
-    )
+    counts = [
+        f"{job.created_count:,} created",
+        f"{job.updated_count:,} updated",
+        f"{job.unchanged_count:,} unchanged",
+        f"{job.superseded_count:,} superseded",
+        f"{job.failed_count:,} failed",
+    ]
+    if job.mode == pb.IMPORT_MODE_INSERT_ONLY:
+        counts.insert(3, f"{job.skipped_count:,} skipped")
+    out.print(f"{job.total_rows:,} rows: " + ", ".join(counts), markup=False, highlight=False)
+    bad = list(job.errors)
     if bad:
         shown = bad if show == 0 else bad[:show]
-        more = failed - len(shown)
-        caption = f"... and {more:,} more (screenctl job {job.id} -o csv lists them)" if more > 0 else None
-        out.print(f"bad lines{' (first ' + str(len(shown)) + ')' if len(shown) < failed else ''}:", markup=False)
+        more = job.failed_count - len(shown)
+        caption = (
+            f"... and {more:,} more (screenctl job {job.id} --failed-rows FILE writes them all)" if more > 0 else None
+        )
+        first = f" (first {len(shown)})" if len(shown) < job.failed_count else ""
+        out.print(f"bad lines{first}:", markup=False)
         render.listing(shown, render.ROW_ERROR, OutputFormat.table, caption=caption)
+    if job.superseded:
+        later = ", ".join(f"line {s.line} by line {s.by_line}" for s in job.superseded[:5])
+        rest = f" and {job.superseded_count - 5:,} more" if job.superseded_count > 5 else ""
+        out.print(f"superseded by a later line for the same number: {later}{rest}", markup=False, highlight=False)
+
+
+TimeZoneOption = Annotated[
+    str,
+    typer.Option(
+        "--time-zone",
+        envvar="SCREENCTL_TIME_ZONE",
+        help="IANA time zone (Asia/Shanghai) for the file's times written without an offset; default UTC.",
+    ),
+]
 
 
 @app.command("import")
 def import_(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A CSV file in the template's form (see `screenctl template`).")],
+    file: Annotated[
+        Path, typer.Argument(help="A .csv or .xlsx file in the template's form (see `screenctl template`).")
+    ],
     tenant: Tenant = None,
     mode: Annotated[
         ImportModeName,
@@ -678,6 +757,7 @@ def import_(
             help="upsert: a row for an existing number replaces it; insert-only: such a row is skipped.",
         ),
     ] = ImportModeName.upsert,
+    time_zone: TimeZoneOption = "",
     progress: Annotated[
         bool | None,
         typer.Option(
@@ -689,29 +769,30 @@ def import_(
     show_errors: ShowErrors = 20,
     output: Output = OutputFormat.table,
 ) -> None:
-    """Import forbidden numbers from a CSV file, as one job: all valid rows or none.
+    """Import forbidden numbers from a CSV or Excel file, as one job: all valid rows or none.
 
-    Exits 0 when every row was imported, 1 when some rows failed (they are
-    listed with their line numbers) or nothing could be imported.
+    The server reads the file and keeps every bad line with the job (see
+    `screenctl job ID`). Exits 0 when every row was imported, 1 when some
+    rows failed or nothing could be imported.
     """
     tenant_id = _tenant(ctx, tenant)
+    try:
+        zone(time_zone)
+    except TimeError as exc:
+        fail(f"--time-zone {exc}", 2)
     # The progress bar gets room even when stderr is a file (--progress).
     err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
 
     def work(s: Session) -> None:
-        outcome = import_file(
-            s, tenant_id, file, IMPORT_MODES[mode.value], err, err.is_terminal if progress is None else progress
-        )
-        bad = outcome.bad_lines()
+        shown = err.is_terminal if progress is None else progress
+        found = import_file(s, tenant_id, file, IMPORT_MODES[mode.value], time_zone, err, shown)
         if output is OutputFormat.json:
-            data = render.to_dict(outcome.job)
-            data["unreadable_rows"] = [render.to_dict(e) for e in outcome.unreadable]
-            print(json.dumps(data, indent=2, ensure_ascii=False))
+            render.single(found, render.IMPORT_JOB, output)
         elif output is OutputFormat.csv:
-            render.listing(bad, render.ROW_ERROR, output)
+            render.listing(found.errors, render.ROW_ERROR, output)
         else:
-            _job_summary(outcome.job, bad, show_errors, len(outcome.unreadable))
-        if not outcome.complete:
+            _job_summary(found, show_errors)
+        if found.state != pb.IMPORT_JOB_STATE_SUCCEEDED or found.failed_count:
             raise typer.Exit(1)
 
     Call(ctx)(work)
@@ -719,7 +800,7 @@ def import_(
 
 @app.command()
 def jobs(ctx: typer.Context, tenant: Tenant = None, limit: Limit = 20, output: Output = OutputFormat.table) -> None:
-    """List import jobs, newest first: the task center."""
+    """List import jobs, newest first, with who ran them and their progress: the task center."""
     tenant_id = _tenant(ctx, tenant)
 
     def work(s: Session) -> None:
@@ -742,13 +823,22 @@ def job(
     job_id: Annotated[str, typer.Argument(help="The job's id (see `screenctl jobs`).", show_default=False)],
     tenant: Tenant = None,
     show_errors: ShowErrors = 20,
+    failed_rows: Annotated[
+        Path | None,
+        typer.Option(
+            "--failed-rows",
+            help="Write every bad line with a reason column, in the imported file's format: fix it, import it again.",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the --failed-rows file if it exists.")] = False,
     output: Annotated[
         OutputFormat,
         typer.Option(
             "--output",
             "-o",
             case_sensitive=False,
-            help="table: summary and bad lines; json: the job; csv: every bad line (line,number,reason).",
+            help="table: summary and bad lines; json: the job; csv: its first bad lines (line,number,reason).",
         ),
     ] = OutputFormat.table,
 ) -> None:
@@ -759,12 +849,19 @@ def job(
         found = s.admin.GetImportJob(
             pb.GetImportJobRequest(tenant_id=tenant_id, id=job_id), metadata=s.metadata, timeout=s.timeout
         )
+        if failed_rows is not None:
+            try:
+                download_failed_rows(s, tenant_id, job_id, failed_rows, force)
+            except FileExistsError:
+                fail(f"{failed_rows} exists; pass --force to overwrite it", 2)
+            note(f"wrote {found.failed_count:,} failed rows of job {job_id} to {failed_rows}")
+            return
         if output is OutputFormat.json:
             render.single(found, render.IMPORT_JOB, output)
         elif output is OutputFormat.csv:
             render.listing(found.errors, render.ROW_ERROR, output)
         else:
-            _job_summary(found, list(found.errors), show_errors)
+            _job_summary(found, show_errors)
 
     Call(ctx)(work)
 

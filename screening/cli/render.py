@@ -21,8 +21,11 @@ from rich.text import Text
 
 from screening.cli.values import (
     CALL_TYPE_NAMES,
+    FILE_FORMAT_NAMES,
     JOB_STATE_NAMES,
     MATCH_KIND_NAMES,
+    MODE_NAMES,
+    STATUS_NAMES,
     VERDICT_NAMES,
     OutputFormat,
     format_time,
@@ -66,6 +69,7 @@ ENTRY = Kind(
         Column("ENABLED", "enabled", _enabled),
         Column("NOTE", "note", lambda m: m.note),
         Column("EXPIRES", "expire_time", _time("expire_time")),
+        Column("STATUS", "status", lambda m: STATUS_NAMES.get(m.status, "")),
         Column("ID", "id", lambda m: m.id),
         Column("CREATED", "create_time", _time("create_time"), table=False),
         Column("UPDATED", "update_time", _time("update_time")),
@@ -103,16 +107,32 @@ AUDIT_EVENT = Kind(
     ),
 )
 
+
+def _progress(m: pb.ImportJob) -> str:
+    """How far a running job got: the share of its file read, or its rows so far."""
+    if m.state != pb.IMPORT_JOB_STATE_RUNNING:
+        return ""
+    if m.file_size:
+        return f"{min(m.bytes_received / m.file_size, 1.0):.0%} of file"
+    return f"{m.total_rows:,} rows"
+
+
 IMPORT_JOB = Kind(
     "import job",
     (
         Column("ID", "id", lambda m: m.id),
         Column("STATE", "state", lambda m: JOB_STATE_NAMES.get(m.state, "")),
+        Column("BY", "actor", lambda m: m.actor),
         Column("SOURCE", "source_name", lambda m: m.source_name),
+        Column("FORMAT", "file_format", lambda m: FILE_FORMAT_NAMES.get(m.file_format, "rows")),
+        Column("MODE", "mode", lambda m: MODE_NAMES.get(m.mode, "")),
+        Column("PROGRESS", "bytes_received", _progress, csv=False),
         Column("ROWS", "total_rows", lambda m: str(m.total_rows)),
         Column("CREATED", "created_count", lambda m: str(m.created_count)),
         Column("UPDATED", "updated_count", lambda m: str(m.updated_count)),
+        Column("UNCHANGED", "unchanged_count", lambda m: str(m.unchanged_count)),
         Column("SKIPPED", "skipped_count", lambda m: str(m.skipped_count)),
+        Column("SUPERSEDED", "superseded_count", lambda m: str(m.superseded_count)),
         Column("FAILED", "failed_count", lambda m: str(m.failed_count)),
         Column("STARTED", "create_time", _time("create_time")),
         Column("FINISHED", "finish_time", _time("finish_time")),
@@ -125,6 +145,7 @@ ROW_ERROR = Kind(
     (
         Column("LINE", "line", lambda m: str(m.line)),
         Column("NUMBER", "number", lambda m: m.number),
+        Column("COLUMN", "column", lambda m: m.column, table=False),
         Column("REASON", "reason", lambda m: m.reason),
     ),
 )

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import enum
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -47,24 +46,12 @@ DIRECTIONS: dict[str, pb.Direction] = words(pb.Direction.DESCRIPTOR)
 
 CALL_TYPE_NAMES = {v: k for k, v in CALL_TYPES.items()}
 MATCH_KIND_NAMES = {v: k for k, v in MATCH_KINDS.items()}
+STATUSES: dict[str, pb.EntryStatus] = words(pb.EntryStatus.DESCRIPTOR)
+STATUS_NAMES = {v: k for k, v in STATUSES.items()}
+FILE_FORMAT_NAMES = {v: k for k, v in words(pb.FileFormat.DESCRIPTOR).items()}
+MODE_NAMES = {v: k.replace("_", "-") for k, v in words(pb.ImportMode.DESCRIPTOR).items()}
 VERDICT_NAMES = {v: k.upper() for k, v in words(pb.Verdict.DESCRIPTOR).items()}
 JOB_STATE_NAMES = {v: k for k, v in words(pb.ImportJobState.DESCRIPTOR).items()}
-
-_RELATIVE = re.compile(r"\+(\d+)([mhdw])")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_time(text: str, now: datetime | None = None) -> datetime:
-    """ISO 8601 (no zone means UTC), or `+N` minutes/hours/days/weeks from now: `+30d`."""
-    relative = _RELATIVE.fullmatch(text.strip())
-    if relative:
-        amount, unit = relative.groups()
-        return (now or datetime.now(UTC)) + timedelta(**{_UNITS[unit]: int(amount)})
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"{text!r}: expected ISO 8601 such as 2026-12-31 or 2026-12-31T18:00:00Z, or +30d") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def to_timestamp(value: datetime) -> timestamp_pb2.Timestamp:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -105,15 +105,37 @@ class AuditEvent:
     before: Mapping[str, Any] | None
     after: Mapping[str, Any] | None
     create_time: datetime
+    # For a change an import made: the job ("" otherwise).
+    import_job_id: str = ""
+    # The fields the change set.
+    changed_fields: list[str] = field(default_factory=list)
+
+
+class FileFormat(enum.IntEnum):
+    CSV = 1
+    XLSX = 2
 
 
 @dataclass(frozen=True, slots=True)
 class RowError:
-    """A bad import row: where it was, what it said, why it was refused."""
+    """A bad import line: where it was, what it said, why it was refused."""
 
     line: int
     number: str
     reason: str
+    # The line's cells as read, in the file's column order.
+    cells: list[str] = field(default_factory=list)
+    # The column the reason is about; "" when about the whole line.
+    column: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Superseded:
+    """A line that a later line of the same import, for the same number and match kind, replaced."""
+
+    line: int
+    number: str
+    by_line: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,12 +145,21 @@ class ImportJob:
     state: ImportJobState
     mode: ImportMode
     source_name: str
+    actor: str
+    file_format: FileFormat | None  # None: rows sent by a program
+    file_size: int
+    bytes_received: int
+    columns: list[str]
     total_rows: int
     created_count: int
     updated_count: int
+    unchanged_count: int
     skipped_count: int
+    superseded_count: int
     failed_count: int
-    errors: list[RowError]
     failure_reason: str
     create_time: datetime
     finish_time: datetime | None
+    # The first bad lines and superseded lines, in line order.
+    errors: list[RowError]
+    superseded: list[Superseded]

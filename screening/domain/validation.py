@@ -87,6 +87,18 @@ def query(value: str, field: str) -> str:
     return text
 
 
+MAX_FILTER = 200
+
+
+def text_filter(value: str, field: str) -> str:
+    """A text a listing is filtered by: what a stored text could equal."""
+    if len(value) > MAX_FILTER:
+        raise InvalidArgument(field, value, f"has {len(value)} characters; at most {MAX_FILTER} are allowed")
+    if "\x00" in value:
+        raise InvalidArgument(field, value, "must not contain NUL characters")
+    return value
+
+
 def import_mode(value: int, field: str) -> ImportMode:
     """Unspecified means UPSERT."""
     if value == 0:
@@ -115,6 +127,13 @@ def expire_time(value: datetime | None, field: str) -> datetime | None:
     if value is not None and not _EARLIEST <= value <= _LATEST:
         raise InvalidArgument(field, value.isoformat(), "must be between 1970 and 9999")
     return value
+
+
+def future_expire_time(value: datetime | None, field: str) -> datetime | None:
+    """An expiry for a new entry: one already past would make an entry that never blocks."""
+    if value is not None and value <= datetime.now(UTC):
+        raise InvalidArgument(field, value.isoformat(), "is in the past; the entry would never block")
+    return expire_time(value, field)
 
 
 def page_size(value: int, field: str = "page_size") -> int:

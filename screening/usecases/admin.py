@@ -75,7 +75,7 @@ class ForbiddenNumbers:
                 "call_type": check.call_type(call_type, prefix + "call_type"),
                 "enabled": True if enabled is None else enabled,
                 "note": check.note(note, prefix + "note"),
-                "expire_time": check.expire_time(expire_time, prefix + "expire_time"),
+                "expire_time": check.future_expire_time(expire_time, prefix + "expire_time"),
             }
         )
         with translated():
@@ -221,13 +221,27 @@ class ForbiddenNumbers:
         return found, token
 
     async def audit_events(
-        self, *, tenant_id: str, page_size: int, page_token: str, resource_id: str, actor: str, action: str
+        self,
+        *,
+        tenant_id: str,
+        page_size: int,
+        page_token: str,
+        resource_id: str,
+        actor: str,
+        action: str,
+        import_job_id: str = "",
     ) -> tuple[list[AuditEvent], str]:
         tenant = check.tenant_id(tenant_id)
         size = check.page_size(page_size)
-        query = scope(tenant, (resource_id, actor, action))
+        where = AuditFilter(
+            check.text_filter(resource_id, "resource_id"),
+            check.text_filter(actor, "actor"),
+            check.text_filter(action, "action"),
+            check.text_filter(import_job_id, "import_job_id"),
+        )
+        query = scope(tenant, (where.resource_id, where.actor, where.action, where.import_job_id))
         before = decode_token(page_token, query, (int,))[0] if page_token else None
-        rows = await self._store.list_audit(tenant, size + 1, before, AuditFilter(resource_id, actor, action))
+        rows = await self._store.list_audit(tenant, size + 1, before, where)
         events = [audit_event_of(row) for row in rows]
         token = ""
         if len(events) > size:

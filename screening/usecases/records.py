@@ -18,6 +18,7 @@ from screening.domain.fields import BY_NAME, ENTRY_FIELDS, Kind
 from screening.domain.model import (
     Actor,
     AuditEvent,
+    FileFormat,
     Filters,
     ForbiddenNumber,
     ImportJob,
@@ -25,6 +26,7 @@ from screening.domain.model import (
     ImportMode,
     MatchKind,
     RowError,
+    Superseded,
 )
 from storage.errors import DuplicateEntry, RowNotFound, StaleRevision
 from storage.rows import AuditRow, EntryFilter, EntryRow, EntryValues, JobRow, Who, columns
@@ -69,12 +71,15 @@ def _stored(value: Any) -> Any:
 
 
 def job_of(row: JobRow) -> ImportJob:
+    values = {f.name: getattr(row, f.name) for f in dataclasses.fields(JobRow)}
     return ImportJob(
         **{
-            **{f.name: getattr(row, f.name) for f in dataclasses.fields(JobRow)},
+            **values,
             "state": ImportJobState(row.state),
             "mode": ImportMode(row.mode),
-            "errors": [RowError(e.line, e.number, e.reason) for e in row.errors],
+            "file_format": FileFormat(row.file_format) if row.file_format else None,
+            "errors": [RowError(e.line, e.number, e.reason, e.cells, e.column) for e in row.errors],
+            "superseded": [Superseded(s.line, s.number, s.by_line) for s in row.superseded],
         }
     )
 
@@ -98,6 +103,8 @@ def audit_event_of(row: AuditRow) -> AuditEvent:
         before=_state(row.before),
         after=_state(row.after),
         create_time=row.create_time,
+        import_job_id=row.import_job_id,
+        changed_fields=row.changed_fields,
     )
 
 

@@ -70,6 +70,15 @@ async def create(
     )
 
 
+async def expire(clients: Clients, entry: pb.ForbiddenNumber, seconds_ago: int = 60) -> pb.ForbiddenNumber:
+    """Move an entry's expiry into the past (create refuses one already past; update may set it)."""
+    past = pb.ForbiddenNumber(tenant_id=entry.tenant_id, id=entry.id)
+    past.expire_time.FromSeconds(int(time.time()) - seconds_ago)
+    return await clients.admin.UpdateForbiddenNumber(
+        pb.UpdateForbiddenNumberRequest(forbidden_number=past, update_mask={"paths": ["expire_time"]})
+    )
+
+
 async def screen(
     clients: Clients, number: str, direction: int = pb.DIRECTION_INBOUND, tenant: str = "acme", call_id: str = ""
 ) -> pb.ScreenCallResponse:

@@ -1,0 +1,146 @@
+"""A template line's cells to typed values, or the column and reason that refuse it.
+
+The words a cell may hold, in English and in Chinese (the template's own
+words first): call_type inbound / outbound / both, match_kind exact / prefix
+(empty: exact), enabled true / false (empty: true), expire_time any time
+screening.domain.times reads, or a date cell of the workbook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+
+from screening.domain.model import CallType, MatchKind
+from screening.domain.times import EXAMPLES, TimeError, parse_time
+from screening.files.sheet import MAX_CELL, Line
+
+CALL_TYPE_WORDS: dict[str, CallType] = {
+    "inbound": CallType.INBOUND,
+    "outbound": CallType.OUTBOUND,
+    "both": CallType.BOTH,
+    "in": CallType.INBOUND,
+    "out": CallType.OUTBOUND,
+    "呼入": CallType.INBOUND,
+    "呼出": CallType.OUTBOUND,
+    "全部": CallType.BOTH,
+    "双向": CallType.BOTH,
+    "呼入呼出": CallType.BOTH,
+}
+MATCH_KIND_WORDS: dict[str, MatchKind] = {
+    "": MatchKind.EXACT,
+    "exact": MatchKind.EXACT,
+    "prefix": MatchKind.PREFIX,
+    "精确": MatchKind.EXACT,
+    "前缀": MatchKind.PREFIX,
+}
+ENABLED_WORDS: dict[str, bool | None] = {
+    "": None,
+    "true": True,
+    "false": False,
+    "yes": True,
+    "no": False,
+    "1": True,
+    "0": False,
+    "enabled": True,
+    "disabled": False,
+    "是": True,
+    "否": False,
+    "启用": True,
+    "禁用": False,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Values:
+    """A line's values, read but not yet checked (the number is as written)."""
+
+    number: str
+    call_type: CallType
+    match_kind: MatchKind
+    enabled: bool | None
+    note: str
+    expire_time: datetime | None
+
+
+class CellError(ValueError):
+    """A cell that cannot be read: the message names the column and quotes the cell."""
+
+    def __init__(self, column: str, reason: str) -> None:
+        super().__init__(f"{column} {reason}" if column else reason)
+        self.column = column
+        self.reason = reason
+
+
+def shown(text: str, limit: int = 80) -> str:
+    """A cell quoted back: cut short, with its size, when long."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+class Reader:
+    """Reads the lines of one file, whose header named `columns`."""
+
+    def __init__(self, columns: list[str], zone: tzinfo) -> None:
+        self._columns = columns
+        self._width = len(columns)
+        self._at = {name: i for i, name in enumerate(columns)}
+        self._zone = zone
+
+    def _cell(self, cells: list[str], name: str) -> str:
+        i = self._at.get(name)
+        return cells[i] if i is not None and i < len(cells) else ""
+
+    def number_of(self, cells: list[str]) -> str:
+        """The number as written, for the job's record of a bad line."""
+        return self._cell(cells, "number")
+
+    def values(self, line: Line) -> Values:
+        """The line's values, or CellError naming the column."""
+        cells = line.cells
+        if len(cells) != self._width and any(c.strip() for c in cells[self._width :]):
+            raise CellError("", f"has {len(cells)} fields; the header has {self._width}")
+        if len(cells) < self._width and line.typed is None:
+            raise CellError("", f"has {len(cells)} fields; the header has {self._width}")
+        for i, text in enumerate(cells):
+            if len(text) > MAX_CELL:
+                column = self._columns[i] if i < self._width else ""
+                raise CellError(column, f"{shown(text)}: no column takes more than {MAX_CELL} characters")
+        call_text = self._cell(cells, "call_type")
+        call_type = CALL_TYPE_WORDS.get(call_text.strip().lower())
+        if call_type is None:
+            if not call_text.strip():
+                raise CellError("call_type", "is empty; expected inbound, outbound or both")
+            raise CellError("call_type", f"{shown(call_text)}: expected inbound, outbound or both")
+        kind_text = self._cell(cells, "match_kind")
+        kind = MATCH_KIND_WORDS.get(kind_text.strip().lower())
+        if kind is None:
+            raise CellError("match_kind", f"{shown(kind_text)}: expected exact or prefix (empty: exact)")
+        enabled_text = self._cell(cells, "enabled")
+        key = enabled_text.strip().lower()
+        if key not in ENABLED_WORDS:
+            raise CellError("enabled", f"{shown(enabled_text)}: expected true or false (empty: true)")
+        return Values(
+            number=self._cell(cells, "number").strip(),
+            call_type=call_type,
+            match_kind=kind,
+            enabled=ENABLED_WORDS[key],
+            note=self._cell(cells, "note"),
+            expire_time=self._expire_time(line),
+        )
+
+    def _expire_time(self, line: Line) -> datetime | None:
+        i = self._at.get("expire_time")
+        if i is None:
+            return None
+        typed = line.typed[i] if line.typed is not None and i < len(line.typed) else None
+        if isinstance(typed, datetime | date):
+            return parse_time(typed, self._zone)
+        text = line.cells[i].strip() if i < len(line.cells) else ""
+        if not text:
+            return None
+        try:
+            return parse_time(text, self._zone)
+        except TimeError:
+            raise CellError("expire_time", f"{shown(text)} is not a time; write e.g. {EXAMPLES}") from None
