@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PROTO := protos/screening/v1/screening.proto
 GENERATED := screening/v1/screening_pb2.py screening/v1/screening_pb2.pyi screening/v1/screening_pb2_grpc.py screening/v1/screening_pb2_grpc.pyi
 
-.PHONY: install run test lint proto check-proto bench clean e2e bench-sip sip-packages bench-packages
+.PHONY: install run test lint proto check-proto bench clean e2e bench-sip sip-packages bench-packages console-packages
 
 install: $(STAMP)
 
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml setup.py screening/_native.c
 run: $(STAMP)
 	$(BIN)/screening serve $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) console-packages
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Kamailio + SIPp on loopback (integrations/kamailio): real SIP calls screened by a real server.
@@ -47,6 +47,13 @@ endef
 
 sip-packages:
 	$(call debian-packages,$(SIP_PACKAGES))
+
+# The console's browser tests (tests/console) drive Debian's chromium through Playwright's
+# Python API; the font draws the Chinese pages.
+CONSOLE_PACKAGES := chromium fonts-wqy-microhei
+
+console-packages:
+	$(call debian-packages,$(CONSOLE_PACKAGES))
 
 e2e: $(STAMP) sip-packages
 	PYTHONPATH=$(KAMAILIO_DIR):. $(BIN)/pytest $(KAMAILIO_DIR)/e2e -p no:cacheprovider $(PYTEST_ARGS)
