@@ -218,7 +218,9 @@ _FORM_FIELDS = {
 def _field_errors(ctx: Ctx, error: ApiError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for path, description in error.fields.items():
-        errors[_FORM_FIELDS.get(path, "")] = description
+        # The server writes "forbidden_number.number '+1 415 CALL': contains 'C'...": beside
+        # the field, its path says nothing a person needs.
+        errors[_FORM_FIELDS.get(path, "")] = description.removeprefix(path + " ")
     if not errors:
         # An entry for the same number and match kind: about the number field.
         errors["number" if error.code == grpc.StatusCode.ALREADY_EXISTS else ""] = api_message(ctx, error)

@@ -96,7 +96,9 @@ async def new_page(browser: Browser) -> AsyncIterator[Callable[..., Awaitable[Pa
     contexts: list[BrowserContext] = []
 
     async def make(locale: str = "en-US", timezone_id: str = "UTC") -> Page:
-        context = await browser.new_context(locale=locale, timezone_id=timezone_id, accept_downloads=True)
+        context = await browser.new_context(
+            locale=locale, timezone_id=timezone_id, accept_downloads=True, viewport={"width": 1280, "height": 900}
+        )
         context.set_default_timeout(10_000)
         contexts.append(context)
         return await context.new_page()
