@@ -37,7 +37,7 @@ LANG_COOKIE = "screening_console_lang"
 TZ_COOKIE = "screening_console_tz"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf"
-ACTIONS = ("create", "update", "delete", "set_enabled", "import")
+ACTIONS = ("create", "update", "delete", "enable", "disable", "import")
 
 
 @dataclass
@@ -114,7 +114,8 @@ class Ctx:
             "create": _("Added"),
             "update": _("Edited"),
             "delete": _("Deleted"),
-            "set_enabled": _("Switched on or off"),
+            "enable": _("Switched on"),
+            "disable": _("Switched off"),
             "import": _("Imported"),
         }
         return labels.get(action, action)
