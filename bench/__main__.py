@@ -33,7 +33,7 @@ import grpc
 
 from bench import data, h2load
 from bench.servers import ROOT, Server, load, run_json
-from screening import embedded
+from screening.app import embedded
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 

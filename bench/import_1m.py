@@ -36,9 +36,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from screening import embedded  # noqa: E402
-from screening.app import App  # noqa: E402
-from screening.config import Config  # noqa: E402
+from screening.app import embedded  # noqa: E402
+from screening.app.config import Config  # noqa: E402
+from screening.app.service import App  # noqa: E402
 from screening.v1 import screening_pb2 as pb  # noqa: E402
 from screening.v1 import screening_pb2_grpc as pb_grpc  # noqa: E402
 
@@ -223,7 +223,7 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("screening.app", "storage.migrate"):
+    for noisy in ("screening.app.service", "storage.migrate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)

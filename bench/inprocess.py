@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.data import SPAN, STEP, TENANT, number_of
-from screening.compact import Columns, number_key
-from screening.index import ScreeningIndex
-from screening.screener import Screener
+from screening.index.compact import Columns, number_key
+from screening.index.rules import ScreeningIndex
+from screening.usecases.screener import Screener
 
 
 @dataclass

@@ -72,7 +72,7 @@ class ParsingNoopScreening(NoopScreening):
 
 
 async def serve(listen: str, busy_loops: int = 0, parse_region: str | None = None) -> None:
-    # The same options as screening.app.
+    # The same options as screening.app.service.
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
     servicer = NoopScreening(busy_loops) if parse_region is None else ParsingNoopScreening(parse_region)
     pb_grpc.add_ScreeningServicer_to_server(servicer, server)

@@ -64,7 +64,7 @@ def _to_row(record: asyncpg.Record) -> ChangedRow:
 
 # The first load reads EXACT entries as fixed-width binary COPY rows that
 # numpy parses in one step, so no per-row Python object is ever made. The key
-# packs the number and flags exactly as screening.compact.number_key does (a
+# packs the number and flags exactly as screening.index.compact.number_key does (a
 # test compares them): the value, the digit count (keeps "01" and "1" apart),
 # whether it has a '+', then call_type | enabled << 2 | has-expiry << 3.
 # Every expression here was picked for its cost over 10M rows: a hash of the

@@ -15,8 +15,8 @@ from typing import Any
 
 import asyncpg
 
-from screening.errors import Aborted, AlreadyExists, NotFound
-from screening.model import Actor, CallType, Filters, ForbiddenNumber, MatchKind
+from screening.domain.errors import Aborted, AlreadyExists, NotFound
+from screening.domain.model import Actor, CallType, EntryStatus, Filters, ForbiddenNumber, MatchKind
 from storage.db import Conn, borrow
 
 _COLUMNS = (
@@ -378,6 +378,21 @@ def _filter_sql(tenant_id: str, filters: Filters) -> tuple[str, list[Any]]:
         add("match_kind = {}::smallint", int(filters.match_kind))
     if filters.number_prefix:
         add("starts_with(number, {})", filters.number_prefix)
+    if filters.status is EntryStatus.ACTIVE:
+        clauses.append("enabled AND (expire_time IS NULL OR expire_time > now())")
+    elif filters.status is EntryStatus.DISABLED:
+        clauses.append("NOT enabled")
+    elif filters.status is EntryStatus.EXPIRED:
+        clauses.append("enabled AND expire_time <= now()")
+    if filters.query:
+        digits = "".join(ch for ch in filters.query if "0" <= ch <= "9")
+        args.append(filters.query)
+        note = f"strpos(lower(note), lower(${len(args)})) > 0"
+        if digits:
+            args.append(digits)
+            clauses.append(f"(strpos(number, ${len(args)}) > 0 OR {note})")
+        else:
+            clauses.append(note)
     return " AND ".join(clauses), args
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import asyncpg
 
-from screening.errors import NotFound
-from screening.model import Actor, ImportJob, ImportJobState, ImportMode, RowError
+from screening.domain.errors import NotFound
+from screening.domain.model import Actor, ImportJob, ImportJobState, ImportMode, RowError
 from storage.db import Conn, borrow
 from storage.forbidden_numbers import write_audit
 

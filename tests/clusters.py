@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from screening import embedded
+from screening.app import embedded
 
 
 class OwnCluster:

@@ -19,9 +19,9 @@ import asyncpg
 import grpc
 import pytest
 
-from screening import embedded
-from screening.app import App
-from screening.config import Config
+from screening.app import embedded
+from screening.app.config import Config
+from screening.app.service import App
 from tests.clusters import OwnCluster
 from tests.faultproxy import FaultProxy
 from tests.support import Clients, wait_until

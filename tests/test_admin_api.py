@@ -1,5 +1,7 @@
 """ForbiddenNumberAdmin CRUD over real gRPC against a real database."""
 
+import time
+
 import grpc
 import pytest
 from google.protobuf import field_mask_pb2, timestamp_pb2
@@ -264,6 +266,45 @@ async def test_list_filters(clients: Clients) -> None:
     assert await ids(number_prefix="+44", call_type=pb.CALL_TYPE_BOTH) == {c.id}
 
 
+async def test_status_is_reported_and_filtered_and_query_searches_number_and_note(clients: Clients) -> None:
+    past = timestamp_pb2.Timestamp(seconds=int(time.time()) - 60)
+    future = timestamp_pb2.Timestamp(seconds=int(time.time()) + 3600)
+    active = await create(clients, "+4930111222", note="Harasses AGENTS at night", expire_time=future)
+    disabled = await create(clients, "+4930111333", enabled=False, expire_time=past)
+    expired = await create(clients, "+4930999", note="ticket 4930", expire_time=past)
+    assert [e.status for e in (active, disabled, expired)] == [
+        pb.ENTRY_STATUS_ACTIVE,
+        pb.ENTRY_STATUS_DISABLED,
+        pb.ENTRY_STATUS_EXPIRED,
+    ]
+
+    async def ids(**filters) -> set[str]:
+        page = await clients.admin.ListForbiddenNumbers(
+            pb.ListForbiddenNumbersRequest(tenant_id=A, filters=pb.ForbiddenNumberFilters(**filters))
+        )
+        assert page.total_size == len(page.forbidden_numbers)
+        return {e.id for e in page.forbidden_numbers}
+
+    assert await ids(status=pb.ENTRY_STATUS_ACTIVE) == {active.id}
+    assert await ids(status=pb.ENTRY_STATUS_DISABLED) == {disabled.id}
+    assert await ids(status=pb.ENTRY_STATUS_EXPIRED) == {expired.id}
+    assert await ids(query="111") == {active.id, disabled.id}
+    assert await ids(query="agents") == {active.id}
+    assert await ids(query="4930") == {active.id, disabled.id, expired.id}  # digits in numbers, text in a note
+    assert await ids(query="ticket") == {expired.id}
+    assert await ids(query="4930 111-3") == {disabled.id}  # written forms: the digits 49301113, together
+    assert await ids(query="4930 111-4") == set()
+    assert await ids(query="%") == set()  # no pattern syntax
+    fetched = await clients.admin.GetForbiddenNumber(pb.GetForbiddenNumberRequest(tenant_id=A, id=expired.id))
+    assert fetched.status == pb.ENTRY_STATUS_EXPIRED
+    for bad in (pb.ForbiddenNumberFilters(status=9), pb.ForbiddenNumberFilters(query="x" * 101)):
+        error = await fails(
+            clients.admin.ListForbiddenNumbers(pb.ListForbiddenNumbersRequest(tenant_id=A, filters=bad)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        assert field_violations(error)[0][0] in ("filters.status", "filters.query")
+
+
 async def test_page_token_is_bound_to_its_query(clients: Clients) -> None:
     for i in range(3):
         await create(clients, f"+1777{i}")
@@ -347,8 +388,8 @@ async def test_replica_status(clients: Clients) -> None:
 
 async def test_forged_page_tokens_are_invalid_argument(clients: Clients) -> None:
     """The scope is a plain hash: a forged token must be refused like bad input, not fail inside."""
-    from screening.model import Filters
-    from screening.paging import encode_token, scope
+    from screening.domain.model import Filters
+    from screening.domain.paging import encode_token, scope
 
     await create(clients, "+1777")
     query = scope(A, Filters())

@@ -9,7 +9,7 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
-from screening.app import App
+from screening.app.service import App
 from screening.v1 import screening_pb2 as pb
 from tests.support import Clients
 

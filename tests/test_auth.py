@@ -18,10 +18,10 @@ from google.protobuf.descriptor import MethodDescriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from screening import auth
-from screening.app import App
-from screening.config import Config
-from screening.registration import add_generic_only
+from screening.api import auth
+from screening.api.registration import add_generic_only
+from screening.app.config import Config
+from screening.app.service import App
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 from tests.conftest import with_database
@@ -365,7 +365,7 @@ class RecordingAdmin(pb_grpc.ForbiddenNumberAdminServicer):
 
 @pytest.fixture
 async def recording_server(auth_path: Path) -> AsyncIterator[tuple[grpc.aio.Channel, RecordingAdmin]]:
-    from screening import tokens
+    from screening.api import tokens
 
     recorder = RecordingAdmin()
     guard = auth.Auth(tokens.load(auth_path)).guard

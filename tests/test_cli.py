@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from screening.app import App
+from screening.app.service import App
 from screening.cli import render
 from screening.cli.main import app as screenctl
 from screening.cli.values import OutputFormat

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from screening.app import App
-from screening.template import COLUMNS
+from screening.app.service import App
+from screening.cli.template import COLUMNS
 from screening.v1 import screening_pb2 as pb
 from tests.support import Clients, until_verdict
 from tests.test_cli import Run, failed, ok, rows, runner_for

@@ -15,11 +15,11 @@ import asyncpg
 import numpy as np
 import pytest
 
-from screening import compact
-from screening.compact import Base, Columns, flags_of, id_parts, key_number, number_key
-from screening.index import NEVER, IndexEntry, ScreeningIndex
-from screening.model import CallType, MatchKind
-from screening.replica import to_index_entry
+from screening.domain.model import CallType, MatchKind
+from screening.index import compact
+from screening.index.compact import Base, Columns, flags_of, id_parts, key_number, number_key
+from screening.index.rules import NEVER, IndexEntry, ScreeningIndex
+from screening.sync.replica import to_index_entry
 from storage import changes
 from storage.migrate import migrate
 
@@ -275,7 +275,7 @@ def test_ids_are_found_by_binary_search_even_when_their_high_halves_are_equal() 
 async def test_a_server_says_when_it_searches_in_python(
     start_server, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="screening.app")
+    caplog.set_level(logging.WARNING, logger="screening.app.service")
     await start_server()
     assert not [r for r in caplog.records if "_native.c" in r.getMessage()]
     monkeypatch.setattr(compact, "USE_NATIVE", False)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from screening import config as cfg
-from screening import tokens
-from screening.__main__ import main
-from screening.config import Config, ConfigError
+from screening.api import tokens
+from screening.app import config as cfg
+from screening.app.config import Config, ConfigError
+from screening.app.main import main
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import asyncpg
 import grpc
 from google.protobuf import field_mask_pb2
 
-from screening.app import App
-from screening.replica import to_index_entry
+from screening.app.service import App
+from screening.sync.replica import to_index_entry
 from screening.v1 import screening_pb2 as pb
 from storage.changes import ChangedRow
 from tests.conftest import StartServer

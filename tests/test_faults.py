@@ -14,9 +14,9 @@ import asyncpg
 import grpc
 import pytest
 
-from screening.app import App
-from screening.config import Config
-from screening.replica import Replica
+from screening.app.config import Config
+from screening.app.service import App
+from screening.sync.replica import Replica
 from screening.v1 import screening_pb2 as pb
 from storage.migrate import migrate
 from tests.clusters import OwnCluster

@@ -12,7 +12,7 @@ import grpc
 import pytest
 from google.protobuf import timestamp_pb2
 
-from screening.template import read_template, write_template
+from screening.cli.template import read_template, write_template
 from screening.v1 import screening_pb2 as pb
 from tests.conftest import StartServer
 from tests.support import Clients, wait_until

@@ -2,8 +2,8 @@
 
 import math
 
-from screening.index import IndexEntry, ScreeningIndex
-from screening.model import CallType, Direction, MatchKind
+from screening.domain.model import CallType, Direction, MatchKind
+from screening.index.rules import IndexEntry, ScreeningIndex
 
 NOW = 1_800_000_000.0
 IN, OUT = Direction.INBOUND, Direction.OUTBOUND

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import grpc
 import pytest
 
-from screening.app import App
-from screening.config import DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
+from screening.app.config import DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
+from screening.app.service import App
 from screening.v1 import screening_pb2 as pb
 from tests.conftest import StartServer
 from tests.support import Clients

@@ -11,7 +11,7 @@ import urllib.request
 import grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from screening import logs
+from screening.app import logs
 from screening.v1 import screening_pb2 as pb
 from tests.support import Clients, create, until_verdict
 from tests.test_serve import free_port, run_server, serving  # noqa: F401 - run_server is a fixture
@@ -110,7 +110,7 @@ async def test_served_json_logs_and_metrics_from_the_environment(run_server, dsn
     messages = [e["message"] for e in events]
     assert any(m.startswith("listening on ") for m in messages)
     assert any(m.startswith("metrics at http://127.0.0.1:") for m in messages)
-    admin = [e for e in events if e["logger"] == "screening.access"]
+    admin = [e for e in events if e["logger"] == "screening.api.access"]
     assert [(e["rpc"], e["code"]) for e in admin] == [
         ("CreateForbiddenNumber", "OK"),
         ("CreateForbiddenNumber", "ALREADY_EXISTS"),

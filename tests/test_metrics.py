@@ -10,8 +10,8 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from screening.app import App
-from screening.config import Config, ConfigError
+from screening.app.config import Config, ConfigError
+from screening.app.service import App
 from screening.v1 import screening_pb2 as pb
 from tests.conftest import StartServer
 from tests.support import Clients, bearer, code_of, create, screen, until_verdict, wait_until, write_auth_file
@@ -249,7 +249,7 @@ async def test_a_stream_the_client_cancels_counts_as_cancelled(app: App, connect
 def test_native_tally_counts_exactly_as_the_python_one() -> None:
     import random
 
-    from screening import metrics
+    from screening.api import metrics
 
     assert metrics.NativeTally is not None, "screening._native is not built: run `make install` with gcc present"
     assert isinstance(metrics.new_tally(), metrics.NativeTally)

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from screening.errors import InvalidArgument
-from screening.numbers import mask, normalize
+from screening.domain.errors import InvalidArgument
+from screening.domain.numbers import mask, normalize
 
 
 @pytest.mark.parametrize(
@@ -103,7 +103,7 @@ def test_output_is_what_the_index_keys_encode() -> None:
 
 def test_the_e164_check_in_c_is_the_regex_it_replaces() -> None:
     from screening import _native
-    from screening.numbers import _E164
+    from screening.domain.numbers import _E164
 
     rng = random.Random(9)
     alphabet = "+0123456789 -()a١\u00a0\u0660"

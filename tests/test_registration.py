@@ -8,7 +8,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from screening.registration import add_generic_only
+from screening.api.registration import add_generic_only
 
 
 async def test_generic_only_service_serves_through_its_wrap() -> None:

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from screening.template import COLUMNS, TemplateError, read_template, write_template
+from screening.cli.template import COLUMNS, TemplateError, read_template, write_template
 from screening.v1 import screening_pb2 as pb
 
 

@@ -13,9 +13,9 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from screening import tls
-from screening.app import App
-from screening.config import Config, ConfigError
+from screening.api import tls
+from screening.app.config import Config, ConfigError
+from screening.app.service import App
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 from tests.certs import Authority, Issued

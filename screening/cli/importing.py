@@ -30,7 +30,7 @@ from rich.progress import (
 from rich.text import Text
 
 from screening.cli.connection import CliError, Session
-from screening.template import TemplateError, read_template
+from screening.cli.template import TemplateError, read_template
 from screening.v1 import screening_pb2 as pb
 
 BATCH_ROWS = 1000

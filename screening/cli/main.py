@@ -25,6 +25,8 @@ from rich.console import Console
 from screening.cli import render
 from screening.cli.connection import CliError, Session, Target, connect
 from screening.cli.importing import import_file
+from screening.cli.template import COLUMNS as TEMPLATE_COLUMNS
+from screening.cli.template import write_template
 from screening.cli.values import (
     CALL_TYPES,
     DIRECTIONS,
@@ -37,8 +39,6 @@ from screening.cli.values import (
     parse_time,
     to_timestamp,
 )
-from screening.template import COLUMNS as TEMPLATE_COLUMNS
-from screening.template import write_template
 from screening.v1 import screening_pb2 as pb
 
 app = typer.Typer(

@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from screening.app import App
+from screening.app.service import App
 from screening.console.app import Console
 from screening.console.config import ConsoleConfig
 

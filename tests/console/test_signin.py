@@ -8,7 +8,7 @@ import grpc
 import pytest
 from playwright.async_api import Page, expect
 
-from screening.app import App
+from screening.app.service import App
 from screening.v1 import screening_pb2 as pb
 from tests.support import Clients, bearer, create, write_auth_file
 

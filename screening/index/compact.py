@@ -33,7 +33,7 @@ from typing import Protocol, cast
 import numpy as np
 import numpy.typing as npt
 
-from screening.model import CallType
+from screening.domain.model import CallType
 
 try:
     from screening import _native

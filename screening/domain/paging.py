@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any
 
-from screening.errors import InvalidArgument
+from screening.domain.errors import InvalidArgument
 
 
 def scope(tenant_id: str, query: object) -> str:

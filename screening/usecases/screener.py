@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from time import time
 
-from screening import validation as check
-from screening.errors import InvalidArgument, Unavailable
-from screening.index import IndexEntry
-from screening.numbers import is_e164, normalize
-from screening.replica import Replica
+from screening.domain import validation as check
+from screening.domain.errors import InvalidArgument, Unavailable
+from screening.domain.numbers import is_e164, normalize
+from screening.index.rules import IndexEntry
+from screening.sync.replica import Replica
 
 _DIRECTIONS = (1, 2)
 MAX_BATCH = 10_000

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import phonenumbers
 
-from screening.errors import InvalidArgument
+from screening.domain.errors import InvalidArgument
 
 MAX_DIGITS = 15
 

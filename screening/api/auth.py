@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from google.protobuf.descriptor import Descriptor, FileDescriptor
 
-from screening.tokens import ROLES, Token, TokenTable
+from screening.api.tokens import ROLES, Token, TokenTable
 from screening.v1 import screening_pb2 as pb
 
 log = logging.getLogger(__name__)

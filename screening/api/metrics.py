@@ -29,7 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from screening.replica import Replica
+from screening.sync.replica import Replica
 
 try:
     from screening._native import Tally as NativeTally

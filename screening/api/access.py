@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
-from screening.metrics import Metrics
+from screening.api.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from screening import errors
+from screening.domain import errors
 from storage.errors import UNREACHABLE
 
 log = logging.getLogger(__name__)

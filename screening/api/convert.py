@@ -8,9 +8,9 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from screening.errors import InvalidArgument
-from screening.imports import ImportRow
-from screening.model import ForbiddenNumber, ImportJob
+from screening.domain.errors import InvalidArgument
+from screening.domain.model import ForbiddenNumber, ImportJob
+from screening.usecases.imports import ImportRow
 from screening.v1 import screening_pb2 as pb
 from storage.forbidden_numbers import AuditRecord
 
@@ -33,7 +33,7 @@ def from_timestamp(message: Any, field: str, path: str) -> datetime | None:
         raise InvalidArgument(path, f"{ts.seconds}s", "is not a valid timestamp") from None
 
 
-def entry(value: ForbiddenNumber) -> pb.ForbiddenNumber:
+def entry(value: ForbiddenNumber, now: datetime | None = None) -> pb.ForbiddenNumber:
     return pb.ForbiddenNumber(
         id=value.id,
         tenant_id=value.tenant_id,
@@ -46,6 +46,7 @@ def entry(value: ForbiddenNumber) -> pb.ForbiddenNumber:
         create_time=timestamp(value.create_time),
         update_time=timestamp(value.update_time),
         etag=value.etag,
+        status=int(value.status(datetime.now(UTC) if now is None else now)),  # type: ignore[arg-type]
     )
 
 

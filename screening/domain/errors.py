@@ -1,4 +1,4 @@
-"""Domain errors. Each names what went wrong; screening.status maps them to gRPC."""
+"""Domain errors. Each names what went wrong; screening.api.status maps them to gRPC."""
 
 from __future__ import annotations
 

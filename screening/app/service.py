@@ -14,18 +14,19 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
-from screening import compact, tls, tokens
-from screening.access import AdminCallObserver
-from screening.admin import ForbiddenNumbers
-from screening.auth import Auth
-from screening.config import Config, ConfigError, is_loopback
-from screening.imports import MAX_CONCURRENT_IMPORTS, Imports
-from screening.metrics import Metrics, MetricsServer
-from screening.metrics import serve as serve_metrics
-from screening.registration import Handler, Wrap, add_generic_only, add_registered
-from screening.replica import Replica
-from screening.screener import Screener
-from screening.servicers import AdminServicer, ScreeningServicer
+from screening.api import tls, tokens
+from screening.api.access import AdminCallObserver
+from screening.api.auth import Auth
+from screening.api.metrics import Metrics, MetricsServer
+from screening.api.metrics import serve as serve_metrics
+from screening.api.registration import Handler, Wrap, add_generic_only, add_registered
+from screening.api.servicers import AdminServicer, ScreeningServicer
+from screening.app.config import Config, ConfigError, is_loopback
+from screening.index import compact
+from screening.sync.replica import Replica
+from screening.usecases.admin import ForbiddenNumbers
+from screening.usecases.imports import MAX_CONCURRENT_IMPORTS, Imports
+from screening.usecases.screener import Screener
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 from storage.db import borrow

@@ -27,11 +27,11 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import NamedTuple
 
-from screening import validation as check
-from screening.errors import InvalidArgument, ResourceExhausted
-from screening.model import Actor, ImportJob, ImportMode, RowError
-from screening.numbers import normalize
-from screening.paging import decode_token, encode_token, scope
+from screening.domain import validation as check
+from screening.domain.errors import InvalidArgument, ResourceExhausted
+from screening.domain.model import Actor, ImportJob, ImportMode, RowError
+from screening.domain.numbers import normalize
+from screening.domain.paging import decode_token, encode_token, scope
 from storage.errors import RETRYABLE
 from storage.import_jobs import Applied, ImportJobStore, ImportTransaction, Outcome, StagedRow
 

@@ -2,7 +2,7 @@
 
 Tracebacks stay on the event's line (newlines escaped in text, a field in
 JSON), so a log shipper never splits one event into several. Phone numbers
-are the callers' business: log them only through `screening.numbers.mask`
+are the callers' business: log them only through `screening.domain.numbers.mask`
 (DEBUG may carry more).
 """
 

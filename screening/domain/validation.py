@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from screening.errors import InvalidArgument
-from screening.model import CallType, ImportMode, MatchKind
-from screening.numbers import normalize
+from screening.domain.errors import InvalidArgument
+from screening.domain.model import CallType, EntryStatus, ImportMode, MatchKind
+from screening.domain.numbers import normalize
 
 MAX_NOTE = 500
 DEFAULT_PAGE_SIZE = 100
@@ -60,6 +60,31 @@ def match_kind(value: int, field: str) -> MatchKind:
 
 def optional_match_kind(value: int, field: str) -> MatchKind | None:
     return None if value == 0 else match_kind(value, field)
+
+
+def optional_status(value: int, field: str) -> EntryStatus | None:
+    if value == 0:
+        return None
+    try:
+        return EntryStatus(value)
+    except ValueError:
+        raise InvalidArgument(
+            field,
+            value,
+            "is not a known status; one of ENTRY_STATUS_ACTIVE, ENTRY_STATUS_DISABLED, ENTRY_STATUS_EXPIRED",
+        ) from None
+
+
+MAX_QUERY = 100
+
+
+def query(value: str, field: str) -> str:
+    text = value.strip()
+    if len(text) > MAX_QUERY:
+        raise InvalidArgument(field, value, f"has {len(text)} characters; at most {MAX_QUERY} are allowed")
+    if "\x00" in text:
+        raise InvalidArgument(field, value, "must not contain NUL characters")
+    return text
 
 
 def import_mode(value: int, field: str) -> ImportMode:

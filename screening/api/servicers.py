@@ -12,23 +12,23 @@ from typing import Any
 import grpc
 from google.protobuf import empty_pb2
 
-from screening import convert
-from screening.admin import ForbiddenNumbers
-from screening.auth import caller, caller_name
-from screening.errors import InvalidArgument
-from screening.imports import ImportHeader, ImportMessage, Imports, RowBatch
-from screening.metrics import Metrics
-from screening.model import Actor, Direction
-from screening.replica import Replica
-from screening.screener import Screener
-from screening.status import (
+from screening.api import convert
+from screening.api.auth import caller, caller_name
+from screening.api.metrics import Metrics
+from screening.api.status import (
     answer_errors,
     answer_stream_errors,
     translate_admin_errors,
     translate_errors,
     translate_stream_errors,
 )
-from screening.tokens import ALL_TENANTS, ROLES
+from screening.api.tokens import ALL_TENANTS, ROLES
+from screening.domain.errors import InvalidArgument
+from screening.domain.model import Actor, Direction
+from screening.sync.replica import Replica
+from screening.usecases.admin import ForbiddenNumbers
+from screening.usecases.imports import ImportHeader, ImportMessage, Imports, RowBatch
+from screening.usecases.screener import Screener
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 from storage.forbidden_numbers import UPDATABLE
@@ -218,6 +218,8 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
             call_type=f.call_type,
             match_kind=f.match_kind,
             number_prefix=f.number_prefix,
+            status=f.status,
+            query=f.query,
         )
 
     @translate_admin_errors

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 
-from screening.config import Config, ConfigError
+from screening.app.config import Config, ConfigError
 
 
 def _pem(flag: str, path: Path, kind: str) -> bytes:

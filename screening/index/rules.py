@@ -25,7 +25,8 @@ import asyncio
 import itertools
 from dataclasses import dataclass
 
-from screening.compact import (
+from screening.domain.model import CallType, Direction, MatchKind
+from screening.index.compact import (
     CALL_TYPES,
     ENCODABLE,
     NEVER,
@@ -36,7 +37,6 @@ from screening.compact import (
     number_key,
     release_freed_memory,
 )
-from screening.model import CallType, Direction, MatchKind
 
 _EXACT = MatchKind.EXACT
 
@@ -251,7 +251,7 @@ class ScreeningIndex:
     def screen(self, tenant_id: str, number: str, direction: Direction | int, now: float) -> IndexEntry | None:
         """The entry that forbids this call, or None when it is allowed.
 
-        `number` is normalized (screening.numbers.normalize): "" or digits
+        `number` is normalized (screening.domain.numbers.normalize): "" or digits
         after an optional '+', which is what the base's keys encode.
         """
         if not number:

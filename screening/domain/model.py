@@ -31,6 +31,12 @@ class Verdict(enum.IntEnum):
     BLOCK = 2
 
 
+class EntryStatus(enum.IntEnum):
+    ACTIVE = 1
+    DISABLED = 2
+    EXPIRED = 3
+
+
 class ImportMode(enum.IntEnum):
     UPSERT = 1
     INSERT_ONLY = 2
@@ -58,6 +64,13 @@ class ForbiddenNumber:
     update_time: datetime
     etag: str
 
+    def status(self, now: datetime) -> EntryStatus:
+        if not self.enabled:
+            return EntryStatus.DISABLED
+        if self.expire_time is not None and self.expire_time <= now:
+            return EntryStatus.EXPIRED
+        return EntryStatus.ACTIVE
+
 
 @dataclass(frozen=True, slots=True)
 class Filters:
@@ -65,6 +78,9 @@ class Filters:
     call_type: CallType | None = None
     match_kind: MatchKind | None = None
     number_prefix: str = ""
+    status: EntryStatus | None = None
+    # Digits the number contains, or text the note contains (case-insensitive).
+    query: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from screening.compact import Base, Columns, release_freed_memory
-from screening.index import NEVER, IndexEntry, ScreeningIndex, merge_in_background
-from screening.model import CallType, MatchKind
+from screening.domain.model import CallType, MatchKind
+from screening.index.compact import Base, Columns, release_freed_memory
+from screening.index.rules import NEVER, IndexEntry, ScreeningIndex, merge_in_background
+from screening.sync.listener import Connect, Listener
 from storage import changes, tombstones
 from storage.db import borrow
 from storage.errors import RETRYABLE
-from storage.listener import Connect, Listener
 
 log = logging.getLogger(__name__)
 

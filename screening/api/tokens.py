@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from screening.config import ConfigError
-from screening.validation import TENANT_PATTERN
+from screening.app.config import ConfigError
+from screening.domain.validation import TENANT_PATTERN
 
 ROLES = ("screen", "viewer", "admin")
 ALL_TENANTS = "*"

@@ -21,7 +21,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from screening.config import Config
+from screening.app.config import Config
 
 log = logging.getLogger(__name__)
 

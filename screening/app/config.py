@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from screening.numbers import is_valid_region
+from screening.domain.numbers import is_valid_region
 
 
 class ConfigError(ValueError):

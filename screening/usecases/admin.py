@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from screening import validation as check
-from screening.errors import InvalidArgument
-from screening.model import Actor, Direction, Filters, ForbiddenNumber, MatchKind
-from screening.numbers import normalize
-from screening.paging import decode_token, encode_token, scope
+from screening.domain import validation as check
+from screening.domain.errors import InvalidArgument
+from screening.domain.model import Actor, Direction, Filters, ForbiddenNumber, MatchKind
+from screening.domain.numbers import normalize
+from screening.domain.paging import decode_token, encode_token, scope
 from storage.forbidden_numbers import UPDATABLE, AuditRecord, ForbiddenNumberStore, NewEntry
 
 MAX_BULK_IDS = 1000
@@ -115,13 +115,17 @@ class ForbiddenNumbers:
         unique = list(dict.fromkeys(check.required_id(i, "ids") for i in entry_ids))
         return await self._store.set_enabled(actor, tenant, unique, enabled)
 
-    def filters(self, *, enabled: bool | None, call_type: int, match_kind: int, number_prefix: str) -> Filters:
+    def filters(
+        self, *, enabled: bool | None, call_type: int, match_kind: int, number_prefix: str, status: int, query: str
+    ) -> Filters:
         prefix = "filters."
         return Filters(
             enabled=enabled,
             call_type=check.optional_call_type(call_type, prefix + "call_type"),
             match_kind=check.optional_match_kind(match_kind, prefix + "match_kind"),
             number_prefix=normalize(number_prefix, field=prefix + "number_prefix", prefix=True, allow_empty=True),
+            status=check.optional_status(status, prefix + "status"),
+            query=check.query(query, prefix + "query"),
         )
 
     async def list_entries(self, *, tenant_id: str, filters: Filters, page_size: int, page_token: str) -> Page:

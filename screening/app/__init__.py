@@ -1,0 +1,1 @@
+"""The process: configuration, assembling the service, serving, workers, the embedded PostgreSQL, logs."""

@@ -1,0 +1,1 @@
+"""Domain types, at the bottom: the model, its errors, number normalization, input checks, page tokens."""

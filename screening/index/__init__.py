@@ -1,0 +1,1 @@
+"""The in-memory screening index: what ScreenCall answers from. No I/O."""
