@@ -15,7 +15,9 @@ async def entries(clients: Clients, tenant: str = "acme") -> dict[str, pb.Forbid
     return {e.number: e for e in listed.forbidden_numbers}
 
 
-async def test_add_shows_the_normalized_number_and_errors_beside_their_field(console, clients, page: Page, shot) -> None:
+async def test_add_shows_the_normalized_number_and_errors_beside_their_field(
+    console, clients, page: Page, shot
+) -> None:
     await page.goto(console.at("/t/acme/numbers"))
     await expect(page.get_by_text("No forbidden numbers yet.")).to_be_visible()
     await page.get_by_role("button", name="Add").click()
@@ -154,3 +156,26 @@ async def test_search_filters_and_keyset_pages(console, clients, page: Page, sho
     await page.get_by_role("button", name="Search").click()
     await expect(page.locator("tbody tr")).to_have_count(1)
     await expect(page.locator("tbody tr")).to_contain_text("Outbound")
+
+
+async def test_search_by_number_or_note_and_filter_by_status(console, clients, page: Page, shot) -> None:
+    for i in range(30):
+        await create(clients, f"+1415555{i:04d}", note="robocall" if i % 10 == 0 else "", enabled=i % 3 != 0)
+    await page.goto(console.at("/t/acme/numbers"))
+    await page.get_by_label("Search number or note").fill("5550012")
+    await page.get_by_role("button", name="Search").click()
+    await expect(page.locator("tbody tr")).to_have_count(1)
+    await expect(page.locator("tbody tr")).to_contain_text("+14155550012")
+    await page.get_by_label("Search number or note").fill("robocall")
+    await page.get_by_role("button", name="Search").click()
+    await expect(page.locator("tbody tr")).to_have_count(3)
+    await page.get_by_label("Status").select_option("disabled")
+    await page.get_by_role("button", name="Search").click()
+    # Of the robocall notes (0, 10, 20) only 0 is disabled (i % 3 == 0).
+    await expect(page.locator("tbody tr")).to_have_count(1)
+    await expect(page.locator("tbody tr")).to_contain_text("+14155550000")
+    await page.get_by_label("Status").select_option("active")
+    await page.get_by_role("button", name="Search").click()
+    await expect(page.locator("tbody tr")).to_have_count(2)
+    await shot(page, "numbers-search")
+    assert re.search(r"q=robocall", page.url)

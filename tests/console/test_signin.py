@@ -157,7 +157,9 @@ async def test_changes_need_the_csrf_token(console, clients: Clients, page: Page
         url, headers={"X-CSRF-Token": csrf, "Origin": "http://evil.example"}, form={"enabled": "false"}
     )
     assert cross.status == 403
-    assert (await clients.admin.GetForbiddenNumber(pb.GetForbiddenNumberRequest(tenant_id="acme", id=created.id))).enabled
+    assert (
+        await clients.admin.GetForbiddenNumber(pb.GetForbiddenNumberRequest(tenant_id="acme", id=created.id))
+    ).enabled
     allowed = await page.context.request.post(url, headers={"X-CSRF-Token": csrf}, form={"enabled": "false"})
     assert allowed.status == 200
     stored = await clients.admin.GetForbiddenNumber(pb.GetForbiddenNumberRequest(tenant_id="acme", id=created.id))
