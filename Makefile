@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PROTO := protos/screening/v1/screening.proto
 GENERATED := screening/v1/screening_pb2.py screening/v1/screening_pb2.pyi screening/v1/screening_pb2_grpc.py screening/v1/screening_pb2_grpc.pyi
 
-.PHONY: install run test lint proto check-proto bench clean e2e bench-sip sip-packages bench-packages console-packages
+.PHONY: install run test lint proto check-proto bench clean e2e bench-sip sip-packages bench-packages console-packages console-messages
 
 install: $(STAMP)
 
@@ -54,6 +54,16 @@ CONSOLE_PACKAGES := chromium fonts-wqy-microhei
 
 console-packages:
 	$(call debian-packages,$(CONSOLE_PACKAGES))
+
+# New console strings into the Chinese catalog (then translate the empty msgstr lines).
+CONSOLE_LOCALE := screening/console/locale
+
+console-messages: $(STAMP)
+	$(BIN)/pybabel extract -F screening/console/babel.cfg -k _ -k gettext -k ngettext:1,2 \
+		--no-location --sort-output -o $(CONSOLE_LOCALE)/messages.pot .
+	$(BIN)/pybabel update -i $(CONSOLE_LOCALE)/messages.pot -d $(CONSOLE_LOCALE) -D messages \
+		--ignore-obsolete --width 120
+	rm $(CONSOLE_LOCALE)/messages.pot
 
 e2e: $(STAMP) sip-packages
 	PYTHONPATH=$(KAMAILIO_DIR):. $(BIN)/pytest $(KAMAILIO_DIR)/e2e -p no:cacheprovider $(PYTEST_ARGS)

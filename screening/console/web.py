@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import grpc
@@ -172,7 +172,8 @@ def local_path(url: str | None, default: str) -> str:
 
 
 def _time_zone(request: Request) -> ZoneInfo:
-    name = request.cookies.get(TZ_COOKIE, "")
+    # console.js writes it with encodeURIComponent (Asia%2FShanghai).
+    name = unquote(request.cookies.get(TZ_COOKIE, ""))
     try:
         return ZoneInfo(name) if name else ZoneInfo("UTC")
     except (ZoneInfoNotFoundError, ValueError):
