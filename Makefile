@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml setup.py screening/_native.c
 		echo "WARNING: screening/_native.c was not compiled (no C compiler?): screening runs its slower pure-Python path"
 	touch $(STAMP)
 
+# The gRPC server ($(ARGS) are its flags) and the web console beside it on http://127.0.0.1:8080
+# (SCREENING_CONSOLE_LISTEN moves it); Ctrl-C stops both.
 run: $(STAMP)
-	$(BIN)/screening serve $(ARGS)
+	$(BIN)/python -m screening.console.devrun $(ARGS)
 
 test: $(STAMP) console-packages
 	$(BIN)/pytest $(PYTEST_ARGS)
