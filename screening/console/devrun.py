@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -42,7 +43,8 @@ def _server_address(serve_args: Sequence[str]) -> tuple[str, bool]:
 def _wait_serving(address: str, server: subprocess.Popen[bytes]) -> bool:
     deadline = time.monotonic() + SERVING_WITHIN
     with grpc.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
+        # The stubs' types declare the async variant's methods only.
+        health: Any = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline and server.poll() is None:
             try:
                 answer = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
