@@ -535,7 +535,9 @@ async def start_import(ctx: Ctx) -> Response:
         elif not upload.size:
             errors["file"] = _("This file is empty.")
     if errors or not isinstance(upload, UploadFile):
-        return ctx.render("import_dialog.html", status=422, errors=errors, mode=mode)
+        # The whole dialog again, in place of the open one (not inside its result area).
+        headers = {"HX-Retarget": "#dialog-host", "HX-Reswap": "innerHTML"}
+        return ctx.render("import_dialog.html", status=422, headers=headers, errors=errors, mode=mode)
     # The request's own copy goes when the request ends; the import outlives it.
     own = tempfile.TemporaryFile()  # noqa: SIM115 - the upload task closes it
     await upload.seek(0)

@@ -179,3 +179,30 @@ async def test_search_by_number_or_note_and_filter_by_status(console, clients, p
     await expect(page.locator("tbody tr")).to_have_count(2)
     await shot(page, "numbers-search")
     assert re.search(r"q=robocall", page.url)
+
+
+async def test_the_dialog_works_from_the_keyboard(console, clients, page: Page) -> None:
+    await page.goto(console.at("/t/acme/numbers"))
+    add = page.get_by_role("button", name="Add")
+    await add.focus()
+    await page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Add forbidden number")
+    await expect(dialog).to_be_visible()
+    # Focus starts in the first field; Escape closes and gives focus back to Add.
+    await expect(dialog.get_by_label("Number", exact=True)).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(page.get_by_role("dialog")).to_have_count(0)
+    await expect(add).to_be_focused()
+
+    await page.keyboard.press("Enter")
+    await expect(dialog.get_by_label("Number", exact=True)).to_be_focused()
+    await page.keyboard.type("+14155550100")
+    await page.keyboard.press("Tab")  # to Exact
+    await page.keyboard.press("Tab")  # to Call type (a radio group is one tab stop)
+    await expect(dialog.get_by_label("Call type")).to_be_focused()
+    await dialog.get_by_label("Call type").select_option("both")
+    await dialog.get_by_label("Note").focus()
+    await page.keyboard.type("typed")
+    await dialog.get_by_role("button", name="Save").press("Enter")
+    await expect(page.locator("#messages")).to_contain_text("Added +14155550100.")
+    assert (await entries(clients))["+14155550100"].note == "typed"
