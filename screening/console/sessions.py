@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from screening.console.backend import Identity
 
 COOKIE = "screening_console"
+# Every first visit makes a session (it carries the CSRF token of the sign-in
+# form), so visitors who never come back must not grow memory without bound.
+MAX_SESSIONS = 10_000
 
 
 @dataclass
@@ -47,6 +50,9 @@ class Sessions:
 
     def new(self) -> Session:
         self._forget_idle()
+        if len(self._by_id) >= MAX_SESSIONS:
+            # The least recently seen goes first (dicts keep insertion order; get() re-inserts).
+            del self._by_id[next(iter(self._by_id))]
         session = Session(id=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32), last_seen=time.monotonic())
         self._by_id[session.id] = session
         return session
@@ -60,6 +66,8 @@ class Sessions:
             del self._by_id[session.id]
             return None
         session.last_seen = now
+        # Most recently seen last, for MAX_SESSIONS.
+        self._by_id[session.id] = self._by_id.pop(session.id)
         return session
 
     def renew(self, session: Session) -> Session:

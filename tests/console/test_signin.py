@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import grpc
 import pytest
 from playwright.async_api import Page, expect
 
@@ -179,4 +178,15 @@ def test_without_server_auth_the_console_listens_on_loopback_only() -> None:
     with pytest.raises(ConsoleConfigError, match="loopback only"):
         ConsoleConfig(listen="0.0.0.0:8080")
     assert ConsoleConfig(listen="0.0.0.0:8080", server_auth=True).listen == "0.0.0.0:8080"
-    assert grpc  # the module is imported for its status codes elsewhere
+
+
+def test_sessions_are_bounded_and_forget_the_least_recently_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+    from screening.console import sessions
+
+    monkeypatch.setattr(sessions, "MAX_SESSIONS", 3)
+    table = sessions.Sessions(idle_seconds=3600)
+    first, second, third = table.new(), table.new(), table.new()
+    assert table.get(first.id) is first  # seen again: now the most recent
+    table.new()
+    assert table.get(second.id) is None
+    assert table.get(first.id) is first and table.get(third.id) is third
