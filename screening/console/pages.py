@@ -328,7 +328,7 @@ async def set_enabled(ctx: Ctx) -> Response:
         pb.SetForbiddenNumbersEnabledRequest(tenant_id=ctx.tenant, ids=[entry_id], enabled=enabled),
     )
     entry = await ctx.call("GetForbiddenNumber", pb.GetForbiddenNumberRequest(tenant_id=ctx.tenant, id=entry_id))
-    return ctx.render("row.html", entry=entry, here=await _back(ctx))
+    return ctx.render("row_alone.html", entry=entry, here=await _back(ctx))
 
 
 @dataclass
