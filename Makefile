@@ -106,6 +106,7 @@ lint: $(STAMP) check-proto
 	$(BIN)/ruff check screening storage tests integrations bench
 	$(BIN)/ruff format --check screening storage tests integrations bench
 	$(BIN)/mypy screening storage bench
+	$(BIN)/lint-imports --no-cache
 	MYPYPATH=$(KAMAILIO_DIR):$(KAMAILIO_DIR)/e2e:. $(BIN)/mypy $(KAMAILIO_DIR)
 
 clean:

@@ -27,13 +27,13 @@ import numpy as np
 import numpy.typing as npt
 
 from storage.db import Conn
+from storage.rows import columns
 
 _POSITION = """SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
                       (SELECT system_identifier FROM pg_control_system()),
                       (SELECT purged_xid::text::bigint FROM sync_meta)"""
 # Rows a catch-up reads and applies between two turns of the event loop.
 CATCH_UP_BATCH = 2000
-_ROW = "id::text, tenant_id, number, match_kind, call_type, enabled, expire_time, deleted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,10 @@ class ChangedRow:
     enabled: bool
     expire_time: datetime | None
     deleted: bool
+
+
+# What the feed reads of a row: the columns of ChangedRow.
+_ROW = ", ".join(f"{name}::text" if name == "id" else name for name in columns(ChangedRow))
 
 
 class ReloadNeeded(Exception):

@@ -6,62 +6,47 @@ that rolls back leaves no event and a committed one always has one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
 
-from screening.domain.errors import Aborted, AlreadyExists, NotFound
-from screening.domain.model import Actor, CallType, EntryStatus, Filters, ForbiddenNumber, MatchKind
 from storage.db import Conn, borrow
-
-_COLUMNS = (
-    "id, tenant_id, number, match_kind, call_type, enabled, note, expire_time, create_time, update_time, revision"
+from storage.errors import DuplicateEntry, RowNotFound, StaleRevision
+from storage.rows import (
+    AuditFilter,
+    AuditRow,
+    EntryFilter,
+    EntryRow,
+    EntryValues,
+    Who,
+    columns,
 )
 
-# Fields an update may set, mapped to their columns.
-UPDATABLE = ("number", "match_kind", "call_type", "enabled", "note", "expire_time")
+_COLUMNS = ", ".join(columns(EntryRow))
+_VALUES = columns(EntryValues)
+ENTRY = "forbidden number"
+# The audit trail describes an entry by its columns, without the times the event itself carries.
+_AUDITED = tuple(c for c in columns(EntryRow) if c not in ("create_time", "update_time"))
+
+# Status codes, as the API numbers them.
+ACTIVE, DISABLED, EXPIRED = 1, 2, 3
 
 
-def _etag(revision: int) -> str:
-    return str(revision)
+def _row(record: asyncpg.Record) -> EntryRow:
+    return EntryRow(**{**record, "id": str(record["id"])})
 
 
-def _row_to_entry(row: asyncpg.Record) -> ForbiddenNumber:
-    return ForbiddenNumber(
-        id=str(row["id"]),
-        tenant_id=row["tenant_id"],
-        number=row["number"],
-        match_kind=MatchKind(row["match_kind"]),
-        call_type=CallType(row["call_type"]),
-        enabled=row["enabled"],
-        note=row["note"],
-        expire_time=row["expire_time"],
-        create_time=row["create_time"],
-        update_time=row["update_time"],
-        etag=_etag(row["revision"]),
-    )
-
-
-def _audit_json(entry: ForbiddenNumber | None) -> str | None:
-    if entry is None:
+def _described(row: EntryRow | None) -> str | None:
+    if row is None:
         return None
-    return json.dumps(
-        {
-            "id": entry.id,
-            "number": entry.number,
-            "match_kind": entry.match_kind.name,
-            "call_type": entry.call_type.name,
-            "enabled": entry.enabled,
-            "note": entry.note,
-            "expire_time": entry.expire_time.isoformat() if entry.expire_time else None,
-            "etag": entry.etag,
-        }
-    )
+    found = {name: getattr(row, name) for name in _AUDITED}
+    if row.expire_time is not None:
+        found["expire_time"] = row.expire_time.isoformat()
+    return json.dumps(found, ensure_ascii=False)
 
 
 def _parse_id(entry_id: str) -> uuid.UUID | None:
@@ -71,49 +56,25 @@ def _parse_id(entry_id: str) -> uuid.UUID | None:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class NewEntry:
-    tenant_id: str
-    number: str
-    match_kind: MatchKind
-    call_type: CallType
-    enabled: bool
-    note: str
-    expire_time: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
-    id: int
-    tenant_id: str
-    actor: str
-    action: str
-    resource_id: str
-    request_id: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-    create_time: datetime
-
-
 async def write_audit(
     conn: Conn,
-    actor: Actor,
+    who: Who,
     tenant_id: str,
     action: str,
     resource_id: str,
-    before: ForbiddenNumber | None = None,
-    after: ForbiddenNumber | None = None,
+    before: EntryRow | None = None,
+    after: EntryRow | None = None,
 ) -> None:
     await conn.execute(
         """INSERT INTO audit_events (tenant_id, actor, action, resource_id, request_id, before, after)
            VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)""",
         tenant_id,
-        actor.name,
+        who.actor,
         action,
         resource_id,
-        actor.request_id,
-        _audit_json(before),
-        _audit_json(after),
+        who.request_id,
+        _described(before),
+        _described(after),
     )
 
 
@@ -121,111 +82,106 @@ class ForbiddenNumberStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def create(self, actor: Actor, new: NewEntry) -> ForbiddenNumber:
+    async def create(self, who: Who, tenant_id: str, values: EntryValues) -> EntryRow:
+        names = ", ".join(_VALUES)
+        params = ", ".join(f"${i + 2}" for i in range(len(_VALUES)))
         async with borrow(self._pool) as conn, conn.transaction():
             try:
-                row = await conn.fetchrow(
-                    f"""INSERT INTO forbidden_numbers
-                            (tenant_id, number, match_kind, call_type, enabled, note, expire_time)
-                        VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_COLUMNS}""",
-                    new.tenant_id,
-                    new.number,
-                    new.match_kind,
-                    new.call_type,
-                    new.enabled,
-                    new.note,
-                    new.expire_time,
+                record = await conn.fetchrow(
+                    f"""INSERT INTO forbidden_numbers (tenant_id, {names})
+                        VALUES ($1, {params}) RETURNING {_COLUMNS}""",
+                    tenant_id,
+                    *dataclasses.astuple(values),
                 )
             except asyncpg.exceptions.UniqueViolationError:
-                raise _duplicate(new.tenant_id, new.number, new.match_kind) from None
-            assert row is not None
-            entry = _row_to_entry(row)
-            await write_audit(conn, actor, entry.tenant_id, "create", entry.id, after=entry)
-            return entry
+                raise DuplicateEntry(tenant_id, values.number, values.match_kind) from None
+            assert record is not None
+            row = _row(record)
+            await write_audit(conn, who, tenant_id, "create", row.id, after=row)
+            return row
 
-    async def get(self, tenant_id: str, entry_id: str) -> ForbiddenNumber:
+    async def get(self, tenant_id: str, entry_id: str) -> EntryRow:
         key = _parse_id(entry_id)
         if key is None:
-            raise NotFound("forbidden number", entry_id, tenant_id)
+            raise RowNotFound(ENTRY, entry_id, tenant_id)
         async with borrow(self._pool) as conn:
-            row = await conn.fetchrow(
+            record = await conn.fetchrow(
                 f"SELECT {_COLUMNS} FROM forbidden_numbers WHERE tenant_id = $1 AND id = $2 AND NOT deleted",
                 tenant_id,
                 key,
             )
-        if row is None:
-            raise NotFound("forbidden number", entry_id, tenant_id)
-        return _row_to_entry(row)
+        if record is None:
+            raise RowNotFound(ENTRY, entry_id, tenant_id)
+        return _row(record)
 
-    async def _lock(self, conn: Conn, tenant_id: str, entry_id: str, etag: str) -> ForbiddenNumber:
+    async def _lock(self, conn: Conn, tenant_id: str, entry_id: str, revision: int | None) -> EntryRow:
         key = _parse_id(entry_id)
-        row = None
+        record = None
         if key is not None:
-            row = await conn.fetchrow(
+            record = await conn.fetchrow(
                 f"""SELECT {_COLUMNS} FROM forbidden_numbers
                     WHERE tenant_id = $1 AND id = $2 AND NOT deleted FOR UPDATE""",
                 tenant_id,
                 key,
             )
-        if row is None:
-            raise NotFound("forbidden number", entry_id, tenant_id)
-        current = _row_to_entry(row)
-        if etag and etag != current.etag:
-            raise Aborted(
-                f"etag {etag!r} of forbidden number {entry_id!r} is stale; the current etag is {current.etag!r}"
-            )
-        return current
+        if record is None:
+            raise RowNotFound(ENTRY, entry_id, tenant_id)
+        row = _row(record)
+        if revision is not None and revision != row.revision:
+            raise StaleRevision(entry_id, revision, row.revision)
+        return row
 
     async def update(
-        self, actor: Actor, tenant_id: str, entry_id: str, etag: str, changes: Mapping[str, Any]
-    ) -> ForbiddenNumber:
+        self, who: Who, tenant_id: str, entry_id: str, revision: int | None, changes: dict[str, Any]
+    ) -> EntryRow:
+        """Set the columns in `changes` (names of EntryValues); an update that changes nothing writes nothing."""
         async with borrow(self._pool) as conn, conn.transaction():
-            before = await self._lock(conn, tenant_id, entry_id, etag)
-            merged = {field: changes.get(field, getattr(before, field)) for field in UPDATABLE}
+            before = await self._lock(conn, tenant_id, entry_id, revision)
+            merged = dataclasses.replace(EntryValues(*(getattr(before, name) for name in _VALUES)), **changes)
+            if dataclasses.astuple(merged) == tuple(getattr(before, name) for name in _VALUES):
+                # Nothing to change: the etag stays valid, replicas have nothing to re-read, no event.
+                return before
+            sets = ", ".join(f"{name} = ${i + 3}" for i, name in enumerate(_VALUES))
             try:
-                row = await conn.fetchrow(
-                    f"""UPDATE forbidden_numbers
-                        SET number = $3, match_kind = $4, call_type = $5, enabled = $6, note = $7, expire_time = $8
+                record = await conn.fetchrow(
+                    f"""UPDATE forbidden_numbers SET {sets}
                         WHERE tenant_id = $1 AND id = $2 RETURNING {_COLUMNS}""",
                     tenant_id,
                     uuid.UUID(before.id),
-                    *(merged[field] for field in UPDATABLE),
+                    *dataclasses.astuple(merged),
                 )
             except asyncpg.exceptions.UniqueViolationError:
-                raise _duplicate(tenant_id, merged["number"], merged["match_kind"]) from None
-            assert row is not None
-            after = _row_to_entry(row)
-            await write_audit(conn, actor, tenant_id, "update", after.id, before=before, after=after)
+                raise DuplicateEntry(tenant_id, merged.number, merged.match_kind) from None
+            assert record is not None
+            after = _row(record)
+            await write_audit(conn, who, tenant_id, "update", after.id, before=before, after=after)
             return after
 
-    async def delete(self, actor: Actor, tenant_id: str, entry_id: str, etag: str) -> None:
+    async def delete(self, who: Who, tenant_id: str, entry_id: str, revision: int | None) -> None:
         async with borrow(self._pool) as conn, conn.transaction():
-            before = await self._lock(conn, tenant_id, entry_id, etag)
-            await conn.execute(
-                "UPDATE forbidden_numbers SET deleted = true WHERE id = $1",
-                uuid.UUID(before.id),
-            )
-            await write_audit(conn, actor, tenant_id, "delete", before.id, before=before)
+            before = await self._lock(conn, tenant_id, entry_id, revision)
+            await conn.execute("UPDATE forbidden_numbers SET deleted = true WHERE id = $1", uuid.UUID(before.id))
+            await write_audit(conn, who, tenant_id, "delete", before.id, before=before)
 
-    async def set_enabled(self, actor: Actor, tenant_id: str, entry_ids: Sequence[str], enabled: bool) -> int:
+    async def set_enabled(self, who: Who, tenant_id: str, entry_ids: Sequence[str], enabled: bool) -> int:
         keys: list[uuid.UUID] = []
         for entry_id in entry_ids:
             key = _parse_id(entry_id)
             if key is None:
-                raise NotFound("forbidden number", entry_id, tenant_id)
+                raise RowNotFound(ENTRY, entry_id, tenant_id)
             keys.append(key)
         async with borrow(self._pool) as conn, conn.transaction():
-            rows = await conn.fetch(
+            records = await conn.fetch(
                 f"""SELECT {_COLUMNS} FROM forbidden_numbers
                     WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND NOT deleted
                     ORDER BY id FOR UPDATE""",
                 tenant_id,
                 keys,
             )
-            found = {row["id"] for row in rows}
+            found = {record["id"] for record in records}
             missing = [entry_id for entry_id, key in zip(entry_ids, keys, strict=True) if key not in found]
             if missing:
-                raise NotFound("forbidden number", missing[0], tenant_id)
+                raise RowNotFound(ENTRY, missing[0], tenant_id)
             # Entries already in the requested state are left untouched, so
             # their etags stay valid and replicas have nothing to re-read.
             changed = await conn.fetch(
@@ -236,51 +192,51 @@ class ForbiddenNumberStore:
                 keys,
                 enabled,
             )
-            by_id = {str(row["id"]): _row_to_entry(row) for row in rows}
-            for row in changed:
-                after = _row_to_entry(row)
-                await write_audit(
-                    conn, actor, tenant_id, "enable" if enabled else "disable", after.id, by_id[after.id], after
-                )
-            return len(rows)
+            before = {str(record["id"]): _row(record) for record in records}
+            for record in changed:
+                after = _row(record)
+                action = "enable" if enabled else "disable"
+                await write_audit(conn, who, tenant_id, action, after.id, before[after.id], after)
+            return len(records)
 
     async def page(
-        self, tenant_id: str, filters: Filters, page_size: int, after: tuple[str, int] | None
-    ) -> tuple[list[ForbiddenNumber], int]:
-        where, args = _filter_sql(tenant_id, filters)
+        self, tenant_id: str, where: EntryFilter, page_size: int, after: tuple[str, int] | None
+    ) -> tuple[list[EntryRow], int]:
+        """Up to `page_size` entries after (number, match_kind) `after`, and how many match in all."""
+        clause, args = _filter_sql(tenant_id, where)
         async with borrow(self._pool) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            total = await conn.fetchval(f"SELECT count(*) FROM forbidden_numbers WHERE {where}", *args)
+            total = await conn.fetchval(f"SELECT count(*) FROM forbidden_numbers WHERE {clause}", *args)
             page_args = list(args)
             keyset = ""
             if after is not None:
                 page_args += [after[0], after[1]]
                 keyset = f" AND (number, match_kind) > (${len(args) + 1}, ${len(args) + 2}::smallint)"
             page_args.append(page_size)
-            rows = await conn.fetch(
-                f"""SELECT {_COLUMNS} FROM forbidden_numbers WHERE {where}{keyset}
+            records = await conn.fetch(
+                f"""SELECT {_COLUMNS} FROM forbidden_numbers WHERE {clause}{keyset}
                     ORDER BY number, match_kind LIMIT ${len(page_args)}""",
                 *page_args,
             )
-        return [_row_to_entry(row) for row in rows], int(total)
+        return [_row(record) for record in records], int(total)
 
-    async def export(self, tenant_id: str, filters: Filters, chunk: int = 1000) -> AsyncIterator[list[ForbiddenNumber]]:
+    async def export(self, tenant_id: str, where: EntryFilter, chunk: int = 1000) -> AsyncIterator[list[EntryRow]]:
         """Every matching entry ordered by number, through a server-side cursor."""
-        where, args = _filter_sql(tenant_id, filters)
+        clause, args = _filter_sql(tenant_id, where)
         async with borrow(self._pool) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             cursor = await conn.cursor(
-                f"SELECT {_COLUMNS} FROM forbidden_numbers WHERE {where} ORDER BY number, match_kind", *args
+                f"SELECT {_COLUMNS} FROM forbidden_numbers WHERE {clause} ORDER BY number, match_kind", *args
             )
             while True:
-                rows = await cursor.fetch(chunk)
-                if not rows:
+                records = await cursor.fetch(chunk)
+                if not records:
                     return
-                yield [_row_to_entry(row) for row in rows]
+                yield [_row(record) for record in records]
 
-    async def candidates(self, tenant_id: str, number: str) -> list[ForbiddenNumber]:
+    async def candidates(self, tenant_id: str, number: str) -> list[EntryRow]:
         """Entries whose number is `number` (EXACT) or a prefix of it (PREFIX), live ones only."""
         prefixes = [number[:i] for i in range(1, len(number) + 1)]
         async with borrow(self._pool) as conn:
-            rows = await conn.fetch(
+            records = await conn.fetch(
                 f"""SELECT {_COLUMNS} FROM forbidden_numbers
                     WHERE tenant_id = $1 AND NOT deleted
                       AND ((match_kind = 1 AND number = $2) OR (match_kind = 2 AND number = ANY($3::text[])))""",
@@ -288,13 +244,13 @@ class ForbiddenNumberStore:
                 number,
                 prefixes,
             )
-        return [_row_to_entry(row) for row in rows]
+        return [_row(record) for record in records]
 
     async def tenants(self, after: str | None, limit: int, only: Sequence[str] | None) -> list[tuple[str, int]]:
         """Tenants with live entries, by id, after `after`; `only`: restricted to these ids."""
         async with borrow(self._pool) as conn:
             if only is not None:
-                rows = await conn.fetch(
+                records = await conn.fetch(
                     """SELECT t.tenant_id, (SELECT count(*) FROM forbidden_numbers f
                                             WHERE f.tenant_id = t.tenant_id AND NOT f.deleted)
                        FROM unnest($1::text[]) AS t(tenant_id)
@@ -308,7 +264,7 @@ class ForbiddenNumberStore:
                 )
             else:
                 # A walk down the (tenant_id, number, match_kind) index: one probe a tenant.
-                rows = await conn.fetch(
+                records = await conn.fetch(
                     """WITH RECURSIVE t AS (
                            (SELECT tenant_id FROM forbidden_numbers
                             WHERE NOT deleted AND ($1::text IS NULL OR tenant_id > $1)
@@ -324,13 +280,13 @@ class ForbiddenNumberStore:
                     after,
                     limit,
                 )
-        return [(row[0], int(row[1])) for row in rows]
+        return [(record[0], int(record[1])) for record in records]
 
     async def list_audit(
-        self, tenant_id: str, page_size: int, before_id: int | None, resource_id: str, actor: str, action: str
-    ) -> list[AuditRecord]:
+        self, tenant_id: str, page_size: int, before_id: int | None, where: AuditFilter
+    ) -> list[AuditRow]:
         async with borrow(self._pool) as conn:
-            rows = await conn.fetch(
+            records = await conn.fetch(
                 """SELECT id, tenant_id, actor, action, resource_id, request_id, before, after, create_time
                FROM audit_events
                WHERE tenant_id = $1
@@ -341,60 +297,51 @@ class ForbiddenNumberStore:
                ORDER BY id DESC LIMIT $6""",
                 tenant_id,
                 before_id,
-                resource_id,
-                actor,
-                action,
+                where.resource_id,
+                where.actor,
+                where.action,
                 page_size,
             )
         return [
-            AuditRecord(
-                id=row["id"],
-                tenant_id=row["tenant_id"],
-                actor=row["actor"],
-                action=row["action"],
-                resource_id=row["resource_id"],
-                request_id=row["request_id"],
-                before=json.loads(row["before"]) if row["before"] is not None else None,
-                after=json.loads(row["after"]) if row["after"] is not None else None,
-                create_time=row["create_time"],
+            AuditRow(
+                **{
+                    **record,
+                    "before": _loaded(record["before"]),
+                    "after": _loaded(record["after"]),
+                }
             )
-            for row in rows
+            for record in records
         ]
 
 
-def _filter_sql(tenant_id: str, filters: Filters) -> tuple[str, list[Any]]:
+def _loaded(value: str | None) -> dict[str, Any] | None:
+    return None if value is None else dict(json.loads(value))
+
+
+def _filter_sql(tenant_id: str, where: EntryFilter) -> tuple[str, list[Any]]:
     clauses = ["tenant_id = $1", "NOT deleted"]
     args: list[Any] = [tenant_id]
 
-    def add(template: str, value: Any) -> None:
+    def arg(value: Any) -> str:
         args.append(value)
-        clauses.append(template.format(f"${len(args)}"))
+        return f"${len(args)}"
 
-    if filters.enabled is not None:
-        add("enabled = {}", filters.enabled)
-    if filters.call_type is not None:
-        add("call_type = {}::smallint", int(filters.call_type))
-    if filters.match_kind is not None:
-        add("match_kind = {}::smallint", int(filters.match_kind))
-    if filters.number_prefix:
-        add("starts_with(number, {})", filters.number_prefix)
-    if filters.status is EntryStatus.ACTIVE:
+    if where.enabled is not None:
+        clauses.append(f"enabled = {arg(where.enabled)}")
+    if where.call_type is not None:
+        clauses.append(f"call_type = {arg(where.call_type)}::smallint")
+    if where.match_kind is not None:
+        clauses.append(f"match_kind = {arg(where.match_kind)}::smallint")
+    if where.number_prefix:
+        clauses.append(f"starts_with(number, {arg(where.number_prefix)})")
+    if where.status == ACTIVE:
         clauses.append("enabled AND (expire_time IS NULL OR expire_time > now())")
-    elif filters.status is EntryStatus.DISABLED:
+    elif where.status == DISABLED:
         clauses.append("NOT enabled")
-    elif filters.status is EntryStatus.EXPIRED:
+    elif where.status == EXPIRED:
         clauses.append("enabled AND expire_time <= now()")
-    if filters.query:
-        digits = "".join(ch for ch in filters.query if "0" <= ch <= "9")
-        args.append(filters.query)
-        note = f"strpos(lower(note), lower(${len(args)})) > 0"
-        if digits:
-            args.append(digits)
-            clauses.append(f"(strpos(number, ${len(args)}) > 0 OR {note})")
-        else:
-            clauses.append(note)
+    if where.query:
+        note = f"strpos(lower(note), lower({arg(where.query)})) > 0"
+        digits = "".join(ch for ch in where.query if "0" <= ch <= "9")
+        clauses.append(f"(strpos(number, {arg(digits)}) > 0 OR {note})" if digits else note)
     return " AND ".join(clauses), args
-
-
-def _duplicate(tenant_id: str, number: str, match_kind: MatchKind) -> AlreadyExists:
-    return AlreadyExists(f"tenant {tenant_id!r} already has a {MatchKind(match_kind).name} entry for number {number!r}")

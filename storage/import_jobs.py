@@ -18,10 +18,10 @@ from typing import Any
 
 import asyncpg
 
-from screening.domain.errors import NotFound
-from screening.domain.model import Actor, ImportJob, ImportJobState, ImportMode, RowError
 from storage.db import Conn, borrow
+from storage.errors import RowNotFound
 from storage.forbidden_numbers import write_audit
+from storage.rows import JobRow, RowErrorRow, Who
 
 # A RUNNING job whose replica has not touched it for this long died with it.
 ABANDONED_AFTER_SECONDS = 30
@@ -88,26 +88,26 @@ class Outcome:
     updated: int
     skipped: int
     failed: int
-    errors: Sequence[RowError]
+    errors: Sequence[RowErrorRow]
 
 
 @dataclass(frozen=True, slots=True)
 class JobPage:
-    jobs: list[ImportJob]
+    jobs: list[JobRow]
     more: bool
     last_seq: int
 
 
-def _errors_json(errors: Sequence[RowError]) -> str:
+def _errors_json(errors: Sequence[RowErrorRow]) -> str:
     return json.dumps([[e.line, e.number, e.reason] for e in errors], ensure_ascii=False)
 
 
-def _row_to_job(row: asyncpg.Record, errors: list[RowError]) -> ImportJob:
-    return ImportJob(
+def _row_to_job(row: asyncpg.Record, errors: list[RowErrorRow]) -> JobRow:
+    return JobRow(
         id=row["id"],
         tenant_id=row["tenant_id"],
-        state=ImportJobState(row["state"]),
-        mode=ImportMode(row["mode"]),
+        state=row["state"],
+        mode=row["mode"],
         source_name=row["source_name"],
         total_rows=row["total_rows"],
         created_count=row["created_count"],
@@ -121,10 +121,10 @@ def _row_to_job(row: asyncpg.Record, errors: list[RowError]) -> ImportJob:
     )
 
 
-def _parse_errors(raw: str | None) -> list[RowError]:
+def _parse_errors(raw: str | None) -> list[RowErrorRow]:
     if not raw:
         return []
-    return [RowError(int(line), str(number), str(reason)) for line, number, reason in json.loads(raw)]
+    return [RowErrorRow(int(line), str(number), str(reason)) for line, number, reason in json.loads(raw)]
 
 
 class ImportTransaction:
@@ -138,15 +138,15 @@ class ImportTransaction:
             _STAGING, records=rows, columns=STAGING_COLUMNS, timeout=IMPORT_STATEMENT_TIMEOUT
         )
 
-    async def apply(self, tenant_id: str, mode: ImportMode) -> Applied:
-        query = _APPLY_UPSERT if mode is ImportMode.UPSERT else _APPLY_INSERT_ONLY
+    async def apply(self, tenant_id: str, upsert: bool) -> Applied:
+        query = _APPLY_UPSERT if upsert else _APPLY_INSERT_ONLY
         row = await self._conn.fetchrow(query, tenant_id, timeout=IMPORT_STATEMENT_TIMEOUT)
         assert row is not None
         return Applied(entries=int(row["entries"]), created=int(row["created"]))
 
-    async def succeed(self, actor: Actor, tenant_id: str, job_id: str, outcome: Outcome) -> ImportJob:
+    async def succeed(self, who: Who, tenant_id: str, job_id: str, outcome: Outcome) -> JobRow:
         """Record the audit event and the finished job, both committed with the entries."""
-        await write_audit(self._conn, actor, tenant_id, "import", job_id)
+        await write_audit(self._conn, who, tenant_id, "import", job_id)
         row = await self._conn.fetchrow(
             f"""UPDATE import_jobs
                 SET state = 2, total_rows = $2, created_count = $3, updated_count = $4, skipped_count = $5,
@@ -185,14 +185,14 @@ class ImportJobStore:
         async with borrow(self._pool) as conn:
             await conn.execute(query, *args)
 
-    async def create(self, actor: Actor, tenant_id: str, mode: ImportMode, source_name: str) -> ImportJob:
+    async def create(self, who: Who, tenant_id: str, mode: int, source_name: str) -> JobRow:
         row = await self._fetchrow(
             f"""INSERT INTO import_jobs (tenant_id, state, mode, source_name, actor)
                 VALUES ($1, 1, $2, $3, $4) RETURNING {_JOB_COLUMNS}""",
             tenant_id,
-            int(mode),
+            mode,
             source_name,
-            actor.name,
+            who.actor,
         )
         assert row is not None
         return _row_to_job(row, [])
@@ -208,7 +208,7 @@ class ImportJobStore:
         )
 
     async def fail(
-        self, job_id: str, total_rows: int, failed_count: int, errors: Sequence[RowError], reason: str
+        self, job_id: str, total_rows: int, failed_count: int, errors: Sequence[RowErrorRow], reason: str
     ) -> None:
         await self._execute(
             """UPDATE import_jobs
@@ -248,18 +248,18 @@ class ImportJobStore:
                 conn.terminate()
                 raise
 
-    async def get(self, tenant_id: str, job_id: str) -> ImportJob:
+    async def get(self, tenant_id: str, job_id: str) -> JobRow:
         try:
             key = uuid.UUID(job_id)
         except ValueError:
-            raise NotFound("import job", job_id, tenant_id) from None
+            raise RowNotFound("import job", job_id, tenant_id) from None
         row = await self._fetchrow(
             f"SELECT {_JOB_COLUMNS}, errors::text AS errors FROM import_jobs WHERE tenant_id = $1 AND id = $2",
             tenant_id,
             key,
         )
         if row is None:
-            raise NotFound("import job", job_id, tenant_id)
+            raise RowNotFound("import job", job_id, tenant_id)
         return _row_to_job(row, _parse_errors(row["errors"]))
 
     async def page(self, tenant_id: str, size: int, before_seq: int | None, max_errors: int) -> JobPage:
@@ -285,7 +285,7 @@ class ImportJobStore:
                 if kept and carried > max_errors:
                     break
                 kept.append(row)
-            errors: dict[str, list[RowError]] = {}
+            errors: dict[str, list[RowErrorRow]] = {}
             with_errors = [uuid.UUID(row["id"]) for row in kept if row["error_count"]]
             if with_errors:
                 for found in await conn.fetch(

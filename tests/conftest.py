@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import grpc
@@ -22,14 +21,9 @@ import pytest
 from screening.app import embedded
 from screening.app.config import Config
 from screening.app.service import App
-from tests.clusters import OwnCluster
-from tests.faultproxy import FaultProxy
-from tests.support import Clients, wait_until
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
+from tests.support import Clients, Process, StartServer, wait_until, with_database
+from tests.support.clusters import OwnCluster
+from tests.support.faultproxy import FaultProxy
 
 
 @pytest.fixture(scope="session")
@@ -56,9 +50,6 @@ async def dsn(cluster_url: str) -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
-
-
-StartServer = Callable[..., Awaitable[App]]
 
 
 @pytest.fixture
@@ -109,6 +100,22 @@ async def proxy(cluster_url: str) -> AsyncIterator[FaultProxy]:
     p = await FaultProxy(cluster_url).start()
     yield p
     await p.close()
+
+
+@pytest.fixture
+def run_server() -> Iterator:
+    procs: list[Process] = []
+
+    def start(*args: str, **env: str) -> Process:
+        p = Process(list(args), env)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        if p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait()
 
 
 @pytest.fixture

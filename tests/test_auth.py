@@ -24,8 +24,7 @@ from screening.app.config import Config
 from screening.app.service import App
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
-from tests.conftest import with_database
-from tests.support import bearer, wait_until, write_auth_file
+from tests.support import bearer, wait_until, with_database, write_auth_file
 
 # Who may call each RPC, decided here independently of screening/auth.py. A
 # new RPC fails test_every_rpc_is_classified until someone decides.
@@ -442,7 +441,7 @@ def test_a_service_without_roles_stops_the_server_from_starting() -> None:
     service.method.add(name="Do", input_type=".extra.Req", output_type=".extra.Req")
     pool = descriptor_pool.DescriptorPool()
     file = pool.Add(proto) and pool.FindFileByName("extra.proto")
-    with pytest.raises(RuntimeError, match="no roles"):
+    with pytest.raises(RuntimeError, match="has no kind"):
         auth.rules(file)
 
 

@@ -13,8 +13,7 @@ import pytest
 
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
-from tests.conftest import StartServer
-from tests.support import bearer, serve_process, wait_until, write_auth_file
+from tests.support import StartServer, bearer, serve_process, wait_until, write_auth_file
 
 REQUEST = pb.ScreenCallRequest(tenant_id="acme", number="+14155550100", direction=pb.DIRECTION_INBOUND)
 

@@ -5,65 +5,42 @@ the gRPC server in this process keeps running.
 """
 
 import asyncio
-import csv
 import io
 import json
 import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
 
 from screening.app.service import App
 from screening.cli import render
-from screening.cli.main import app as screenctl
 from screening.cli.values import OutputFormat
 from screening.v1 import screening_pb2 as pb
-from tests.certs import Authority
-from tests.conftest import StartServer
-from tests.support import Clients, create, until_verdict, wait_until, write_auth_file
+from tests.support import (
+    Clients,
+    Run,
+    StartServer,
+    create,
+    failed,
+    ok,
+    rows,
+    runner_for,
+    until_verdict,
+    wait_until,
+    write_auth_file,
+)
+from tests.support.certs import Authority
 
-Run = Callable[..., Awaitable[Result]]
 TEMPLATE_COLUMNS = ["number", "call_type", "match_kind", "enabled", "note", "expire_time"]
-
-
-def runner_for(address: str) -> Run:
-    async def run(*args: str, env: dict[str, str] | None = None) -> Result:
-        full_env = {"SCREENCTL_SERVER": address, "SCREENCTL_TENANT": None, "SCREENCTL_TOKEN": None} | (env or {})
-        return await asyncio.to_thread(CliRunner().invoke, screenctl, list(args), env=full_env)
-
-    return run
 
 
 @pytest.fixture
 def cli(server: App) -> Run:
     return runner_for(f"127.0.0.1:{server.port}")
-
-
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
-    return result.stdout
-
-
-def failed(result: Result, exit_code: int = 1) -> str:
-    """The error line; a failure is one line on stderr and never a traceback."""
-    assert result.exit_code == exit_code, (result.exit_code, result.stdout, result.stderr)
-    assert isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    if exit_code == 1:
-        assert len(lines) == 1, lines
-        assert lines[0].startswith("error: ")
-    return result.stderr.strip()
-
-
-def rows(text: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(text)))
 
 
 async def add(cli: Run, number: str, *args: str, tenant: str = "acme") -> dict:

@@ -12,8 +12,7 @@ from pathlib import Path
 from screening.app.service import App
 from screening.cli.template import COLUMNS
 from screening.v1 import screening_pb2 as pb
-from tests.support import Clients, until_verdict
-from tests.test_cli import Run, failed, ok, rows, runner_for
+from tests.support import Clients, Run, failed, ok, rows, runner_for, until_verdict
 
 ROWS = 50_000
 # Lines (the header is line 1) the server refuses, and lines the reader cannot read.

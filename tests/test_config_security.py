@@ -10,8 +10,9 @@ import pytest
 
 from screening.api import tokens
 from screening.app import config as cfg
-from screening.app.config import Config, ConfigError
+from screening.app.config import Config
 from screening.app.main import main
+from screening.domain.errors import ConfigError
 
 
 @pytest.fixture

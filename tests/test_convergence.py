@@ -16,9 +16,8 @@ from screening.app.service import App
 from screening.sync.replica import to_index_entry
 from screening.v1 import screening_pb2 as pb
 from storage.changes import ChangedRow
-from tests.conftest import StartServer
-from tests.faultproxy import FaultProxy
-from tests.support import Clients, wait_until
+from tests.support import Clients, StartServer, wait_until
+from tests.support.faultproxy import FaultProxy
 
 OPERATIONS = 5000
 WRITERS = 8

@@ -19,11 +19,19 @@ from screening.app.service import App
 from screening.sync.replica import Replica
 from screening.v1 import screening_pb2 as pb
 from storage.migrate import migrate
-from tests.clusters import OwnCluster
-from tests.conftest import StartServer, with_database
-from tests.faultproxy import FaultProxy
-from tests.support import Clients, code_of, create, screen, until_verdict, wait_until
-from tests.test_serve import free_port
+from tests.support import (
+    Clients,
+    StartServer,
+    code_of,
+    create,
+    free_port,
+    screen,
+    until_verdict,
+    wait_until,
+    with_database,
+)
+from tests.support.clusters import OwnCluster
+from tests.support.faultproxy import FaultProxy
 
 BLOCK, ALLOW = pb.VERDICT_BLOCK, pb.VERDICT_ALLOW
 INSERT = "INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type) VALUES ('acme', $1, 1, 3)"
@@ -348,3 +356,57 @@ async def test_a_full_load_on_a_silent_connection_gives_up_and_is_retried(proxy:
             await running
     finally:
         await asyncio.wait_for(pool.close(), 10)
+
+
+def _admin_request(method) -> object:
+    """A well-formed request for `method`, naming tenant acme and an entry id that may not exist."""
+    from google.protobuf import message_factory
+
+    request = message_factory.GetMessageClass(method.input_type)()
+    fields = method.input_type.fields_by_name
+    if "tenant_id" in fields:
+        request.tenant_id = "acme"
+    if "id" in fields:
+        request.id = "0b6f8a8e-5f4e-4c52-9d7e-6f2f1c0e9a11"
+    if "ids" in fields:
+        request.ids.append("0b6f8a8e-5f4e-4c52-9d7e-6f2f1c0e9a11")
+    if "direction" in fields:
+        request.direction = pb.DIRECTION_INBOUND
+        request.number = "+4930123456"
+    if "forbidden_number" in fields:
+        entry = request.forbidden_number
+        entry.tenant_id, entry.number, entry.call_type = "acme", "+4930123456", pb.CALL_TYPE_BOTH
+        entry.id = "0b6f8a8e-5f4e-4c52-9d7e-6f2f1c0e9a11"
+    return request
+
+
+# Answered without the database: from the replica's memory or the caller's token.
+DATABASE_FREE = {"GetReplicaStatus", "GetCallerIdentity"}
+
+
+async def test_every_unary_admin_call_on_a_silent_database_answers_unavailable_before_its_deadline(
+    start_server: StartServer, connect, proxy: FaultProxy, dsn: str
+) -> None:
+    """The status of a call that waits on the database follows from its kind, for every such RPC."""
+    app = await start_server(database_url=proxy.url(database_of(dsn)))
+    clients = connect(app)
+    await create(clients, "+4930000001")  # warm the pool: its connections are then frozen, not refused
+    proxy.blackhole(new_too=True)
+    service = pb.DESCRIPTOR.services_by_name["ForbiddenNumberAdmin"]
+    unary = [m for m in service.methods if not m.client_streaming and not m.server_streaming]
+    assert len(unary) >= 12
+    for method in unary:
+        call = clients.channel.unary_unary(
+            f"/{service.full_name}/{method.name}",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=lambda b: b,
+        )
+        started = time.monotonic()
+        try:
+            await call(_admin_request(method), timeout=1.0)
+            code = grpc.StatusCode.OK
+        except grpc.aio.AioRpcError as error:
+            code = error.code()
+        assert time.monotonic() - started < 1.0, method.name
+        expected = grpc.StatusCode.OK if method.name in DATABASE_FREE else grpc.StatusCode.UNAVAILABLE
+        assert code == expected, f"{method.name}: {code}"

@@ -14,8 +14,7 @@ from google.protobuf import timestamp_pb2
 
 from screening.cli.template import read_template, write_template
 from screening.v1 import screening_pb2 as pb
-from tests.conftest import StartServer
-from tests.support import Clients, wait_until
+from tests.support import Clients, StartServer, wait_until
 
 TENANT = "acme"
 Request = pb.ImportForbiddenNumbersRequest

@@ -7,11 +7,10 @@ from collections.abc import Callable
 import grpc
 import pytest
 
-from screening.app.config import DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
+from screening.app.config import Config
 from screening.app.service import App
 from screening.v1 import screening_pb2 as pb
-from tests.conftest import StartServer
-from tests.support import Clients
+from tests.support import Clients, StartServer
 
 
 async def test_a_message_over_the_limit_is_resource_exhausted(
@@ -40,7 +39,7 @@ def test_the_default_message_limit_fits_the_largest_import_batch() -> None:
     )
     row.expire_time.GetCurrentTime()
     batch = pb.ImportForbiddenNumbersRequest(rows=pb.ImportRowBatch(rows=[row] * 10_000))
-    assert batch.ByteSize() < DEFAULT_MAX_RECEIVE_MESSAGE_BYTES
+    assert batch.ByteSize() < Config().max_receive_message_bytes
 
 
 async def test_metadata_over_the_limit_is_resource_exhausted(

@@ -13,8 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from screening.app import logs
 from screening.v1 import screening_pb2 as pb
-from tests.support import Clients, create, until_verdict
-from tests.test_serve import free_port, run_server, serving  # noqa: F401 - run_server is a fixture
+from tests.support import Clients, create, free_port, serving, until_verdict
 
 TOKEN = "tok-9f8e7d6c5b4a"
 
@@ -63,7 +62,7 @@ def test_configure_replaces_handlers() -> None:
         root.setLevel(level)
 
 
-async def test_served_json_logs_and_metrics_from_the_environment(run_server, dsn: str) -> None:  # noqa: F811
+async def test_served_json_logs_and_metrics_from_the_environment(run_server, dsn: str) -> None:
     metrics_port = free_port()
     server = run_server(
         "--database-url",
@@ -120,7 +119,7 @@ async def test_served_json_logs_and_metrics_from_the_environment(run_server, dsn
     assert "13800138000" not in output and entry.id not in output
 
 
-def test_bad_log_format_is_refused(run_server) -> None:  # noqa: F811
+def test_bad_log_format_is_refused(run_server) -> None:
     server = run_server("--log-format", "xml")
     assert server.proc.wait(10) == 2
     assert "--log-format 'xml': one of text, json" in server.output()

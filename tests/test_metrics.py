@@ -10,11 +10,21 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from screening.app.config import Config, ConfigError
+from screening.app.config import Config
 from screening.app.service import App
+from screening.domain.errors import ConfigError
 from screening.v1 import screening_pb2 as pb
-from tests.conftest import StartServer
-from tests.support import Clients, bearer, code_of, create, screen, until_verdict, wait_until, write_auth_file
+from tests.support import (
+    Clients,
+    StartServer,
+    bearer,
+    code_of,
+    create,
+    screen,
+    until_verdict,
+    wait_until,
+    write_auth_file,
+)
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

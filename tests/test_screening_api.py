@@ -10,8 +10,7 @@ from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from screening.v1 import screening_pb2 as pb
-from tests.conftest import StartServer
-from tests.support import Clients, code_of, create, screen, until_verdict, wait_until
+from tests.support import Clients, StartServer, code_of, create, screen, until_verdict, wait_until
 
 IN, OUT = pb.DIRECTION_INBOUND, pb.DIRECTION_OUTBOUND
 BLOCK, ALLOW = pb.VERDICT_BLOCK, pb.VERDICT_ALLOW

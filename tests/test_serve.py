@@ -1,12 +1,7 @@
 """`python -m screening serve` as a user runs it: a real process, flags, env, signals."""
 
 import asyncio
-import os
 import signal
-import socket
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -15,61 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from screening.v1 import screening_pb2 as pb
-from tests.support import Clients, create, until_verdict, wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Process:
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.port = free_port()
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SCREENING_")}
-        full_env |= {"SCREENING_LISTEN": f"127.0.0.1:{self.port}"} | env
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "screening", "serve", *args],
-            env=full_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.address = f"127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.proc.stdout.read() if self.proc.stdout else ""
-
-
-@pytest.fixture
-def run_server() -> Iterator:
-    procs: list[Process] = []
-
-    def start(*args: str, **env: str) -> Process:
-        p = Process(list(args), env)
-        procs.append(p)
-        return p
-
-    yield start
-    for p in procs:
-        if p.proc.poll() is None:
-            p.proc.kill()
-            p.proc.wait()
-
-
-async def serving(address: str, within: float = 30) -> None:
-    async with grpc.aio.insecure_channel(address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-
-        async def up() -> bool:
-            try:
-                r = await health.Check(health_pb2.HealthCheckRequest(service="screening.v1.Screening"), timeout=1)
-            except grpc.aio.AioRpcError:
-                return False
-            return r.status == health_pb2.HealthCheckResponse.SERVING
-
-        await wait_until(up, within=within, interval=0.1)
+from tests.support import Clients, create, serving, until_verdict
 
 
 async def test_serve_with_database_url_flags_reflection_and_sigterm(run_server, dsn: str) -> None:

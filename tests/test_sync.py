@@ -7,8 +7,7 @@ import time
 import asyncpg
 
 from screening.v1 import screening_pb2 as pb
-from tests.conftest import StartServer
-from tests.support import create, screen, until_verdict
+from tests.support import StartServer, create, screen, until_verdict
 
 BLOCK, ALLOW = pb.VERDICT_BLOCK, pb.VERDICT_ALLOW
 INSERT = "INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type) VALUES ('acme', $1, 1, 3)"

@@ -14,13 +14,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from screening.api import tls
-from screening.app.config import Config, ConfigError
+from screening.app.config import Config
 from screening.app.service import App
+from screening.domain.errors import ConfigError
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
-from tests.certs import Authority, Issued
-from tests.conftest import StartServer
-from tests.support import bearer, serve_process, wait_until, write_auth_file
+from tests.support import StartServer, bearer, serve_process, wait_until, write_auth_file
+from tests.support.certs import Authority, Issued
 
 REQUEST = pb.ScreenCallRequest(tenant_id="acme", number="+14155550100", direction=pb.DIRECTION_INBOUND)
 

@@ -9,10 +9,7 @@ from pathlib import Path
 import grpc
 
 from screening.v1 import screening_pb2 as pb
-from tests.support import Clients, create, wait_until
-from tests.test_serve import Process, run_server, serving
-
-__all__ = ["run_server"]
+from tests.support import Clients, Process, create, serving, wait_until
 
 
 def children(pid: int) -> set[int]:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf import timestamp_pb2
 
 from screening.domain.errors import InvalidArgument
-from screening.domain.model import ForbiddenNumber, ImportJob
+from screening.domain.fields import ENTRY_FIELDS, Kind
+from screening.domain.model import AuditEvent, ForbiddenNumber, ImportJob
 from screening.usecases.imports import ImportRow
 from screening.v1 import screening_pb2 as pb
-from storage.forbidden_numbers import AuditRecord
 
 
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -34,55 +34,46 @@ def from_timestamp(message: Any, field: str, path: str) -> datetime | None:
 
 
 def entry(value: ForbiddenNumber, now: datetime | None = None) -> pb.ForbiddenNumber:
-    return pb.ForbiddenNumber(
-        id=value.id,
-        tenant_id=value.tenant_id,
-        number=value.number,
-        match_kind=int(value.match_kind),  # type: ignore[arg-type]
-        call_type=int(value.call_type),  # type: ignore[arg-type]
-        enabled=value.enabled,
-        note=value.note,
-        expire_time=timestamp(value.expire_time),
-        create_time=timestamp(value.create_time),
-        update_time=timestamp(value.update_time),
-        etag=value.etag,
-        status=int(value.status(datetime.now(UTC) if now is None else now)),  # type: ignore[arg-type]
+    message = _entry_fields(_as_dict(value))
+    message.status = value.status(datetime.now(UTC) if now is None else now)  # type: ignore[assignment]
+    return message
+
+
+def _as_dict(value: ForbiddenNumber) -> dict[str, Any]:
+    return {field.name: getattr(value, field.name) for field in ENTRY_FIELDS}
+
+
+def _entry_fields(values: Mapping[str, Any], tenant_id: str = "") -> pb.ForbiddenNumber:
+    """The message holding these fields (by their declared names); absent or None ones stay unset."""
+    message = pb.ForbiddenNumber(tenant_id=tenant_id)
+    for field in ENTRY_FIELDS:
+        value = values.get(field.name)
+        if value is None:
+            continue
+        if field.kind is Kind.TIME:
+            getattr(message, field.name).FromDatetime(value)
+        elif field.kind is Kind.ENUM:
+            setattr(message, field.name, int(value))
+        else:
+            setattr(message, field.name, value)
+    return message
+
+
+def audit_event(event: AuditEvent) -> pb.AuditEvent:
+    message = pb.AuditEvent(
+        id=str(event.id),
+        tenant_id=event.tenant_id,
+        actor=event.actor,
+        action=event.action,
+        resource_id=event.resource_id,
+        create_time=timestamp(event.create_time),
+        request_id=event.request_id,
     )
-
-
-_KIND = {"EXACT": pb.MATCH_KIND_EXACT, "PREFIX": pb.MATCH_KIND_PREFIX}
-_CALL = {"INBOUND": pb.CALL_TYPE_INBOUND, "OUTBOUND": pb.CALL_TYPE_OUTBOUND, "BOTH": pb.CALL_TYPE_BOTH}
-
-
-def _audit_entry(data: dict[str, Any] | None, tenant_id: str) -> pb.ForbiddenNumber | None:
-    if data is None:
-        return None
-    expire = data.get("expire_time")
-    return pb.ForbiddenNumber(
-        id=data["id"],
-        tenant_id=tenant_id,
-        number=data["number"],
-        match_kind=_KIND[data["match_kind"]],
-        call_type=_CALL[data["call_type"]],
-        enabled=data["enabled"],
-        note=data["note"],
-        expire_time=timestamp(datetime.fromisoformat(expire)) if expire else None,
-        etag=data["etag"],
-    )
-
-
-def audit_event(record: AuditRecord) -> pb.AuditEvent:
-    return pb.AuditEvent(
-        id=str(record.id),
-        tenant_id=record.tenant_id,
-        actor=record.actor,
-        action=record.action,
-        resource_id=record.resource_id,
-        create_time=timestamp(record.create_time),
-        request_id=record.request_id,
-        before=_audit_entry(record.before, record.tenant_id),
-        after=_audit_entry(record.after, record.tenant_id),
-    )
+    if event.before is not None:
+        message.before.CopyFrom(_entry_fields(event.before, event.tenant_id))
+    if event.after is not None:
+        message.after.CopyFrom(_entry_fields(event.after, event.tenant_id))
+    return message
 
 
 def import_rows(rows: Iterable[pb.ImportRow]) -> Iterator[ImportRow]:

@@ -29,6 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from screening.domain.model import Direction, Verdict
 from screening.sync.replica import Replica
 
 try:
@@ -38,8 +39,8 @@ except ImportError:  # not compiled (setup.py): ScreenTally below does the same 
 
 # Indexed by the proto enum values; 0 stands for a call that got an error
 # (verdict) or named no valid direction.
-VERDICTS = ("error", "allow", "block")
-DIRECTIONS = ("unspecified", "inbound", "outbound")
+VERDICTS = ("error", *(v.name.lower() for v in sorted(Verdict)))
+DIRECTIONS = ("unspecified", *(d.name.lower() for d in sorted(Direction)))
 IMPORT_OUTCOMES = ("created", "updated", "skipped", "failed")
 
 # ScreenCall is answered from memory in tens of microseconds; the buckets

@@ -15,15 +15,9 @@ from google.protobuf import empty_pb2
 from screening.api import convert
 from screening.api.auth import caller, caller_name
 from screening.api.metrics import Metrics
-from screening.api.status import (
-    answer_errors,
-    answer_stream_errors,
-    translate_admin_errors,
-    translate_errors,
-    translate_stream_errors,
-)
 from screening.api.tokens import ALL_TENANTS, ROLES
 from screening.domain.errors import InvalidArgument
+from screening.domain.fields import UPDATABLE
 from screening.domain.model import Actor, Direction
 from screening.sync.replica import Replica
 from screening.usecases.admin import ForbiddenNumbers
@@ -31,7 +25,6 @@ from screening.usecases.imports import ImportHeader, ImportMessage, Imports, Row
 from screening.usecases.screener import Screener
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
-from storage.forbidden_numbers import UPDATABLE
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _BLOCK = pb.VERDICT_BLOCK
@@ -44,11 +37,10 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
         self._metrics = metrics
         self._tally = metrics.screen_tally
 
-    @answer_errors
-    def ScreenCall(self, request: pb.ScreenCallRequest) -> pb.ScreenCallResponse:
+    # A plain method, not a coroutine: the wrapper grpc awaits is then the call's only coroutine.
+    def ScreenCall(self, request: pb.ScreenCallRequest, context: Context) -> pb.ScreenCallResponse:
         return self._screen(request)
 
-    @translate_errors
     async def ScreenNumbers(self, request: pb.ScreenNumbersRequest, context: Context) -> pb.ScreenNumbersResponse:
         numbers, hits, version = self._screener.screen_many(request.tenant_id, list(request.numbers), request.direction)
         response = pb.ScreenNumbersResponse(data_version=version)
@@ -72,9 +64,12 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
         counters[_ALLOW].inc(len(hits) - blocked)
         return response
 
-    @answer_stream_errors
-    def ScreenCallStream(self, request: pb.ScreenCallRequest) -> pb.ScreenCallResponse:
-        return self._screen(request)
+    async def ScreenCallStream(
+        self, request_iterator: AsyncIterator[pb.ScreenCallRequest], context: Context
+    ) -> AsyncIterator[pb.ScreenCallResponse]:
+        screen = self._screen
+        async for request in request_iterator:
+            yield screen(request)
 
     # The hot path: a plain function, no awaits, one tally (screening/metrics.py).
     def _screen(self, request: pb.ScreenCallRequest) -> pb.ScreenCallResponse:
@@ -169,7 +164,6 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
         self._screener = screener
         self._metrics = metrics
 
-    @translate_admin_errors
     async def CreateForbiddenNumber(
         self, request: pb.CreateForbiddenNumberRequest, context: Context
     ) -> pb.ForbiddenNumber:
@@ -186,11 +180,9 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
         )
         return convert.entry(created)
 
-    @translate_admin_errors
     async def GetForbiddenNumber(self, request: pb.GetForbiddenNumberRequest, context: Context) -> pb.ForbiddenNumber:
         return convert.entry(await self._numbers.get(request.tenant_id, request.id))
 
-    @translate_admin_errors
     async def UpdateForbiddenNumber(
         self, request: pb.UpdateForbiddenNumberRequest, context: Context
     ) -> pb.ForbiddenNumber:
@@ -204,7 +196,6 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
         )
         return convert.entry(updated)
 
-    @translate_admin_errors
     async def DeleteForbiddenNumber(
         self, request: pb.DeleteForbiddenNumberRequest, context: Context
     ) -> empty_pb2.Empty:
@@ -222,7 +213,6 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
             query=f.query,
         )
 
-    @translate_admin_errors
     async def ListForbiddenNumbers(
         self, request: pb.ListForbiddenNumbersRequest, context: Context
     ) -> pb.ListForbiddenNumbersResponse:
@@ -238,7 +228,6 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
             total_size=page.total_size,
         )
 
-    @translate_admin_errors
     async def SetForbiddenNumbersEnabled(
         self, request: pb.SetForbiddenNumbersEnabledRequest, context: Context
     ) -> pb.SetForbiddenNumbersEnabledResponse:
@@ -247,7 +236,6 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
         )
         return pb.SetForbiddenNumbersEnabledResponse(updated_count=count)
 
-    @translate_errors
     async def ImportForbiddenNumbers(
         self, request_iterator: AsyncIterator[pb.ImportForbiddenNumbersRequest], context: Context
     ) -> pb.ImportJob:
@@ -255,7 +243,6 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
         self._metrics.imported(job.created_count, job.updated_count, job.skipped_count, job.failed_count)
         return convert.import_job(job)
 
-    @translate_errors
     async def GetImportJob(self, request: pb.GetImportJobRequest, context: Context) -> pb.ImportJob:
         return convert.import_job(await self._imports.get(request.tenant_id, request.id))
 
@@ -266,12 +253,10 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "GetImportJobFailedRows is not served yet")
         yield pb.FileChunk()
 
-    @translate_errors
     async def ListImportJobs(self, request: pb.ListImportJobsRequest, context: Context) -> pb.ListImportJobsResponse:
         jobs, token = await self._imports.list_jobs(request.tenant_id, request.page_size, request.page_token)
         return pb.ListImportJobsResponse(import_jobs=[convert.import_job(j) for j in jobs], next_page_token=token)
 
-    @translate_stream_errors
     async def ExportForbiddenNumbers(
         self, request: pb.ExportForbiddenNumbersRequest, context: Context
     ) -> AsyncIterator[pb.ForbiddenNumber]:
@@ -279,7 +264,6 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
             for e in chunk:
                 yield convert.entry(e)
 
-    @translate_admin_errors
     async def ListAuditEvents(self, request: pb.ListAuditEventsRequest, context: Context) -> pb.ListAuditEventsResponse:
         events, token = await self._numbers.audit_events(
             tenant_id=request.tenant_id,
@@ -291,7 +275,6 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
         )
         return pb.ListAuditEventsResponse(audit_events=[convert.audit_event(e) for e in events], next_page_token=token)
 
-    @translate_admin_errors
     async def GetCallerIdentity(self, request: pb.GetCallerIdentityRequest, context: Context) -> pb.CallerIdentity:
         token = caller()
         if token is None:
@@ -299,7 +282,6 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
         tenants = [ALL_TENANTS] if token.all_tenants else sorted(token.tenants)
         return pb.CallerIdentity(name=token.name, roles=sorted(token.roles), tenants=tenants)
 
-    @translate_admin_errors
     async def ListTenants(self, request: pb.ListTenantsRequest, context: Context) -> pb.ListTenantsResponse:
         token = caller()
         only = None if token is None or token.all_tenants else sorted(token.tenants)
@@ -310,7 +292,6 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
             tenants=[pb.TenantSummary(tenant_id=t, entry_count=n) for t, n in found], next_page_token=next_token
         )
 
-    @translate_admin_errors
     async def ExplainScreenCall(self, request: pb.ScreenCallRequest, context: Context) -> pb.ExplainScreenCallResponse:
         normalized, hit, version = self._screener.screen(request.tenant_id, request.number, request.direction)
         result = pb.ScreenCallResponse(
@@ -336,7 +317,6 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
             ],
         )
 
-    @translate_admin_errors
     async def GetReplicaStatus(self, request: pb.GetReplicaStatusRequest, context: Context) -> pb.ReplicaStatus:
         state = self._replica.state()
         return pb.ReplicaStatus(

@@ -8,11 +8,12 @@ import ssl
 import tempfile
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
-from screening.app.config import Config, ConfigError
+from screening.domain.errors import ConfigError
 
 
 def _pem(flag: str, path: Path, kind: str) -> bytes:
@@ -72,6 +73,14 @@ def _in_memory(data: bytes) -> Iterator[str]:
         os.close(fd)
 
 
+@dataclass(frozen=True, slots=True)
+class TLSFiles:
+    cert: Path
+    key: Path
+    # Set: clients must present a certificate this CA signed.
+    client_ca: Path | None
+
+
 class ServerTLS:
     """The server's certificate, key and client CA; `reload()` puts new ones in force for new connections.
 
@@ -80,23 +89,22 @@ class ServerTLS:
     Connections already open keep the certificate they were made with.
     """
 
-    def __init__(self, config: Config) -> None:
-        self._config = config
+    def __init__(self, files: TLSFiles) -> None:
+        self._files = files
         self._lock = threading.Lock()
         self._pending: grpc.ServerCertificateConfiguration | None = None
         self.credentials = grpc.dynamic_ssl_server_credentials(
             self._read(),
             self._fetch,  # type: ignore[arg-type]  # grpc documents None (keep the current one); the stubs omit it
-            require_client_authentication=config.tls_client_ca is not None,
+            require_client_authentication=files.client_ca is not None,
         )
 
     def _read(self) -> grpc.ServerCertificateConfiguration:
-        config = self._config
-        assert config.tls_cert is not None and config.tls_key is not None
-        cert = _pem("--tls-cert", config.tls_cert, "certificate")
-        key = _pem("--tls-key", config.tls_key, "private key")
-        ca = None if config.tls_client_ca is None else _pem("--tls-client-ca", config.tls_client_ca, "CA certificate")
-        _check(cert, key, ca, (config.tls_cert, config.tls_key, config.tls_client_ca))
+        files = self._files
+        cert = _pem("--tls-cert", files.cert, "certificate")
+        key = _pem("--tls-key", files.key, "private key")
+        ca = None if files.client_ca is None else _pem("--tls-client-ca", files.client_ca, "CA certificate")
+        _check(cert, key, ca, (files.cert, files.key, files.client_ca))
         return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
 
     def reload(self) -> None:
@@ -111,8 +119,8 @@ class ServerTLS:
         return pending
 
 
-def server_tls(config: Config) -> ServerTLS | None:
+def server_tls(cert: Path | None, key: Path | None, client_ca: Path | None) -> ServerTLS | None:
     """None: serve plaintext. Raises ConfigError for unusable files."""
-    if config.tls_cert is None or config.tls_key is None:
+    if cert is None or key is None:
         return None
-    return ServerTLS(config)
+    return ServerTLS(TLSFiles(cert, key, client_ca))

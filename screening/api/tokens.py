@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from screening.app.config import ConfigError
+from screening.domain.errors import ConfigError
 from screening.domain.validation import TENANT_PATTERN
 
 ROLES = ("screen", "viewer", "admin")

@@ -17,9 +17,10 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 from screening import console
 from screening.api import tokens
 from screening.app import embedded, logs
-from screening.app.config import Config, ConfigError, add_serve_arguments, from_namespace
+from screening.app.config import Config, add_serve_arguments, from_namespace
 from screening.app.service import App
 from screening.app.workers import Supervisor, die_with_supervisor, restarted_worker
+from screening.domain.errors import ConfigError
 
 log = logging.getLogger("screening")
 

@@ -15,13 +15,16 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from screening.api import tls, tokens
-from screening.api.access import AdminCallObserver
+from screening.api.access import AccessLog
 from screening.api.auth import Auth
+from screening.api.methods import Kind, methods
 from screening.api.metrics import Metrics, MetricsServer
 from screening.api.metrics import serve as serve_metrics
-from screening.api.registration import Handler, Wrap, add_generic_only, add_registered
+from screening.api.registration import Handler, add_generic_only, add_registered
 from screening.api.servicers import AdminServicer, ScreeningServicer
-from screening.app.config import Config, ConfigError, is_loopback
+from screening.api.wrapping import Translation, wrap
+from screening.app.config import Config, is_loopback
+from screening.domain.errors import ConfigError
 from screening.index import compact
 from screening.sync.replica import Replica
 from screening.usecases.admin import ForbiddenNumbers
@@ -67,10 +70,10 @@ class App:
     async def start(self) -> App:
         """Raises ConfigError for an unusable auth file or TLS file, before touching the database."""
         self.metrics = Metrics()
-        observer = AdminCallObserver(self.metrics)
+        access = AccessLog(self.metrics)
         if self.config.auth_file is not None:
             self.auth = Auth(tokens.load(self.config.auth_file))
-        server_tls = tls.server_tls(self.config)
+        server_tls = tls.server_tls(self.config.tls_cert, self.config.tls_key, self.config.tls_client_ca)
         admin_pool = await self._pool(max_size=10, command_timeout=30)
         sync_pool = await self._pool(max_size=1, command_timeout=30)
         import_pool = await self._pool(max_size=MAX_CONCURRENT_IMPORTS, command_timeout=30)
@@ -84,7 +87,7 @@ class App:
         self.metrics.watch(self.replica)
         limit = self.config.max_metadata_bytes
         # No interceptor: grpc.aio runs each one on every call. Handlers are
-        # wrapped instead, once, as services are added (auth, then observation).
+        # wrapped instead, once, as services are added (screening.api.wrapping).
         self.server = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", self.config.max_receive_message_bytes),
@@ -97,18 +100,23 @@ class App:
             ],
         )
         auth = self.auth
-        guarded: Wrap | None = None if auth is None else auth.guard
+        rpcs = methods()
 
-        def admin(path: str, handler: Handler) -> Handler:
-            # Observed outermost, so that the calls auth refuses are counted too.
-            return observer.observe(path, handler if auth is None else auth.guard(path, handler))
+        def serve(path: str, handler: Handler) -> Handler:
+            """Each handler wrapped once, where it is added: the access log outermost, then auth, then errors."""
+            method = rpcs.get(path)
+            if method is None:
+                return handler if auth is None else auth.closed(path, handler)
+            concerns = [c for c in (access.concern(method), auth and auth.concern(path)) if c]
+            # Unary calls other than screening wait on the database: they get a budget.
+            return wrap(handler, concerns, Translation(budget=method.kind is not Kind.SCREEN and not method.streaming))
 
         screener = Screener(self.replica, self.config.default_region)
         add_registered(
             pb_grpc.add_ScreeningServicer_to_server,
             ScreeningServicer(screener, self.metrics),
             self.server,
-            wrap=guarded,
+            wrap=serve,
         )
         # Only Screening is registered method by method (screening/registration.py).
         add_generic_only(
@@ -125,7 +133,7 @@ class App:
                 self.metrics,
             ),
             self.server,
-            wrap=admin,
+            wrap=serve,
         )
         self.health = health.aio.HealthServicer()
         add_generic_only(health_pb2_grpc.add_HealthServicer_to_server, self.health, self.server)

@@ -25,14 +25,16 @@ from typing import BinaryIO, TextIO
 
 from google.protobuf import timestamp_pb2
 
+from screening.cli.values import CALL_TYPES, MATCH_KINDS
+from screening.domain.fields import COLUMNS as FILE_COLUMNS
 from screening.v1 import screening_pb2 as pb
 
-COLUMNS = ("number", "call_type", "match_kind", "enabled", "note", "expire_time")
+COLUMNS = FILE_COLUMNS
 REQUIRED = ("number", "call_type")
 DEFAULT_BATCH = 1000
 
-_CALL_TYPES = {"inbound": pb.CALL_TYPE_INBOUND, "outbound": pb.CALL_TYPE_OUTBOUND, "both": pb.CALL_TYPE_BOTH}
-_MATCH_KINDS = {"": pb.MATCH_KIND_EXACT, "exact": pb.MATCH_KIND_EXACT, "prefix": pb.MATCH_KIND_PREFIX}
+_CALL_TYPES = CALL_TYPES
+_MATCH_KINDS = {"": pb.MATCH_KIND_EXACT, **MATCH_KINDS}
 _ENABLED = {"": None, "true": True, "false": False}
 
 EXAMPLE_ROWS = (

@@ -5,8 +5,10 @@ from __future__ import annotations
 import enum
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from google.protobuf import timestamp_pb2
+from google.protobuf.descriptor import EnumDescriptor
 
 from screening.v1 import screening_pb2 as pb
 
@@ -33,18 +35,20 @@ class OutputFormat(enum.StrEnum):
     csv = "csv"
 
 
-CALL_TYPES = {"inbound": pb.CALL_TYPE_INBOUND, "outbound": pb.CALL_TYPE_OUTBOUND, "both": pb.CALL_TYPE_BOTH}
-MATCH_KINDS = {"exact": pb.MATCH_KIND_EXACT, "prefix": pb.MATCH_KIND_PREFIX}
-DIRECTIONS = {"inbound": pb.DIRECTION_INBOUND, "outbound": pb.DIRECTION_OUTBOUND}
+def words(descriptor: EnumDescriptor) -> dict[str, Any]:
+    """An enum's values by the word people type: CALL_TYPE_INBOUND -> "inbound" (UNSPECIFIED left out)."""
+    prefix = descriptor.values[0].name.removesuffix("UNSPECIFIED")
+    return {v.name.removeprefix(prefix).lower(): v.number for v in descriptor.values if v.number}
+
+
+CALL_TYPES: dict[str, pb.CallType] = words(pb.CallType.DESCRIPTOR)
+MATCH_KINDS: dict[str, pb.MatchKind] = words(pb.MatchKind.DESCRIPTOR)
+DIRECTIONS: dict[str, pb.Direction] = words(pb.Direction.DESCRIPTOR)
 
 CALL_TYPE_NAMES = {v: k for k, v in CALL_TYPES.items()}
 MATCH_KIND_NAMES = {v: k for k, v in MATCH_KINDS.items()}
-VERDICT_NAMES = {pb.VERDICT_ALLOW: "ALLOW", pb.VERDICT_BLOCK: "BLOCK"}
-JOB_STATE_NAMES = {
-    pb.IMPORT_JOB_STATE_RUNNING: "running",
-    pb.IMPORT_JOB_STATE_SUCCEEDED: "succeeded",
-    pb.IMPORT_JOB_STATE_FAILED: "failed",
-}
+VERDICT_NAMES = {v: k.upper() for k, v in words(pb.Verdict.DESCRIPTOR).items()}
+JOB_STATE_NAMES = {v: k for k, v in words(pb.ImportJobState.DESCRIPTOR).items()}
 
 _RELATIVE = re.compile(r"\+(\d+)([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

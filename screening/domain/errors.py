@@ -53,3 +53,7 @@ class PermissionDenied(DomainError):
 
 class Unauthenticated(DomainError):
     pass
+
+
+class ConfigError(ValueError):
+    """A setting (a flag, the auth file, a TLS file) that cannot work; names the setting and its value."""

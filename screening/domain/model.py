@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 
 class Direction(enum.IntEnum):
@@ -89,6 +91,20 @@ class Actor:
 
     name: str = "anonymous"
     request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: int
+    tenant_id: str
+    actor: str
+    action: str
+    resource_id: str
+    request_id: str
+    # The entry before and after the change: field name -> value, as screening.domain.fields declares them.
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    create_time: datetime
 
 
 @dataclass(frozen=True, slots=True)

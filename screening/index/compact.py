@@ -56,7 +56,8 @@ EXPIRES = 0b1000
 ENCODABLE = re.compile(r"\+?[0-9]{1,15}")
 MAX_ENCODED = 16  # characters of the longest encodable number
 
-CALL_TYPES: tuple[CallType | None, ...] = (None, CallType.INBOUND, CallType.OUTBOUND, CallType.BOTH)
+# By value: CallType values are 1 to 3.
+CALL_TYPES: tuple[CallType | None, ...] = (None, *sorted(CallType))
 
 Int64s = npt.NDArray[np.int64]
 UInt64s = npt.NDArray[np.uint64]

@@ -9,10 +9,22 @@ from typing import Any
 
 from screening.domain import validation as check
 from screening.domain.errors import InvalidArgument
-from screening.domain.model import Actor, Direction, Filters, ForbiddenNumber, MatchKind
+from screening.domain.fields import UPDATABLE
+from screening.domain.model import Actor, AuditEvent, Direction, Filters, ForbiddenNumber, MatchKind
 from screening.domain.numbers import normalize
 from screening.domain.paging import decode_token, encode_token, scope
-from storage.forbidden_numbers import UPDATABLE, AuditRecord, ForbiddenNumberStore, NewEntry
+from screening.usecases.records import (
+    audit_event_of,
+    entry_filter,
+    entry_of,
+    revision_of,
+    stored_changes,
+    translated,
+    values_of,
+    who,
+)
+from storage.forbidden_numbers import ForbiddenNumberStore
+from storage.rows import AuditFilter
 
 MAX_BULK_IDS = 1000
 
@@ -55,19 +67,23 @@ class ForbiddenNumbers:
     ) -> ForbiddenNumber:
         prefix = "forbidden_number."
         kind = check.match_kind(match_kind, prefix + "match_kind")
-        new = NewEntry(
-            tenant_id=check.tenant_id(tenant_id, prefix + "tenant_id"),
-            number=check.number(number, kind, self._region, prefix + "number"),
-            match_kind=kind,
-            call_type=check.call_type(call_type, prefix + "call_type"),
-            enabled=True if enabled is None else enabled,
-            note=check.note(note, prefix + "note"),
-            expire_time=check.expire_time(expire_time, prefix + "expire_time"),
+        tenant = check.tenant_id(tenant_id, prefix + "tenant_id")
+        values = values_of(
+            {
+                "number": check.number(number, kind, self._region, prefix + "number"),
+                "match_kind": kind,
+                "call_type": check.call_type(call_type, prefix + "call_type"),
+                "enabled": True if enabled is None else enabled,
+                "note": check.note(note, prefix + "note"),
+                "expire_time": check.expire_time(expire_time, prefix + "expire_time"),
+            }
         )
-        return await self._store.create(actor, new)
+        with translated():
+            return entry_of(await self._store.create(who(actor), tenant, values))
 
     async def get(self, tenant_id: str, entry_id: str) -> ForbiddenNumber:
-        return await self._store.get(check.tenant_id(tenant_id), check.required_id(entry_id))
+        with translated():
+            return entry_of(await self._store.get(check.tenant_id(tenant_id), check.required_id(entry_id)))
 
     async def update(
         self, actor: Actor, *, tenant_id: str, entry_id: str, etag: str, changes: Mapping[str, Any]
@@ -97,14 +113,18 @@ class ForbiddenNumbers:
             kind: MatchKind | None = clean.get("match_kind")
             raw: str | None = changes.get("number")
             if kind is None or raw is None:
-                current = await self._store.get(tenant, entry_id)
+                current = await self.get(tenant, entry_id)
                 kind = kind or current.match_kind
                 raw = current.number if raw is None else raw
             clean["number"] = check.number(raw, kind, self._region, prefix + "number")
-        return await self._store.update(actor, tenant, entry_id, etag, clean)
+        revision = revision_of(etag, entry_id)
+        with translated():
+            return entry_of(await self._store.update(who(actor), tenant, entry_id, revision, stored_changes(clean)))
 
     async def delete(self, actor: Actor, *, tenant_id: str, entry_id: str, etag: str) -> None:
-        await self._store.delete(actor, check.tenant_id(tenant_id), check.required_id(entry_id), etag)
+        tenant, entry_id = check.tenant_id(tenant_id), check.required_id(entry_id)
+        with translated():
+            await self._store.delete(who(actor), tenant, entry_id, revision_of(etag, entry_id))
 
     async def set_enabled(self, actor: Actor, *, tenant_id: str, entry_ids: Sequence[str], enabled: bool) -> int:
         tenant = check.tenant_id(tenant_id)
@@ -113,7 +133,8 @@ class ForbiddenNumbers:
         if len(entry_ids) > MAX_BULK_IDS:
             raise InvalidArgument("ids", f"{len(entry_ids)} ids", f"at most {MAX_BULK_IDS} a call")
         unique = list(dict.fromkeys(check.required_id(i, "ids") for i in entry_ids))
-        return await self._store.set_enabled(actor, tenant, unique, enabled)
+        with translated():
+            return await self._store.set_enabled(who(actor), tenant, unique, enabled)
 
     def filters(
         self, *, enabled: bool | None, call_type: int, match_kind: int, number_prefix: str, status: int, query: str
@@ -136,7 +157,8 @@ class ForbiddenNumbers:
         if page_token:
             number, kind = decode_token(page_token, query, (str, int))
             after = (number, kind)
-        entries, total = await self._store.page(tenant, filters, size + 1, after)
+        rows, total = await self._store.page(tenant, entry_filter(filters), size + 1, after)
+        entries = [entry_of(row) for row in rows]
         token = ""
         if len(entries) > size:
             entries = entries[:size]
@@ -145,8 +167,8 @@ class ForbiddenNumbers:
         return Page(entries, token, total)
 
     async def export(self, *, tenant_id: str, filters: Filters) -> AsyncIterator[list[ForbiddenNumber]]:
-        async for chunk in self._store.export(check.tenant_id(tenant_id), filters):
-            yield chunk
+        async for chunk in self._store.export(check.tenant_id(tenant_id), entry_filter(filters)):
+            yield [entry_of(row) for row in chunk]
 
     async def explain(self, tenant_id: str, number: str, direction: Direction, decided_id: str) -> list[Candidate]:
         """The stored entries that could decide a screen of `number` (normalized), most specific first.
@@ -156,7 +178,7 @@ class ForbiddenNumbers:
         """
         if not number:
             return []
-        found = await self._store.candidates(check.tenant_id(tenant_id), number)
+        found = [entry_of(row) for row in await self._store.candidates(check.tenant_id(tenant_id), number)]
         found.sort(key=lambda e: (e.match_kind is not MatchKind.EXACT, -len(e.number)))
         now = datetime.now(UTC)
         explained = []
@@ -200,12 +222,13 @@ class ForbiddenNumbers:
 
     async def audit_events(
         self, *, tenant_id: str, page_size: int, page_token: str, resource_id: str, actor: str, action: str
-    ) -> tuple[list[AuditRecord], str]:
+    ) -> tuple[list[AuditEvent], str]:
         tenant = check.tenant_id(tenant_id)
         size = check.page_size(page_size)
         query = scope(tenant, (resource_id, actor, action))
         before = decode_token(page_token, query, (int,))[0] if page_token else None
-        events = await self._store.list_audit(tenant, size + 1, before, resource_id, actor, action)
+        rows = await self._store.list_audit(tenant, size + 1, before, AuditFilter(resource_id, actor, action))
+        events = [audit_event_of(row) for row in rows]
         token = ""
         if len(events) > size:
             events = events[:size]

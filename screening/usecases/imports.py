@@ -29,11 +29,13 @@ from typing import NamedTuple
 
 from screening.domain import validation as check
 from screening.domain.errors import InvalidArgument, ResourceExhausted
-from screening.domain.model import Actor, ImportJob, ImportMode, RowError
+from screening.domain.model import Actor, CallType, ImportJob, ImportMode, MatchKind
 from screening.domain.numbers import normalize
 from screening.domain.paging import decode_token, encode_token, scope
+from screening.usecases.records import job_of, translated, who
 from storage.errors import RETRYABLE
 from storage.import_jobs import Applied, ImportJobStore, ImportTransaction, Outcome, StagedRow
+from storage.rows import RowErrorRow
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,10 @@ MAX_ERRORS_PER_PAGE = 5 * MAX_KEPT_ERRORS
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST_US = int((datetime(9999, 12, 31, tzinfo=UTC) - _EPOCH).total_seconds()) * 1_000_000
-_KINDS = {0: 1, 1: 1, 2: 2}
-_CALL_TYPES = frozenset((1, 2, 3))
+# Unspecified means EXACT.
+_KINDS = {0: int(MatchKind.EXACT), **{int(k): int(k) for k in MatchKind}}
+_CALL_TYPES = frozenset(int(c) for c in CallType)
+_PREFIX = int(MatchKind.PREFIX)
 _CANCELLED = "the import stream was cancelled or passed its deadline before it ended; nothing was imported"
 
 
@@ -97,14 +101,14 @@ class _Run:
     received: int = 0
     valid: int = 0
     failed: int = 0
-    errors: list[RowError] = field(default_factory=list)
+    errors: list[RowErrorRow] = field(default_factory=list)
 
     def reject(self, line: int, number: str, reason: str) -> None:
         self.failed += 1
         if len(self.errors) < MAX_KEPT_ERRORS:
-            self.errors.append(RowError(line, number[:MAX_NUMBER_IN_ERROR], reason))
+            self.errors.append(RowErrorRow(line, number[:MAX_NUMBER_IN_ERROR], reason))
 
-    def sorted_errors(self) -> list[RowError]:
+    def sorted_errors(self) -> list[RowErrorRow]:
         return sorted(self.errors, key=lambda e: e.line)
 
     def outcome(self, mode: ImportMode, applied: Applied) -> Outcome:
@@ -178,7 +182,7 @@ class Imports:
     async def _run(
         self, actor: Actor, messages: AsyncIterator[ImportMessage], tenant: str, mode: ImportMode, source: str
     ) -> ImportJob:
-        job = await self._store.create(actor, tenant, mode, source)
+        job = await self._store.create(who(actor), tenant, int(mode), source)
         run = _Run()
         stop = asyncio.Event()
         reporter = asyncio.create_task(self._report(job.id, run, stop), name=f"import {job.id} progress")
@@ -191,8 +195,8 @@ class Imports:
                 stop.set()
                 await reporter
                 streamed = clock()
-                applied = await tx.apply(tenant, mode)
-                finished = await tx.succeed(actor, tenant, job.id, run.outcome(mode, applied))
+                applied = await tx.apply(tenant, upsert=mode is ImportMode.UPSERT)
+                finished = job_of(await tx.succeed(who(actor), tenant, job.id, run.outcome(mode, applied)))
             log.info(
                 "import %s into %s: %d rows, %d created, %d updated, %d skipped, %d failed; "
                 "streamed in %.2fs, applied and committed in %.2fs",
@@ -260,7 +264,7 @@ class Imports:
                 call_type = row.call_type
                 if call_type not in _CALL_TYPES:
                     check.call_type(call_type, "call_type")
-                number = normalize(row.number, field="number", region=region, prefix=kind == 2)
+                number = normalize(row.number, field="number", region=region, prefix=kind == _PREFIX)
                 note = row.note
                 if note:
                     check.note(note, "note")
@@ -303,7 +307,9 @@ class Imports:
         log.warning("import %s failed: %s", job_id, reason)
 
     async def get(self, tenant_id: str, job_id: str) -> ImportJob:
-        return await self._store.get(check.tenant_id(tenant_id), check.required_id(job_id))
+        tenant, job_id = check.tenant_id(tenant_id), check.required_id(job_id)
+        with translated():
+            return job_of(await self._store.get(tenant, job_id))
 
     async def list_jobs(self, tenant_id: str, page_size: int, page_token: str) -> tuple[list[ImportJob], str]:
         """Newest first."""
@@ -312,7 +318,7 @@ class Imports:
         query = scope(tenant, "import_jobs")
         before = decode_token(page_token, query, (int,))[0] if page_token else None
         page = await self._store.page(tenant, size, before, MAX_ERRORS_PER_PAGE)
-        return page.jobs, encode_token(query, [page.last_seq]) if page.more else ""
+        return [job_of(job) for job in page.jobs], encode_token(query, [page.last_seq]) if page.more else ""
 
 
 def _expire_time(us: int) -> datetime:

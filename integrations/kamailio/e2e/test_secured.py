@@ -11,8 +11,8 @@ from conftest import TENANT, Admin, Phone, Ports, sources
 from testbed import ClientTls, Kamailio, Service, Uas
 
 from screening.v1 import screening_pb2 as pb
-from tests.certs import Authority
 from tests.support import bearer, write_auth_file
+from tests.support.certs import Authority
 
 CALLER = "+49309876543"
 

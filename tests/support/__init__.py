@@ -1,22 +1,31 @@
-"""Helpers shared by the tests."""
+"""Helpers shared by the tests, in one place: no test module imports another."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import hashlib
+import io
 import json
 import os
 import re
 import signal
+import socket
+import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from typer.testing import CliRunner, Result
 
+from screening.app.service import App
+from screening.cli.main import app as screenctl
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 
@@ -158,3 +167,92 @@ async def serve_process(*args: str) -> AsyncIterator[ServeProcess]:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+# ---------------------------------------------------------------- databases
+
+
+def with_database(url: str, name: str) -> str:
+    """The same cluster's URL, naming another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+# Starts a server (a replica) on port 0: the `start_server` fixture of conftest.py.
+StartServer = Callable[..., Awaitable[App]]
+
+
+# ------------------------------------------------------- `screening serve`
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Process:
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.port = free_port()
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SCREENING_")}
+        full_env |= {"SCREENING_LISTEN": f"127.0.0.1:{self.port}"} | env
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "screening", "serve", *args],
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.address = f"127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.proc.stdout.read() if self.proc.stdout else ""
+
+
+async def serving(address: str, within: float = 30) -> None:
+    async with grpc.aio.insecure_channel(address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+
+        async def up() -> bool:
+            try:
+                r = await health.Check(health_pb2.HealthCheckRequest(service="screening.v1.Screening"), timeout=1)
+            except grpc.aio.AioRpcError:
+                return False
+            return r.status == health_pb2.HealthCheckResponse.SERVING
+
+        await wait_until(up, within=within, interval=0.1)
+
+
+# --------------------------------------------------------------- screenctl
+
+
+Run = Callable[..., Awaitable[Result]]
+
+
+def runner_for(address: str) -> Run:
+    async def run(*args: str, env: dict[str, str] | None = None) -> Result:
+        full_env = {"SCREENCTL_SERVER": address, "SCREENCTL_TENANT": None, "SCREENCTL_TOKEN": None} | (env or {})
+        return await asyncio.to_thread(CliRunner().invoke, screenctl, list(args), env=full_env)
+
+    return run
+
+
+def ok(result: Result) -> str:
+    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr, result.exception)
+    return result.stdout
+
+
+def failed(result: Result, exit_code: int = 1) -> str:
+    """The error line; a failure is one line on stderr and never a traceback."""
+    assert result.exit_code == exit_code, (result.exit_code, result.stdout, result.stderr)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    if exit_code == 1:
+        assert len(lines) == 1, lines
+        assert lines[0].startswith("error: ")
+    return result.stderr.strip()
+
+
+def rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
