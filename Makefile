@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PROTO := protos/screening/v1/screening.proto
 GENERATED := screening/v1/screening_pb2.py screening/v1/screening_pb2.pyi screening/v1/screening_pb2_grpc.py screening/v1/screening_pb2_grpc.pyi
 
-.PHONY: install run test lint proto check-proto bench clean e2e bench-sip sip-packages bench-packages
+.PHONY: install run test lint proto check-proto bench clean e2e bench-sip sip-packages bench-packages console-packages console-messages
 
 install: $(STAMP)
 
@@ -22,10 +22,12 @@ $(STAMP): pyproject.toml setup.py screening/_native.c
 		echo "WARNING: screening/_native.c was not compiled (no C compiler?): screening runs its slower pure-Python path"
 	touch $(STAMP)
 
+# The gRPC server ($(ARGS) are its flags) and the web console beside it on http://127.0.0.1:8080
+# (SCREENING_CONSOLE_LISTEN moves it); Ctrl-C stops both.
 run: $(STAMP)
-	$(BIN)/screening serve $(ARGS)
+	$(BIN)/python -m screening.console.devrun $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) console-packages
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Kamailio + SIPp on loopback (integrations/kamailio): real SIP calls screened by a real server.
@@ -47,6 +49,23 @@ endef
 
 sip-packages:
 	$(call debian-packages,$(SIP_PACKAGES))
+
+# The console's browser tests (tests/console) drive Debian's chromium through Playwright's
+# Python API; the font draws the Chinese pages.
+CONSOLE_PACKAGES := chromium fonts-wqy-microhei
+
+console-packages:
+	$(call debian-packages,$(CONSOLE_PACKAGES))
+
+# New console strings into the Chinese catalog (then translate the empty msgstr lines).
+CONSOLE_LOCALE := screening/console/locale
+
+console-messages: $(STAMP)
+	$(BIN)/pybabel extract -F screening/console/babel.cfg -k _ -k gettext -k ngettext:1,2 \
+		--no-location --sort-output -o $(CONSOLE_LOCALE)/messages.pot .
+	$(BIN)/pybabel update -i $(CONSOLE_LOCALE)/messages.pot -d $(CONSOLE_LOCALE) -D messages \
+		--ignore-obsolete --width 120
+	rm $(CONSOLE_LOCALE)/messages.pot
 
 e2e: $(STAMP) sip-packages
 	PYTHONPATH=$(KAMAILIO_DIR):. $(BIN)/pytest $(KAMAILIO_DIR)/e2e -p no:cacheprovider $(PYTEST_ARGS)

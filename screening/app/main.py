@@ -14,6 +14,7 @@ from collections.abc import Sequence
 # stderr, between our one-line events; set before grpc is first imported.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
+from screening import console
 from screening.api import tokens
 from screening.app import embedded, logs
 from screening.app.config import Config, add_serve_arguments, from_namespace
@@ -58,7 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("--name", required=True)
     token.add_argument("--role", action="append", choices=tokens.ROLES, required=True, help="repeat for several")
     token.add_argument("--tenant", action="append", required=True, help='a tenant id, or "*"; repeat for several')
+    console.add_arguments(commands.add_parser("console", help="serve the admin web console"), os.environ)
     args = parser.parse_args(argv)
+    if args.command == "console":
+        return console.run(args)
     if args.command == "token":
         return _print_token(args.name, args.role, args.tenant)
     try:
