@@ -194,6 +194,11 @@ class Imports:
         # Set when the server starts shutting down: a cancelled import then says so.
         self.stopping = False
         self._retries: set[asyncio.Task[None]] = set()
+        # Set while no import runs.
+        self._idle = asyncio.Event()
+        self._idle.set()
+        # Failed imports whose end is being written.
+        self._ending: set[asyncio.Future[None]] = set()
 
     async def run(
         self,
@@ -232,10 +237,13 @@ class Imports:
                 f"{self._running} imports are running on this server, the most it runs at once; retry later"
             )
         self._running += 1
+        self._idle.clear()
         try:
             return await self._run(actor, messages, first, tenant, mode, file_format, in_zone, why_cancelled)
         finally:
             self._running -= 1
+            if not self._running:
+                self._idle.set()
 
     async def _run(
         self,
@@ -296,8 +304,11 @@ class Imports:
         except BaseException as exc:
             stop.set()
             reason = self._reason(exc, why_cancelled)
-            # Shielded: the job must say FAILED even when the call is cancelled again.
-            await asyncio.shield(self._fail(job.id, run, reporter, reason))
+            # Shielded: the job must say FAILED even when the call is cancelled again; close() waits for it.
+            ending = asyncio.ensure_future(self._fail(job.id, run, reporter, reason))
+            self._ending.add(ending)
+            ending.add_done_callback(self._ending.discard)
+            await asyncio.shield(ending)
             if isinstance(exc, InvalidArgument):
                 raise InvalidArgument(
                     exc.field, exc.value, f"{exc.reason}; import job {job.id} FAILED, nothing was imported"
@@ -511,7 +522,7 @@ class Imports:
         try:
             await self._end_failed(job_id, run, reason)
         except RETRYABLE as exc:
-            log.error("import %s: cannot mark it FAILED yet (%s); retrying", job_id, type(exc).__name__)
+            log.error("import %s: cannot mark it FAILED yet (%s: %s); retrying", job_id, type(exc).__name__, exc)
             task = asyncio.create_task(self._retry_fail(job_id, run, reason), name=f"import {job_id} fail")
             self._retries.add(task)
             task.add_done_callback(self._retries.discard)
@@ -535,8 +546,16 @@ class Imports:
                 delay = min(delay * 2, 5.0)
         log.error("import %s: gave up marking it FAILED; readers will see it abandoned", job_id)
 
-    async def close(self) -> None:
-        """Stop retrying (the server is stopping)."""
+    async def close(self, wait: float = 5.0) -> None:
+        """Let cancelled imports write their end (for `wait` seconds at most), then stop retrying."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + wait
+        # A handler the server has just cancelled runs its ending only on its next turn.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._idle.wait()
+        if self._ending:
+            await asyncio.wait(list(self._ending), timeout=max(give_up - loop.time(), 0.1))
         for task in list(self._retries):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
