@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import enum
 import os
+import time
 from dataclasses import dataclass
 
 import grpc
 
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
+from sipscreen.breaker import Breaker
 from sipscreen.settings import Settings
 
 DIRECTIONS = {"inbound": pb.DIRECTION_INBOUND, "outbound": pb.DIRECTION_OUTBOUND}
@@ -38,6 +40,15 @@ class Decision:
     matched_kind: str = ""
     # For failures: the gRPC status code name and details.
     error: str = ""
+    # Why the policy answered without asking: "breaker" (open after repeated
+    # failures) or "busy" (max_waiting workers already waiting); "" when asked.
+    shortcut: str = ""
+    # This call's failure opened the breaker, or its answer closed it.
+    opened: bool = False
+    closed: bool = False
+
+
+ALLOWED = Decision(Outcome.ALLOW)
 
 
 class ScreeningClient:
@@ -47,6 +58,19 @@ class ScreeningClient:
         self._channel: grpc.Channel | None = None
         self._stub: pb_grpc.ScreeningStub | None = None
         self._metadata = (("authorization", f"Bearer {settings.token}"),) if settings.token else None
+        # In the main process, before the fork: every worker shares it.
+        self.breaker = Breaker(settings.breaker_failures, settings.breaker_cooldown)
+        self.max_waiting = settings.max_waiting or 1_000_000
+        policy = Outcome.FAIL_CLOSED if settings.on_failure == "closed" else Outcome.FAIL_OPEN
+        self._when_open = Decision(policy, error="circuit open", shortcut="breaker")
+        self._busy = Decision(policy, error="every worker allowed to wait is waiting", shortcut="busy")
+
+    def worker(self, rank: int, children: int) -> None:
+        """In each worker after the fork: its place among the waiting, and how many may wait."""
+        self.breaker.set_rank(rank)
+        if not self._settings.max_waiting and children > 1:
+            # One worker always stays free for in-dialog requests and other calls.
+            self.max_waiting = children - 1
 
     def warm_up(self, within: float) -> bool:
         """Connect now rather than on the first call; False if not connected within `within` s."""
@@ -94,32 +118,46 @@ class ScreeningClient:
         return grpc.secure_channel(self._settings.target, credentials, options=options)
 
     def screen(self, tenant: str, number: str, direction: str, call_id: str) -> Decision:
+        breaker = self.breaker
+        admitted = breaker.admit(time.monotonic())
+        if not admitted:
+            return self._when_open
+        if breaker.waiting() >= self.max_waiting:
+            return self._busy
         stub = self.connect()
         request = pb.ScreenCallRequest(
             tenant_id=tenant, number=number, direction=DIRECTIONS[direction], call_id=call_id
         )
+        breaker.wait_begins()
         try:
             response = stub.ScreenCall(request, timeout=self._settings.deadline, metadata=self._metadata)
         except grpc.RpcError as exc:
-            return self._failed(exc)
+            breaker.wait_ends()
+            return self._failed(exc, probe=admitted == 2)
+        breaker.wait_ends()
+        closed = breaker.succeeded()
         if response.verdict == pb.VERDICT_BLOCK:
             return Decision(
                 Outcome.BLOCK,
                 matched_id=response.matched_id,
                 matched_number=response.matched_number,
                 matched_kind=KINDS.get(response.matched_kind, "exact"),
+                closed=closed,
             )
-        return Decision(Outcome.ALLOW)
+        return Decision(Outcome.ALLOW, closed=closed) if closed else ALLOWED
 
-    def _failed(self, exc: grpc.RpcError) -> Decision:
+    def _failed(self, exc: grpc.RpcError, probe: bool) -> Decision:
         # At run time the exception is also a grpc.Call, which has code() and details().
         code: grpc.StatusCode = exc.code()
         details: str = exc.details() or ""
         error = f"{code.name}: {details}"
         if code is grpc.StatusCode.INVALID_ARGUMENT and details.startswith("number "):
-            return Decision(Outcome.UNSCREENABLE, error=error)
+            # An answer, about the number: the service is fine.
+            return Decision(Outcome.UNSCREENABLE, error=error, closed=self.breaker.succeeded())
         # Anything else (unreachable, slow, refused, misconfigured) is no answer.
-        return self.unanswered(error)
+        opened = self.breaker.failed(probe)
+        decision = self.unanswered(error)
+        return Decision(decision.outcome, error=error, opened=opened) if opened else decision
 
     def unanswered(self, error: str) -> Decision:
         """The configured policy's decision for a call the service did not answer."""
