@@ -124,7 +124,7 @@ class NativeKamailio:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> NativeKamailio:
-        command = ["kamailio", "-DD", "-E", "-f", str(HERE / "bench_native.cfg"), "-m", "256", "-M", "16"]
+        command = ["kamailio", "-DD", "-E", "-f", str(HERE / "bench_native.cfg"), "-m", "256", "-M", "128"]
         command += ["-P", str(self.workdir / "kamailio.pid"), "-Y", str(self.workdir)]
         for define in self.defines:
             command += ["-A", define]
