@@ -132,7 +132,19 @@ class NativeKamailio:
             self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         probe = Kamailio.answers_options
         wait_for(lambda: probe(self), f"kamailio (log: {self.log})", 60, self.proc)  # type: ignore[arg-type]
-        return self
+        # Each worker loads the whole list after the first answers (about 16 CPU-seconds
+        # for 101,000 entries here): wait until their CPU goes quiet.
+        pids = [self.proc.pid, *children_of(self.proc.pid)]
+        deadline = time.monotonic() + 300
+        used = cpu_seconds(pids)
+        while True:
+            time.sleep(1)
+            now = cpu_seconds(pids)
+            if now - used < 0.05:
+                return self
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"kamailio (log: {self.log}) still busy after 300 s")
+            used = now
 
     def stop(self) -> None:
         if self.proc is not None:

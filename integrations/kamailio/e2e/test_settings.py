@@ -45,6 +45,7 @@ def test_a_national_trunk_defaults_to_the_trunk_prefix_0_and_international_00() 
         (settings(deadline_ms=0), "service.deadline_ms 0: must be 1 to 10000"),
         (settings(deadline_ms="200"), "service.deadline_ms '200': expected int"),
         (settings(on_failure="maybe"), "service.on_failure 'maybe': one of open, closed"),
+        (settings(target="localhost"), "service.target 'localhost': expected HOST:PORT"),
         (settings(enabled=1), "service.enabled 1: expected bool"),
         (settings(tls_cert="c.pem"), "need service.tls_ca"),
         (settings(token_file="missing.token"), "service.token_file '/missing.token': No such file"),

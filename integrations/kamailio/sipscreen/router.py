@@ -41,13 +41,16 @@ class Router:
 
     def child_init(self, rank: int) -> int:
         # SIP workers have rank > 0: connect now so that the first call does not
-        # pay for it. The main process (rank 0 and below) never makes a channel.
+        # pay for it. The main process (rank 0 and below) never connects.
         if rank <= 0 or not self.settings.enabled:
             return 0
         children = KSR.pv.get("$defn(CHILDREN)")
         self.client.worker(rank, children if isinstance(children, int) else 0)
-        if not self.client.warm_up(within=self.settings.deadline):
-            KSR.warn(f"screening: worker {rank}: {self.settings.target} not reachable yet; calls will retry it\n")
+        why = self.client.warm_up(within=self.settings.deadline)
+        if why:
+            KSR.warn(
+                f"screening: worker {rank}: {self.settings.target} not reachable yet ({why}); calls will retry it\n"
+            )
         return 0
 
     def ksr_request_route(self, msg: object) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sipscreen.h2 import Target
 from sipscreen.numbers import NumberPlan
 
 DIRECTIONS = ("inbound", "outbound")
@@ -61,8 +62,6 @@ class Settings:
     target: str
     deadline: float
     on_failure: str
-    keepalive_ms: int
-    keepalive_timeout_ms: int
     enabled: bool
     # Sent as `authorization: Bearer <token>` (a token with the `screen` role); "" sends none.
     token: str
@@ -203,6 +202,15 @@ def _tls(service: Mapping[str, Any], base: Path) -> Tls | None:
     )
 
 
+def _target(service: Mapping[str, Any]) -> str:
+    target: str = _get(service, "service", "target", str, "127.0.0.1:50051")
+    try:
+        Target.parse(target)
+    except ValueError as exc:
+        raise SettingsError(f"service.target {exc}") from None
+    return target
+
+
 def parse(data: Mapping[str, Any], base: Path) -> Settings:
     service = _table(data, "service")
     routing = _table(data, "routing")
@@ -213,13 +221,6 @@ def parse(data: Mapping[str, Any], base: Path) -> Settings:
     on_failure = _get(service, "service", "on_failure", str, "open")
     if on_failure not in POLICIES:
         raise SettingsError(f"service.on_failure {on_failure!r}: one of {', '.join(POLICIES)}")
-    keepalive_ms = _get(service, "service", "keepalive_ms", int, 30_000)
-    keepalive_timeout_ms = _get(service, "service", "keepalive_timeout_ms", int, 5_000)
-    if keepalive_ms < 1000 or keepalive_timeout_ms < 100:
-        raise SettingsError(
-            f"service.keepalive_ms {keepalive_ms}, service.keepalive_timeout_ms {keepalive_timeout_ms}:"
-            " at least 1000 and 100"
-        )
     breaker_failures = _get(service, "service", "breaker_failures", int, 3)
     breaker_cooldown_ms = _get(service, "service", "breaker_cooldown_ms", int, 2000)
     if breaker_failures < 1 or not 10 <= breaker_cooldown_ms <= 600_000:
@@ -245,11 +246,9 @@ def parse(data: Mapping[str, Any], base: Path) -> Settings:
                 raise SettingsError(f"sources: address {address!r} is in both {seen[address]!r} and {source.name!r}")
             seen[address] = source.name
     return Settings(
-        target=_get(service, "service", "target", str, "127.0.0.1:50051"),
+        target=_target(service),
         deadline=deadline_ms / 1000,
         on_failure=on_failure,
-        keepalive_ms=keepalive_ms,
-        keepalive_timeout_ms=keepalive_timeout_ms,
         enabled=_get(service, "service", "enabled", bool, True),
         token=_token(service, base),
         tls=_tls(service, base),
