@@ -60,6 +60,9 @@ class ScreeningClient:
         # In the main process, before the fork: every worker shares it.
         self.breaker = Breaker(settings.breaker_failures, settings.breaker_cooldown)
         self.max_waiting = settings.max_waiting or 1_000_000
+        # A worker counts against max_waiting once it has waited this long: a hiccup
+        # of the service shorter than that sheds no call (and lets none through unscreened).
+        self._stuck_after = settings.deadline / 4
         policy = Outcome.FAIL_CLOSED if settings.on_failure == "closed" else Outcome.FAIL_OPEN
         self._when_open = Decision(policy, error="circuit open", shortcut="breaker")
         self._busy = Decision(policy, error="every worker allowed to wait is waiting", shortcut="busy")
@@ -85,20 +88,20 @@ class ScreeningClient:
         admitted = breaker.admit(now)
         if not admitted:
             return self._when_open
-        if breaker.waiting() >= self.max_waiting:
+        if breaker.stuck(now - self._stuck_after) >= self.max_waiting:
             return self._busy
         request = pb.ScreenCallRequest(
             tenant_id=tenant, number=number, direction=DIRECTIONS[direction], call_id=call_id
         ).SerializeToString()
-        breaker.wait_begins()
+        breaker.wait_begins(now)
         try:
             answer = self._stream.call(request, now + self._settings.deadline)
         except StreamError as exc:
-            breaker.wait_ends()
             if isinstance(exc, Timeout):
                 self._stream.abandon()
             return self._failed(exc, probe=admitted == 2)
-        breaker.wait_ends()
+        finally:
+            breaker.wait_ends()
         closed = breaker.succeeded()
         response = pb.ScreenCallResponse.FromString(answer)
         if response.verdict == pb.VERDICT_BLOCK:
