@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,9 +229,10 @@ def check(stack: Stack, calls: list[Call], run: testbed.UacRun, rate: int) -> st
     """Why this run failed, or ""."""
     if run.returncode != 0 or len(run.results) != len(calls):
         return f"SIPp exit {run.returncode}, {len(run.results)}/{len(calls)} calls: {run.log[-300:]}"
-    wrong = sum(r.status != stack.expected(i) for i, r in enumerate(run.results))
+    wrong = Counter((stack.expected(i), r.status) for i, r in enumerate(run.results) if r.status != stack.expected(i))
     if wrong:
-        return f"{wrong} calls with an unexpected final reply"
+        detail = ", ".join(f"{n} x {got} for {want}" for (want, got), n in sorted(wrong.items()))
+        return f"{sum(wrong.values())} calls with an unexpected final reply ({detail})"
     span = run.results[-1].start - run.results[0].start
     achieved = (len(run.results) - 1) / span if span > 0 else rate
     if achieved < 0.97 * rate:
@@ -306,6 +308,8 @@ def main() -> int:
                         sources=sources,
                         children=args.children,
                         enabled=name == "ours",
+                        # As much shared memory as the native stacks: transactions linger for tm's timers.
+                        shm_mb=256,
                     )
                 kamailio.start()
                 assert kamailio.proc is not None
