@@ -70,7 +70,10 @@ console-messages: $(STAMP)
 e2e: $(STAMP) sip-packages
 	PYTHONPATH=$(KAMAILIO_DIR):. $(BIN)/pytest $(KAMAILIO_DIR)/e2e -p no:cacheprovider $(PYTEST_ARGS)
 
-# 200 call attempts/s for 30 s through Kamailio, half forbidden, screening on and off.
+# Our screening beside Kamailio's userblocklist and plain Kamailio, alternating, on one
+# list of 100,000 numbers and 1,000 prefixes: setup time, CPU per call, highest rate with
+# no failed call, the service frozen; prints the ratios (about 10 minutes).
+# userblocklist and db_text come with Debian's kamailio package. BENCH_SIP_ARGS=--help.
 bench-sip: $(STAMP) sip-packages
 	PYTHONPATH=$(KAMAILIO_DIR) $(BIN)/python $(KAMAILIO_DIR)/bench_sip.py $(BENCH_SIP_ARGS)
 

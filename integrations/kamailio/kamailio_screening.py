@@ -22,8 +22,8 @@ from sipscreen.settings import load  # noqa: E402  # needs HERE on sys.path
 def mod_init() -> object:
     settings = load(Path(os.environ.get("SCREENING_KAMAILIO_CONFIG") or HERE / "screening.toml"))
     settings.activate_site_packages()
-    # Imported (grpc included) in the main process so that a broken install stops
-    # Kamailio at start; channels are only made in the forked workers.
+    # Imported (the generated stubs and protobuf included) in the main process so that
+    # a broken install stops Kamailio at start; connections are only made in the forked workers.
     from sipscreen.router import Router
 
     router = Router(settings)

@@ -4,6 +4,7 @@ SIPp UAS as the next hop, and Kamailio twice: failing open and failing closed.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,17 +47,37 @@ class Ports:
     carrier: int
     pbx: int
     stranger: int
+    # Trunks that write numbers their own way, and one trusted to assert the caller.
+    de_carrier: int
+    us_carrier: int
+    trusted: int
 
 
 @pytest.fixture(scope="session")
 def ports() -> Ports:
-    return Ports(testbed.free_port(), testbed.free_port(), testbed.free_port())
+    return Ports(*(testbed.free_port() for _ in range(6)))
 
 
 def sources(ports: Ports) -> list[SourceSpec]:
     return [
         SourceSpec("carrier", "inbound", ports.carrier, TENANT),
         SourceSpec("acme-pbx", "outbound", ports.pbx, TENANT, tenant_header="X-Tenant"),
+        SourceSpec(
+            "de-carrier", "inbound", ports.de_carrier, TENANT, settings=('numbers = "national"', 'country_code = "49"')
+        ),
+        SourceSpec(
+            "us-carrier",
+            "inbound",
+            ports.us_carrier,
+            TENANT,
+            settings=(
+                'numbers = "national"',
+                'country_code = "1"',
+                'national_prefix = "1"',
+                'international_prefix = "011"',
+            ),
+        ),
+        SourceSpec("trusted", "inbound", ports.trusted, TENANT, settings=('identity = "pai"',)),
     ]
 
 
@@ -138,8 +159,23 @@ class Phone:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
 
-    def call(self, kamailio: Kamailio, port: int, caller: str, callee: str, tenant: str = "") -> testbed.Result:
-        run: UacRun = run_uac(self.workdir / "uac", kamailio.port, port, [Call(caller, callee, tenant)])
+    def call(
+        self,
+        kamailio: Kamailio,
+        port: int,
+        caller: str,
+        callee: str,
+        tenant: str = "",
+        *,
+        from_uri: str = "",
+        headers: tuple[str, ...] = (),
+        scenario: Path = testbed.UAC,
+    ) -> testbed.Result:
+        """One call; `from_uri` and `headers` replace the From URI and add INVITE headers."""
+        uac = self.workdir / "uac"
+        if from_uri or headers:
+            scenario = testbed.uac_scenario(uac, from_uri, headers, scenario)
+        run: UacRun = run_uac(uac, kamailio.port, port, [Call(caller, callee, tenant)], scenario=scenario)
         assert run.returncode == 0 and len(run.results) == 1, f"SIPp UAC failed ({run.returncode}): {run.log}"
         return run.results[0]
 
@@ -147,3 +183,12 @@ class Phone:
 @pytest.fixture(scope="session")
 def phone(workdir: Path) -> Phone:
     return Phone(workdir)
+
+
+@pytest.fixture
+def silent_service() -> Iterator[str]:
+    """A TCP port that accepts connections and never answers: a hung service."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind((testbed.HOST, 0))
+        listener.listen(64)
+        yield f"{testbed.HOST}:{listener.getsockname()[1]}"

@@ -5,12 +5,9 @@ The tests run in file order: the last ones stop the screening service.
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import testbed
 from conftest import Admin, Phone, Ports, sources
 from testbed import Kamailio, Service, SourceSpec, Uas
 
@@ -119,15 +116,6 @@ def test_kamailio_refuses_to_start_on_bad_settings_and_says_why(workdir: Path, u
     with pytest.raises(RuntimeError, match="exited"):
         kamailio.start()
     assert "sources[0].direction 'sideways': one of inbound, outbound" in kamailio.log.read_text()
-
-
-@pytest.fixture
-def silent_service() -> Iterator[str]:
-    """A TCP port that accepts connections and never answers: a hung service."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind((testbed.HOST, 0))
-        listener.listen(64)
-        yield f"{testbed.HOST}:{listener.getsockname()[1]}"
 
 
 def test_a_hung_service_costs_one_deadline_then_the_call_fails_open(

@@ -14,8 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sipscreen.h2 import Target
+from sipscreen.numbers import NumberPlan
+
 DIRECTIONS = ("inbound", "outbound")
 POLICIES = ("open", "closed")
+IDENTITIES = ("from", "pai")
+E164 = NumberPlan()
+NUMBER_FORMS = ("e164", "national")
 
 
 class SettingsError(ValueError):
@@ -33,6 +39,10 @@ class Source:
     # Fixed tenant, or the name of a header carrying it (the header wins when present).
     tenant: str
     tenant_header: str
+    # Inbound: "pai" screens the P-Asserted-Identity when there is one (a trusted
+    # trunk asserts it), else the From; "from" always the From.
+    identity: str = "from"
+    numbers: NumberPlan = E164
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +62,6 @@ class Settings:
     target: str
     deadline: float
     on_failure: str
-    keepalive_ms: int
-    keepalive_timeout_ms: int
     enabled: bool
     # Sent as `authorization: Bearer <token>` (a token with the `screen` role); "" sends none.
     token: str
@@ -61,6 +69,14 @@ class Settings:
     next_hop: str
     sources: tuple[Source, ...]
     site_packages: tuple[Path, ...]
+    # Circuit breaker: after this many failures in a row the policy answers at
+    # once for `breaker_cooldown` s; then one call probes the service again.
+    breaker_failures: int = 3
+    breaker_cooldown: float = 2.0
+    # Workers that may wait on the service at once; 0: one fewer than CHILDREN.
+    max_waiting: int = 0
+    # Numbers in the log as +49*****67.
+    mask_numbers: bool = True
 
     def sources_by_address(self) -> dict[str, Source]:
         """ "HOST:PORT" and "HOST" keys; the router tries the first, then the second."""
@@ -118,7 +134,36 @@ def _source(raw: Any, index: int) -> Source:
     tenant_header = _get(raw, where, "tenant_header", str, "")
     if not tenant and not tenant_header:
         raise SettingsError(f"{where}: set tenant, tenant_header or both")
-    return Source(name, direction, tuple(addresses), tenant, tenant_header)
+    identity = _get(raw, where, "identity", str, "from")
+    if identity not in IDENTITIES:
+        raise SettingsError(f"{where}.identity {identity!r}: one of {', '.join(IDENTITIES)}")
+    if identity == "pai" and direction != "inbound":
+        raise SettingsError(f"{where}.identity 'pai': only for inbound sources (outbound screens the Request-URI)")
+    return Source(name, direction, tuple(addresses), tenant, tenant_header, identity, _plan(raw, where))
+
+
+def _digits(raw: Mapping[str, Any], where: str, key: str, default: str, most: int) -> str:
+    value: str = _get(raw, where, key, str, default)
+    if len(value) > most or not all("0" <= c <= "9" for c in value):
+        raise SettingsError(f"{where}.{key} {value!r}: expected at most {most} digits")
+    return value
+
+
+def _plan(raw: Mapping[str, Any], where: str) -> NumberPlan:
+    numbers = _get(raw, where, "numbers", str, "e164")
+    if numbers not in NUMBER_FORMS:
+        raise SettingsError(f"{where}.numbers {numbers!r}: one of {', '.join(NUMBER_FORMS)}")
+    international_prefix = _digits(raw, where, "international_prefix", "00", 4)
+    if numbers == "e164":
+        for key in ("country_code", "national_prefix"):
+            if key in raw:
+                raise SettingsError(f'{where}.{key}: only with numbers = "national"')
+        return NumberPlan(international_prefix=international_prefix)
+    country_code = _digits(raw, where, "country_code", "", 3)
+    if not country_code or country_code[0] == "0":
+        raise SettingsError(f'{where}.country_code {country_code!r}: numbers = "national" needs one, e.g. "49"')
+    national_prefix = _digits(raw, where, "national_prefix", "0", 2)
+    return NumberPlan(True, country_code, national_prefix, international_prefix)
 
 
 def _read(base: Path, where: str, value: str) -> bytes:
@@ -157,6 +202,15 @@ def _tls(service: Mapping[str, Any], base: Path) -> Tls | None:
     )
 
 
+def _target(service: Mapping[str, Any]) -> str:
+    target: str = _get(service, "service", "target", str, "127.0.0.1:50051")
+    try:
+        Target.parse(target)
+    except ValueError as exc:
+        raise SettingsError(f"service.target {exc}") from None
+    return target
+
+
 def parse(data: Mapping[str, Any], base: Path) -> Settings:
     service = _table(data, "service")
     routing = _table(data, "routing")
@@ -167,13 +221,17 @@ def parse(data: Mapping[str, Any], base: Path) -> Settings:
     on_failure = _get(service, "service", "on_failure", str, "open")
     if on_failure not in POLICIES:
         raise SettingsError(f"service.on_failure {on_failure!r}: one of {', '.join(POLICIES)}")
-    keepalive_ms = _get(service, "service", "keepalive_ms", int, 30_000)
-    keepalive_timeout_ms = _get(service, "service", "keepalive_timeout_ms", int, 5_000)
-    if keepalive_ms < 1000 or keepalive_timeout_ms < 100:
+    breaker_failures = _get(service, "service", "breaker_failures", int, 3)
+    breaker_cooldown_ms = _get(service, "service", "breaker_cooldown_ms", int, 2000)
+    if breaker_failures < 1 or not 10 <= breaker_cooldown_ms <= 600_000:
         raise SettingsError(
-            f"service.keepalive_ms {keepalive_ms}, service.keepalive_timeout_ms {keepalive_timeout_ms}:"
-            " at least 1000 and 100"
+            f"service.breaker_failures {breaker_failures}, service.breaker_cooldown_ms {breaker_cooldown_ms}:"
+            " at least 1, and 10 to 600000"
         )
+    max_waiting = _get(service, "service", "max_waiting", int, 0)
+    if max_waiting < 0:
+        raise SettingsError(f"service.max_waiting {max_waiting}: 0 (one fewer than CHILDREN) or more")
+    logging = _table(data, "logging")
     next_hop = _get(routing, "routing", "next_hop", str)
     if not next_hop.startswith("sip:"):
         raise SettingsError(f"routing.next_hop {next_hop!r}: expected a SIP URI such as sip:127.0.0.1:5080")
@@ -188,17 +246,19 @@ def parse(data: Mapping[str, Any], base: Path) -> Settings:
                 raise SettingsError(f"sources: address {address!r} is in both {seen[address]!r} and {source.name!r}")
             seen[address] = source.name
     return Settings(
-        target=_get(service, "service", "target", str, "127.0.0.1:50051"),
+        target=_target(service),
         deadline=deadline_ms / 1000,
         on_failure=on_failure,
-        keepalive_ms=keepalive_ms,
-        keepalive_timeout_ms=keepalive_timeout_ms,
         enabled=_get(service, "service", "enabled", bool, True),
         token=_token(service, base),
         tls=_tls(service, base),
         next_hop=next_hop,
         sources=sources,
         site_packages=tuple((base / p).resolve() for p in _get(python, "python", "site_packages", list, [])),
+        breaker_failures=breaker_failures,
+        breaker_cooldown=breaker_cooldown_ms / 1000,
+        max_waiting=max_waiting,
+        mask_numbers=_get(logging, "logging", "mask_numbers", bool, True),
     )
 
 
