@@ -1,15 +1,18 @@
-"""Measure a bulk import end to end: 1M E.164 rows streamed, committed, answered by a second replica.
+"""Measure a bulk import end to end: a file (or rows) streamed, committed, answered by a second replica.
 
-    .venv/bin/python bench/import_1m.py [--rows 1000000] [--database-url URL]
+    .venv/bin/python bench/import_1m.py [--rows 1000000] [--format csv|xlsx|rows] [--database-url URL]
 
 Three processes, as in production: this one runs the importing replica (A)
 with an event-loop stall monitor; a second replica (B) runs as
-`python -m screening serve`; a client process pre-serializes the rows (not
-timed), streams them to A in 10,000-row messages, and polls B until it
-answers BLOCK for the first, middle and last imported numbers. While the
-import runs the client also screens a number on A and on B every 10 ms and
-records the slowest answer. Without --database-url an embedded PostgreSQL is
-started in a temporary directory.
+`python -m screening serve`; a client process prepares the file (CSV, or an
+xlsx workbook, as an admin's spreadsheet would be) or the row messages (not
+timed), streams it to A in 1 MiB chunks (rows: 10,000 a message), and polls B
+until it answers BLOCK for the first, middle and last imported numbers.
+While the import runs the client also screens a number on A and on B every
+10 ms and records the slowest answer. Every third row has a note, so that
+the per-entry history carries some text. The importing replica's peak
+resident memory is read from the kernel (ru_maxrss) before and after. Without
+--database-url an embedded PostgreSQL is started in a temporary directory.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import os
+import resource
 import socket
 import sys
 import tempfile
@@ -44,6 +49,7 @@ from screening.v1 import screening_pb2_grpc as pb_grpc  # noqa: E402
 
 TENANT = "bench"
 PER_MESSAGE = 10_000
+CHUNK = 1024 * 1024
 IMPORT_METHOD = "/screening.v1.ForbiddenNumberAdmin/ImportForbiddenNumbers"
 
 
@@ -63,19 +69,57 @@ async def probe(stub: pb_grpc.ScreeningStub, stop: asyncio.Event, worst: list[fl
         await asyncio.sleep(0.01)
 
 
-async def client(target: str, replica: str, rows: int) -> dict[str, float | int]:
-    header = pb.ImportForbiddenNumbersRequest(
-        header=pb.ImportHeader(tenant_id=TENANT, mode=pb.IMPORT_MODE_UPSERT, source_name="bench")
-    ).SerializeToString()
-    messages = [header]
-    for start in range(0, rows, PER_MESSAGE):
-        batch = pb.ImportRowBatch(
-            rows=[
-                pb.ImportRow(line=i + 2, number=number(i), call_type=pb.CALL_TYPE_BOTH)
-                for i in range(start, min(rows, start + PER_MESSAGE))
-            ]
-        )
-        messages.append(pb.ImportForbiddenNumbersRequest(rows=batch).SerializeToString())
+def _cells(i: int) -> list[str]:
+    return [number(i), "both", "", "", f"bench row {i}" if i % 3 == 0 else "", ""]
+
+
+def file_bytes(rows: int, file_format: str) -> bytes:
+    if file_format == "csv":
+        lines = ["number,call_type,match_kind,enabled,note,expire_time"]
+        lines += [",".join(_cells(i)) for i in range(rows)]
+        return ("\n".join(lines) + "\n").encode()
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("numbers")
+    sheet.append(["number", "call_type", "match_kind", "enabled", "note", "expire_time"])
+    for i in range(rows):
+        sheet.append(_cells(i))
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def prepared(rows: int, file_format: str) -> tuple[list[bytes], int]:
+    """The serialized messages of the import, and the file's size (0 for rows)."""
+    if file_format == "rows":
+        messages = [
+            pb.ImportForbiddenNumbersRequest(
+                header=pb.ImportHeader(tenant_id=TENANT, mode=pb.IMPORT_MODE_UPSERT, source_name="bench")
+            ).SerializeToString()
+        ]
+        for start in range(0, rows, PER_MESSAGE):
+            batch = pb.ImportRowBatch(
+                rows=[
+                    pb.ImportRow(line=i + 2, number=number(i), call_type=pb.CALL_TYPE_BOTH)
+                    for i in range(start, min(rows, start + PER_MESSAGE))
+                ]
+            )
+            messages.append(pb.ImportForbiddenNumbersRequest(rows=batch).SerializeToString())
+        return messages, 0
+    data = file_bytes(rows, file_format)
+    kind = pb.FILE_FORMAT_XLSX if file_format == "xlsx" else pb.FILE_FORMAT_CSV
+    header = pb.ImportHeader(
+        tenant_id=TENANT, source_name=f"bench.{file_format}", file_format=kind, file_size=len(data)
+    )
+    messages = [pb.ImportForbiddenNumbersRequest(header=header).SerializeToString()]
+    for start in range(0, len(data), CHUNK):
+        messages.append(pb.ImportForbiddenNumbersRequest(file_chunk=data[start : start + CHUNK]).SerializeToString())
+    return messages, len(data)
+
+
+async def client(target: str, replica: str, rows: int, file_format: str) -> dict[str, float | int]:
+    messages, size = prepared(rows, file_format)
 
     options = [("grpc.max_send_message_length", 64 << 20)]
     async with grpc.aio.insecure_channel(target, options=options) as a, grpc.aio.insecure_channel(replica) as b:
@@ -99,7 +143,7 @@ async def client(target: str, replica: str, rows: int) -> dict[str, float | int]
         job = await importing(send(), timeout=600)
         committed = time.perf_counter() - started
         assert job.state == pb.IMPORT_JOB_STATE_SUCCEEDED, job
-        assert job.created_count + job.updated_count == rows, job
+        assert job.created_count + job.updated_count + job.unchanged_count == rows, job
         wanted = [number(0), number(rows // 2), number(rows - 1)]
         while True:
             answers = await asyncio.gather(
@@ -119,6 +163,8 @@ async def client(target: str, replica: str, rows: int) -> dict[str, float | int]
         await asyncio.gather(*probes)
     return {
         "rows": rows,
+        "format": file_format,
+        "file_bytes": size,
         "committed_s": round(committed, 2),
         "answered_by_second_replica_s": round(answered, 2),
         "answered_after_commit_s": round(answered - committed, 2),
@@ -168,7 +214,11 @@ async def monitor(stop: asyncio.Event, worst: list[float], tick: float = 0.005) 
         worst[2] = max(worst[2], used)
 
 
-async def orchestrate(cluster_url: str, rows: int) -> dict[str, float | int]:
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def orchestrate(cluster_url: str, rows: int, file_format: str) -> dict[str, float | int]:
     name = "bench_" + uuid.uuid4().hex[:12]
     admin = await asyncpg.connect(cluster_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -195,9 +245,12 @@ async def orchestrate(cluster_url: str, rows: int) -> dict[str, float | int]:
             f"127.0.0.1:{port_b}",
             "--rows",
             str(rows),
+            "--format",
+            file_format,
             stdout=asyncio.subprocess.PIPE,
             cwd=ROOT,
         )
+        rss_before = _peak_rss_mb()
         watcher = asyncio.create_task(monitor(stop, worst))
         out, _ = await client_proc.communicate()
         stop.set()
@@ -208,6 +261,9 @@ async def orchestrate(cluster_url: str, rows: int) -> dict[str, float | int]:
         result["worst_loop_stall_on_importing_replica_ms"] = round(worst[0] * 1000, 1)
         result["loop_thread_cpu_during_that_stall_ms"] = round(worst[1] * 1000, 1)
         result["longest_loop_step_cpu_ms"] = round(worst[2] * 1000, 1)
+        # The importing replica runs in this process: its peak resident memory before the import, and during it.
+        result["importing_replica_peak_rss_before_mb"] = round(rss_before, 1)
+        result["importing_replica_peak_rss_mb"] = round(_peak_rss_mb(), 1)
         return result
     finally:
         if replica_b is not None:
@@ -227,19 +283,20 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--format", choices=("csv", "xlsx", "rows"), default="csv")
     parser.add_argument("--database-url", default=os.environ.get("SCREENING_BENCH_DATABASE_URL"))
     parser.add_argument("--client", nargs=2, metavar=("IMPORTING", "SECOND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
-        print(json.dumps(asyncio.run(client(args.client[0], args.client[1], args.rows))))
+        print(json.dumps(asyncio.run(client(args.client[0], args.client[1], args.rows, args.format))))
         return
     if args.database_url:
-        result = asyncio.run(orchestrate(args.database_url, args.rows))
+        result = asyncio.run(orchestrate(args.database_url, args.rows, args.format))
     else:
         with tempfile.TemporaryDirectory(prefix="screening-bench-pg-") as tmp:
             url, stop = embedded.start(Path(tmp))
             try:
-                result = asyncio.run(orchestrate(url, args.rows))
+                result = asyncio.run(orchestrate(url, args.rows, args.format))
             finally:
                 stop()
     print(json.dumps(result, indent=2))

@@ -67,7 +67,9 @@ _MAKE_SOURCE = f"""CREATE TEMP TABLE {_SOURCE} ON COMMIT DROP AS
 # An update that would change nothing is left out: the entry keeps its etag,
 # replicas have nothing to re-read and the history no event. Each entry the
 # import creates or changes gets its own audit event, naming the job and the
-# fields it changed. `before` is read in the statement's snapshot, before
+# fields it changed; an update's event also holds the entry before and after
+# (a creation's "after" is the entry itself, and a million of them would cost
+# the import seconds). `before` is read in the statement's snapshot, before
 # the upsert; an entry created by a concurrent transaction meanwhile counts
 # as updated, with every field named.
 _CHANGED = (
@@ -93,7 +95,7 @@ audited AS (
     SELECT $1, $2, CASE WHEN w.revision = 1 THEN 'create' ELSE 'update' END, w.id::text, $3, $4::uuid,
            CASE WHEN w.revision = 1 OR b.id IS NULL THEN $5::text[] ELSE {_CHANGED} END,
            CASE WHEN b.id IS NULL THEN NULL ELSE {_json("b")} END,
-           {_json("w")}
+           CASE WHEN w.revision = 1 THEN NULL ELSE {_json("w")} END
     FROM written w LEFT JOIN before b ON b.id = w.id
     RETURNING 1
 )
@@ -111,7 +113,7 @@ _APPLY_INSERT_ONLY = f"""WITH written AS (
 audited AS (
     INSERT INTO audit_events
         (tenant_id, actor, action, resource_id, request_id, import_job_id, changed_fields, after)
-    SELECT $1, $2, 'create', w.id::text, $3, $4::uuid, $5::text[], {_json("w")} FROM written w
+    SELECT $1, $2, 'create', w.id::text, $3, $4::uuid, $5::text[], NULL FROM written w
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM {_SOURCE}) AS entries, (SELECT count(*) FROM written) AS created, 0 AS updated,

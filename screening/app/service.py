@@ -77,7 +77,10 @@ class App:
         server_tls = tls.server_tls(self.config.tls_cert, self.config.tls_key, self.config.tls_client_ca)
         admin_pool = await self._pool(max_size=10, command_timeout=30)
         sync_pool = await self._pool(max_size=1, command_timeout=30)
-        import_pool = await self._pool(max_size=MAX_CONCURRENT_IMPORTS, command_timeout=30)
+        # An import's staging tables are temporary: room for them in memory keeps a big import off the disk.
+        import_pool = await self._pool(
+            max_size=MAX_CONCURRENT_IMPORTS, command_timeout=30, settings={"temp_buffers": "256MB"}
+        )
         self.replica = Replica(
             sync_pool,
             lambda: asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT),
@@ -210,11 +213,18 @@ class App:
         self.reload_auth()
         self.reload_tls()
 
-    async def _pool(self, *, max_size: int, command_timeout: float) -> asyncpg.Pool:
+    async def _pool(
+        self, *, max_size: int, command_timeout: float, settings: dict[str, str] | None = None
+    ) -> asyncpg.Pool:
         # min_size=0: creating the pool does not connect, so a replica whose
         # database is down still starts, answers UNAVAILABLE and retries.
         pool = await asyncpg.create_pool(
-            self.dsn, min_size=0, max_size=max_size, timeout=CONNECT_TIMEOUT, command_timeout=command_timeout
+            self.dsn,
+            min_size=0,
+            max_size=max_size,
+            timeout=CONNECT_TIMEOUT,
+            command_timeout=command_timeout,
+            server_settings=settings,
         )
         self._pools.append(pool)
         return pool

@@ -8,7 +8,7 @@ screening.domain.times reads, or a date cell of the workbook.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 from datetime import date, datetime, tzinfo
 
 from screening.domain.model import CallType, MatchKind
@@ -51,8 +51,7 @@ ENABLED_WORDS: dict[str, bool | None] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Values:
+class Values(NamedTuple):
     """A line's values, read but not yet checked (the number is as written)."""
 
     number: str
@@ -80,64 +79,76 @@ def shown(text: str, limit: int = 80) -> str:
 
 
 class Reader:
-    """Reads the lines of one file, whose header named `columns`."""
+    """Reads the lines of one file, whose header named `columns`. Hot: a million calls for a big file."""
 
     def __init__(self, columns: list[str], zone: tzinfo) -> None:
         self._columns = columns
         self._width = len(columns)
-        self._at = {name: i for i, name in enumerate(columns)}
+        at = {name: i for i, name in enumerate(columns)}
+        # -1: the file has no such column (an empty cell).
+        self._number = at.get("number", -1)
+        self._call_type = at.get("call_type", -1)
+        self._match_kind = at.get("match_kind", -1)
+        self._enabled = at.get("enabled", -1)
+        self._note = at.get("note", -1)
+        self._expire = at.get("expire_time", -1)
         self._zone = zone
-
-    def _cell(self, cells: list[str], name: str) -> str:
-        i = self._at.get(name)
-        return cells[i] if i is not None and i < len(cells) else ""
 
     def number_of(self, cells: list[str]) -> str:
         """The number as written, for the job's record of a bad line."""
-        return self._cell(cells, "number")
+        i = self._number
+        return cells[i] if 0 <= i < len(cells) else ""
 
     def values(self, line: Line) -> Values:
         """The line's values, or CellError naming the column."""
         cells = line.cells
-        if len(cells) != self._width and any(c.strip() for c in cells[self._width :]):
-            raise CellError("", f"has {len(cells)} fields; the header has {self._width}")
-        if len(cells) < self._width and line.typed is None:
-            raise CellError("", f"has {len(cells)} fields; the header has {self._width}")
-        for i, text in enumerate(cells):
-            if len(text) > MAX_CELL:
-                column = self._columns[i] if i < self._width else ""
-                raise CellError(column, f"{shown(text)}: no column takes more than {MAX_CELL} characters")
-        call_text = self._cell(cells, "call_type")
-        call_type = CALL_TYPE_WORDS.get(call_text.strip().lower())
+        width = self._width
+        count = len(cells)
+        if count != width and ((count < width and line.typed is None) or any(c.strip() for c in cells[width:])):
+            raise CellError("", f"has {count} fields; the header has {width}")
+        if max(map(len, cells), default=0) > MAX_CELL:
+            for i, text in enumerate(cells):
+                if len(text) > MAX_CELL:
+                    column = self._columns[i] if i < width else ""
+                    raise CellError(column, f"{shown(text)}: no column takes more than {MAX_CELL} characters")
+        i = self._call_type
+        call_text = cells[i] if 0 <= i < count else ""
+        call_type = CALL_TYPE_WORDS.get(call_text) or CALL_TYPE_WORDS.get(call_text.strip().lower())
         if call_type is None:
             if not call_text.strip():
                 raise CellError("call_type", "is empty; expected inbound, outbound or both")
             raise CellError("call_type", f"{shown(call_text)}: expected inbound, outbound or both")
-        kind_text = self._cell(cells, "match_kind")
-        kind = MATCH_KIND_WORDS.get(kind_text.strip().lower())
+        i = self._match_kind
+        kind_text = cells[i] if 0 <= i < count else ""
+        kind = MATCH_KIND_WORDS.get(kind_text)
         if kind is None:
-            raise CellError("match_kind", f"{shown(kind_text)}: expected exact or prefix (empty: exact)")
-        enabled_text = self._cell(cells, "enabled")
-        key = enabled_text.strip().lower()
-        if key not in ENABLED_WORDS:
-            raise CellError("enabled", f"{shown(enabled_text)}: expected true or false (empty: true)")
-        return Values(
-            number=self._cell(cells, "number").strip(),
-            call_type=call_type,
-            match_kind=kind,
-            enabled=ENABLED_WORDS[key],
-            note=self._cell(cells, "note"),
-            expire_time=self._expire_time(line),
-        )
+            kind = MATCH_KIND_WORDS.get(kind_text.strip().lower())
+            if kind is None:
+                raise CellError("match_kind", f"{shown(kind_text)}: expected exact or prefix (empty: exact)")
+        i = self._enabled
+        enabled_text = cells[i] if 0 <= i < count else ""
+        if enabled_text in ENABLED_WORDS:
+            enabled = ENABLED_WORDS[enabled_text]
+        else:
+            key = enabled_text.strip().lower()
+            if key not in ENABLED_WORDS:
+                raise CellError("enabled", f"{shown(enabled_text)}: expected true or false (empty: true)")
+            enabled = ENABLED_WORDS[key]
+        i = self._number
+        number = cells[i].strip() if 0 <= i < count else ""
+        i = self._note
+        note = cells[i] if 0 <= i < count else ""
+        i = self._expire
+        expire = None
+        if 0 <= i < count and (cells[i] or line.typed is not None):
+            expire = self._expire_time(line, i)
+        return Values(number, call_type, kind, enabled, note, expire)
 
-    def _expire_time(self, line: Line) -> datetime | None:
-        i = self._at.get("expire_time")
-        if i is None:
-            return None
+    def _expire_time(self, line: Line, i: int) -> datetime | None:
         typed = line.typed[i] if line.typed is not None and i < len(line.typed) else None
         if isinstance(typed, datetime | date):
             return parse_time(typed, self._zone)
-        text = line.cells[i].strip() if i < len(line.cells) else ""
+        text = line.cells[i].strip()
         if not text:
             return None
         try:

@@ -92,7 +92,9 @@ def header_of(cells: list[str], line: int = 1) -> list[str]:
 
 
 class _Lines:
-    """The file's lines decoded, counted, for the csv module."""
+    """The file's lines decoded, counted, for the csv module; read and decoded a block at a time."""
+
+    BLOCK = 4 * 1024 * 1024
 
     def __init__(self, source: IO[bytes]) -> None:
         self._source = source
@@ -100,20 +102,36 @@ class _Lines:
         self.number = 0
 
     def __iter__(self) -> Iterator[str]:
-        for raw in self._source:
-            self.number += 1
+        carry = ""
+        while block := self._source.read(self.BLOCK):
             try:
-                yield self._decoder.decode(raw)
+                text = carry + self._decoder.decode(block)
             except UnicodeDecodeError as exc:
-                raise FileFault(
-                    self.number,
-                    f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1} is not UTF-8;"
-                    " save the file as CSV UTF-8 (Excel: File > Save As > CSV UTF-8), or upload the .xlsx",
-                ) from None
+                raise self._not_utf8(block, exc) from None
+            # Split at line feeds only (str.splitlines also splits at form feeds and the like, which
+            # a cell may hold); the last piece, cut by the block's end, waits for the next block.
+            pieces = text.split("\n")
+            carry = pieces.pop()
+            for piece in pieces:
+                self.number += 1
+                yield piece + "\n"
         try:
-            self._decoder.decode(b"", final=True)
+            carry += self._decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            raise FileFault(self.number, "the file ends inside a UTF-8 character") from None
+            raise FileFault(self.number + 1, "the file ends inside a UTF-8 character") from None
+        if carry:
+            self.number += 1
+            yield carry
+
+    def _not_utf8(self, block: bytes, exc: UnicodeDecodeError) -> FileFault:
+        before = block[: exc.start]
+        line = self.number + before.count(b"\n") + 1
+        column = len(before) - (before.rfind(b"\n") + 1) + 1
+        return FileFault(
+            line,
+            f"byte 0x{block[exc.start]:02x} at column {column} is not UTF-8;"
+            " save the file as CSV UTF-8 (Excel: File > Save As > CSV UTF-8), or upload the .xlsx",
+        )
 
 
 def _delimiter(first: str) -> str:
@@ -167,7 +185,8 @@ def _csv_lines(lines: _Lines, physical: Iterator[str], delimiter: str) -> Iterat
                     start, f"a quoted field opens on this line and does not close before line {lines.number} ({exc})"
                 ) from None
             raise FileFault(start, f"not valid CSV: {exc}") from None
-        if not cells or all(not c.strip() for c in cells):
+        # A blank line, or one of separators only: skipped (checked cheaply: most lines start with a value).
+        if not cells or not (cells[0].strip() or "".join(cells).strip()):
             continue
         yield Line(start, cells, None, lines.number)
 

@@ -60,6 +60,8 @@ MAX_SOURCE_NAME = 1000
 MAX_NUMBER_IN_ERROR = 100
 # Lines checked between two turns of the event loop: a few milliseconds.
 CHUNK_ROWS = 2000
+# Valid lines go to the staging table in COPYs of about this many (one in flight while the next are checked).
+COPY_ROWS = 20_000
 # Bad lines are written to the job in batches of this many.
 KEEP_BATCH = 1000
 PROGRESS_INTERVAL = 0.5
@@ -358,6 +360,7 @@ class Imports:
         return message
 
     def _count(self, run: _Run, more: int) -> None:
+        """Refuses rows past --max-import-rows."""
         if run.received + more > self._max_rows:
             raise InvalidArgument(
                 "rows",
@@ -438,25 +441,43 @@ class Imports:
             raise InvalidArgument("file", source_name, f"line {exc.line}: {exc.reason}") from None
 
     def _file_lines(self, lines: Iterator[sheet.Line], reader: Reader, run: _Run) -> Iterator[_Line]:
+        values = reader.values
+        limit = self._max_rows
         for line in lines:
-            self._count(run, 1)
             run.received += 1
-            number = reader.number_of(line.cells)
+            if run.received > limit:
+                self._count(run, 0)
             try:
-                yield _Line(line.number, number, line.cells, reader.values(line), None)
+                yield _Line(line.number, "", line.cells, values(line), None)
             except CellError as exc:
-                yield _Line(line.number, number, line.cells, None, exc)
+                yield _Line(line.number, reader.number_of(line.cells), line.cells, None, exc)
 
     async def _stage(self, tx: ImportTransaction, run: _Run, job_id: str, lines: Iterator[_Line]) -> None:
+        """Check the lines a chunk at a time; COPY the valid ones in bigger batches while the next are checked."""
         now = datetime.now(UTC)
-        while chunk := list(islice(lines, CHUNK_ROWS)):
-            staged = self._check(chunk, run, now)
-            if staged:
-                await tx.stage(staged)
-            else:
-                await asyncio.sleep(0)
-            if len(run.pending) >= KEEP_BATCH:
-                await self._keep(job_id, run)
+        batch: list[StagedRow] = []
+        copying: asyncio.Task[None] | None = None
+        try:
+            while chunk := list(islice(lines, CHUNK_ROWS)):
+                batch += self._check(chunk, run, now)
+                if len(batch) >= COPY_ROWS:
+                    if copying is not None:
+                        await copying
+                    copying = asyncio.ensure_future(tx.stage(batch))
+                    batch = []
+                await asyncio.sleep(0)  # a chunk's checks are a few ms: calls are answered between them
+                if len(run.pending) >= KEEP_BATCH:
+                    await self._keep(job_id, run)
+            if copying is not None:
+                await copying
+                copying = None
+            if batch:
+                await tx.stage(batch)
+        finally:
+            if copying is not None and not copying.done():
+                copying.cancel()
+                with contextlib.suppress(BaseException):
+                    await copying
 
     def _check(self, chunk: list[_Line], run: _Run, now: datetime) -> list[StagedRow]:
         """The valid lines in staging form; the bad ones go to `run`. Hot: ~1M calls a big import."""
