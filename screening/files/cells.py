@@ -8,8 +8,8 @@ screening.domain.times reads, or a date cell of the workbook.
 
 from __future__ import annotations
 
-from typing import NamedTuple
 from datetime import date, datetime, tzinfo
+from typing import NamedTuple
 
 from screening.domain.model import CallType, MatchKind
 from screening.domain.times import EXAMPLES, TimeError, parse_time
