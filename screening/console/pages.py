@@ -18,9 +18,12 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from screening.console import files
+from screening.console import exports
 from screening.console.backend import ApiError
 from screening.console.web import LANG_COOKIE, Ctx, api_message, endpoint, local_path
+from screening.domain.fields import COLUMNS
+from screening.files import template as import_template
+from screening.files.writing import CSV_TYPE, XLSX_TYPE, csv_chunks
 from screening.v1 import screening_pb2 as pb
 
 PAGE_SIZES = (25, 50, 100, 200)
@@ -448,9 +451,11 @@ def _download(data: bytes | AsyncIterator[bytes], name: str, content_type: str) 
 
 @endpoint(tenant=False)
 async def template(ctx: Ctx) -> Response:
+    """The import template, the same file screenctl writes (screening.files.template)."""
     if ctx.request.path_params["fmt"] == "xlsx":
-        return _download(files.template_xlsx(), "forbidden-numbers-template.xlsx", files.XLSX_TYPE)
-    return _download(files.template_csv(), "forbidden-numbers-template.csv", files.CSV_TYPE)
+        data = await asyncio.to_thread(import_template.xlsx_bytes)
+        return _download(data, "forbidden-numbers-template.xlsx", XLSX_TYPE)
+    return _download(import_template.csv_bytes(), "forbidden-numbers-template.csv", CSV_TYPE)
 
 
 @endpoint()
@@ -471,11 +476,11 @@ async def export(ctx: Ctx) -> Response:
         break
     if fmt == "xlsx":
         spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the response's last chunk
-        writer = files.XlsxWriter(spool)
-        writer.rows([files.COLUMNS, *(files.entry_row(e) for e in first)])
-        batch: list[tuple[str, ...]] = []
+        writer = exports.XlsxWriter(spool)
+        writer.rows([COLUMNS, *(exports.entry_row(e) for e in first)])
+        batch: list[list[str]] = []
         async for entry in stream:
-            batch.append(files.entry_row(entry))
+            batch.append(exports.entry_row(entry))
             if len(batch) >= 5000:
                 writer.rows(batch)
                 batch = []
@@ -490,21 +495,23 @@ async def export(ctx: Ctx) -> Response:
             finally:
                 spool.close()
 
-        return _download(chunks(), name, files.XLSX_TYPE)
+        return _download(chunks(), name, XLSX_TYPE)
 
-    async def csv_chunks() -> AsyncIterator[bytes]:
-        writer = files.CsvWriter()
-        yield writer.rows([files.COLUMNS, *(files.entry_row(e) for e in first)])
-        batch: list[tuple[str, ...]] = []
+    async def csv_body() -> AsyncIterator[bytes]:
+        # UTF-8 with a byte order mark (Excel reads Chinese notes right), then batches without one.
+        for data in csv_chunks(COLUMNS, [exports.entry_row(e) for e in first]):
+            yield data
+        batch: list[list[str]] = []
         async for entry in stream:
-            batch.append(files.entry_row(entry))
+            batch.append(exports.entry_row(entry))
             if len(batch) >= 5000:
-                yield writer.rows(batch)
+                for data in csv_chunks([], batch, bom=False):
+                    yield data
                 batch = []
-        if batch:
-            yield writer.rows(batch)
+        for data in csv_chunks([], batch, bom=False):
+            yield data
 
-    return _download(csv_chunks(), name, files.CSV_TYPE)
+    return _download(csv_body(), name, CSV_TYPE)
 
 
 # -------------------------------------------------------------------- imports

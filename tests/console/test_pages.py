@@ -8,6 +8,8 @@ import io
 import openpyxl
 from playwright.async_api import Page, expect
 
+from screening.domain.fields import COLUMNS
+from screening.files import template
 from screening.v1 import screening_pb2 as pb
 from tests.support import Clients, create, until_verdict
 
@@ -61,12 +63,23 @@ async def test_the_import_templates(console, page: Page, shot) -> None:
     dialog = page.get_by_role("dialog", name="Import forbidden numbers")
     await expect(dialog).to_be_visible()
     await shot(page, "import-dialog")
-    _, data = await download(page, "Excel (.xlsx)")
-    rows = xlsx_rows(data)
-    assert rows[0] == ["number", "call_type", "match_kind", "enabled", "note", "expire_time"]
-    assert rows[1][:2] == ["+14155550100", "both"]
-    _, data = await download(page, "CSV (.csv)")
-    assert next(csv.reader(io.StringIO(data.decode("utf-8-sig"))))[0] == "number"
+    # The files screenctl writes (screening.files.template): the example rows, drop-down lists, instructions.
+    name, data = await download(page, "Excel (.xlsx)")
+    assert name == "forbidden-numbers-template.xlsx"
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    assert book.sheetnames == ["numbers", "instructions"]
+    numbers = book["numbers"]
+    rows = [[c.value or "" for c in row] for row in numbers.iter_rows()]
+    assert rows == [list(COLUMNS), *(list(r) for r in template.example_rows())]
+    assert {v.formula1 for v in numbers.data_validations.dataValidation} == {
+        '"inbound,outbound,both"',
+        '"exact,prefix"',
+        '"true,false"',
+    }
+    assert book["instructions"]["B1"].value == "如何填写本模板"
+    name, data = await download(page, "CSV (.csv)")
+    assert name == "forbidden-numbers-template.csv"
+    assert data == template.csv_bytes()
 
 
 async def test_test_a_number_shows_the_verdict_the_match_and_why(console, clients: Clients, page: Page, shot) -> None:
