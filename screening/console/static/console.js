@@ -105,6 +105,14 @@
     if (event.target.id === "import-form" && event.detail.successful) { showUpload(100); }
   });
 
+  // One import at a time from the dialog: its button waits while the upload it started runs.
+  document.addEventListener("htmx:afterSettle", function () {
+    var form = document.getElementById("import-form");
+    if (!form) { return; }
+    var running = document.querySelector("#import-result [data-testid=upload]:not([data-reload-on-close])");
+    form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = running !== null; });
+  });
+
   function onLoad(root) {
     openDialogs(document);
     root.querySelectorAll && root.querySelectorAll("input[name=time_zone]").forEach(function (input) {
