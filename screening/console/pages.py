@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
 import tempfile
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import grpc
 from google.protobuf import field_mask_pb2, timestamp_pb2
@@ -18,9 +19,13 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from screening.console import files
+from screening.console import exports
 from screening.console.backend import ApiError
+from screening.console.uploads import Upload
 from screening.console.web import LANG_COOKIE, Ctx, api_message, endpoint, local_path
+from screening.domain.fields import COLUMNS
+from screening.files import template as import_template
+from screening.files.writing import CSV_TYPE, XLSX_TYPE, csv_chunks
 from screening.v1 import screening_pb2 as pb
 
 PAGE_SIZES = (25, 50, 100, 200)
@@ -440,7 +445,12 @@ async def normalize(ctx: Ctx) -> Response:
 
 
 def _download(data: bytes | AsyncIterator[bytes], name: str, content_type: str) -> Response:
-    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    # The name in ASCII for old clients, and whole (e.g. Chinese) as RFC 6266's filename*.
+    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "download"
+    disposition = f'attachment; filename="{fallback}"'
+    if fallback != name:
+        disposition += f"; filename*=UTF-8''{quote(name, safe='')}"
+    headers = {"Content-Disposition": disposition}
     if isinstance(data, bytes):
         return Response(data, media_type=content_type, headers=headers)
     return StreamingResponse(data, media_type=content_type, headers=headers)
@@ -448,9 +458,11 @@ def _download(data: bytes | AsyncIterator[bytes], name: str, content_type: str) 
 
 @endpoint(tenant=False)
 async def template(ctx: Ctx) -> Response:
+    """The import template, the same file screenctl writes (screening.files.template)."""
     if ctx.request.path_params["fmt"] == "xlsx":
-        return _download(files.template_xlsx(), "forbidden-numbers-template.xlsx", files.XLSX_TYPE)
-    return _download(files.template_csv(), "forbidden-numbers-template.csv", files.CSV_TYPE)
+        data = await asyncio.to_thread(import_template.xlsx_bytes)
+        return _download(data, "forbidden-numbers-template.xlsx", XLSX_TYPE)
+    return _download(import_template.csv_bytes(), "forbidden-numbers-template.csv", CSV_TYPE)
 
 
 @endpoint()
@@ -471,11 +483,11 @@ async def export(ctx: Ctx) -> Response:
         break
     if fmt == "xlsx":
         spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the response's last chunk
-        writer = files.XlsxWriter(spool)
-        writer.rows([files.COLUMNS, *(files.entry_row(e) for e in first)])
-        batch: list[tuple[str, ...]] = []
+        writer = exports.XlsxWriter(spool)
+        writer.rows([COLUMNS, *(exports.entry_row(e) for e in first)])
+        batch: list[list[str]] = []
         async for entry in stream:
-            batch.append(files.entry_row(entry))
+            batch.append(exports.entry_row(entry))
             if len(batch) >= 5000:
                 writer.rows(batch)
                 batch = []
@@ -490,21 +502,23 @@ async def export(ctx: Ctx) -> Response:
             finally:
                 spool.close()
 
-        return _download(chunks(), name, files.XLSX_TYPE)
+        return _download(chunks(), name, XLSX_TYPE)
 
-    async def csv_chunks() -> AsyncIterator[bytes]:
-        writer = files.CsvWriter()
-        yield writer.rows([files.COLUMNS, *(files.entry_row(e) for e in first)])
-        batch: list[tuple[str, ...]] = []
+    async def csv_body() -> AsyncIterator[bytes]:
+        # UTF-8 with a byte order mark (Excel reads Chinese notes right), then batches without one.
+        for data in csv_chunks(COLUMNS, [exports.entry_row(e) for e in first]):
+            yield data
+        batch: list[list[str]] = []
         async for entry in stream:
-            batch.append(files.entry_row(entry))
+            batch.append(exports.entry_row(entry))
             if len(batch) >= 5000:
-                yield writer.rows(batch)
+                for data in csv_chunks([], batch, bom=False):
+                    yield data
                 batch = []
-        if batch:
-            yield writer.rows(batch)
+        for data in csv_chunks([], batch, bom=False):
+            yield data
 
-    return _download(csv_chunks(), name, files.CSV_TYPE)
+    return _download(csv_body(), name, CSV_TYPE)
 
 
 # -------------------------------------------------------------------- imports
@@ -556,6 +570,31 @@ async def start_import(ctx: Ctx) -> Response:
     return ctx.render("upload.html", upload=started, running_job=None)
 
 
+async def _running_job(ctx: Ctx, upload: Upload) -> pb.ImportJob | None:
+    """The server's job of an upload under way, for its progress: found once, then asked for by id."""
+    if upload.job_id:
+        known: pb.ImportJob = await ctx.call(
+            "GetImportJob", pb.GetImportJobRequest(tenant_id=ctx.tenant, id=upload.job_id)
+        )
+        return known
+    # This person's newest running job of this file and size, not followed by another upload.
+    found: pb.ListImportJobsResponse = await ctx.call(
+        "ListImportJobs", pb.ListImportJobsRequest(tenant_id=ctx.tenant, page_size=10)
+    )
+    for job in found.import_jobs:
+        if (
+            job.state == pb.IMPORT_JOB_STATE_RUNNING
+            and job.source_name == upload.file_name
+            and job.file_size == upload.file_size
+            and (ctx.identity is None or job.actor in ("", ctx.identity.name))
+            and job.create_time.seconds >= int(upload.started) - 5
+            and not ctx.console.uploads.claimed(job.id)
+        ):
+            upload.job_id = job.id
+            return job
+    return None
+
+
 @endpoint()
 async def upload_progress(ctx: Ctx) -> Response:
     upload = ctx.console.uploads.get(ctx.request.path_params["upload_id"], ctx.session.id, ctx.tenant)
@@ -567,17 +606,8 @@ async def upload_progress(ctx: Ctx) -> Response:
         )
     running = None
     if not upload.done:
-        # The server's job for this upload, for its rows so far: the newest running job of this file by this person.
-        jobs = await ctx.call("ListImportJobs", pb.ListImportJobsRequest(tenant_id=ctx.tenant, page_size=20))
-        for job in jobs.import_jobs:
-            if (
-                job.state == pb.IMPORT_JOB_STATE_RUNNING
-                and job.source_name == upload.file_name
-                and (ctx.identity is None or job.actor in ("", ctx.identity.name))
-                and job.create_time.seconds >= int(upload.started) - 5
-            ):
-                running = job
-                break
+        with contextlib.suppress(ApiError):  # progress is a nicety: the next poll asks again
+            running = await _running_job(ctx, upload)
     return ctx.render("upload.html", upload=upload, running_job=running)
 
 
@@ -604,7 +634,7 @@ async def job(ctx: Ctx) -> Response:
     job_id = ctx.request.path_params["job_id"]
     found = await ctx.call("GetImportJob", pb.GetImportJobRequest(tenant_id=ctx.tenant, id=job_id))
     template_name = "job_body.html" if ctx.request.query_params.get("partial") else "job.html"
-    return ctx.render(template_name, job=found)
+    return ctx.render(template_name, job=found, columns=COLUMNS)
 
 
 @endpoint()
@@ -626,7 +656,8 @@ async def failed_rows(ctx: Ctx) -> Response:
         async for chunk in stream:
             yield chunk.data
 
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", head.file_name) or f"import-{job_id}-failed-rows"
+    # The server's name and type: the imported file's name and format.
+    name = head.file_name.replace("/", "_").replace("\\", "_") or f"import-{job_id}-failed-rows"
     return _download(body(), name, head.content_type or "application/octet-stream")
 
 

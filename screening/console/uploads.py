@@ -4,6 +4,12 @@ The browser's request ends as soon as the console holds the file, so a long
 import neither ties up a request nor stops when the tab closes; the page
 polls the upload's progress, and the finished job is in the Task Center
 whatever happens to the page.
+
+The server answers an import only when it ends, so while it runs the page
+finds its job in ListImportJobs (this person's newest running job of this
+file and size) to show the rows read. A file the server refuses ends the
+call with INVALID_ARGUMENT naming the FAILED job it left; that job, with its
+reason, is fetched for the page.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -29,6 +36,14 @@ CHUNK = 1024 * 1024
 IMPORT_TIMEOUT = 3600.0
 # A finished upload's result is kept this long for the page that polls it.
 KEEP_FINISHED = 3600.0
+# "...; import job 0b9c...-... FAILED, nothing was imported" (screening.usecases.imports).
+_FAILED_JOB = re.compile(r"import job ([0-9a-fA-F-]{36}) FAILED")
+
+
+def failed_job_id(message: str) -> str:
+    """The id of the FAILED job a refused import names in its error, or ""."""
+    found = _FAILED_JOB.search(message)
+    return found.group(1) if found else ""
 
 
 @dataclass
@@ -40,6 +55,8 @@ class Upload:
     file_size: int
     started: float = field(default_factory=time.time)
     sent: int = 0
+    # The server's job, once found (while it runs) or returned (when it ends).
+    job_id: str = ""
     job: pb.ImportJob | None = None
     error: ApiError | None = None
     finished: float | None = None
@@ -79,6 +96,10 @@ class Uploads:
         self._by_id[upload.id] = upload
         return upload
 
+    def claimed(self, job_id: str) -> bool:
+        """Whether an upload of this console already follows this job."""
+        return any(u.job_id == job_id for u in self._by_id.values())
+
     def get(self, upload_id: str, session_id: str, tenant: str) -> Upload | None:
         upload = self._by_id.get(upload_id)
         # Another person's upload is none of this session's business.
@@ -98,8 +119,16 @@ class Uploads:
                 requests(), metadata=Backend.metadata(token), timeout=IMPORT_TIMEOUT
             )
             upload.job = await call
+            upload.job_id = upload.job.id
         except grpc.aio.AioRpcError as error:
             upload.error = api_error(error)
+            upload.job_id = failed_job_id(upload.error.message) or upload.job_id
+            if upload.job_id:
+                # The FAILED job, for its reason as the Task Center shows it.
+                with contextlib.suppress(ApiError):
+                    upload.job = await self._backend.call(
+                        "GetImportJob", pb.GetImportJobRequest(tenant_id=upload.tenant, id=upload.job_id), token
+                    )
         except asyncio.CancelledError:
             upload.error = ApiError(grpc.StatusCode.CANCELLED, "the console stopped before the import ended")
             raise

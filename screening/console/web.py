@@ -131,6 +131,8 @@ class Ctx:
             pb=pb,
             url_for=lambda name, **params: str(app.url_path_for(name, **params)),
             explanation=self.explanation,
+            api_message=lambda error: api_message(self, error),
+            failure=failure,
             action_label=self.action_label,
             actions=[(a, self.action_label(a)) for a in ACTIONS],
             lang=i18n.LANGUAGES[self.lang],
@@ -309,6 +311,11 @@ def _api_problem(ctx: Ctx, error: ApiError) -> Response:
     if error.code not in _STATUS:
         log.warning("admin API call failed: %s", error)
     return _problem(ctx, _STATUS.get(error.code, 502), api_message(ctx, error))
+
+
+def failure(reason: str) -> str:
+    """A FAILED job's reason, for after "The import failed and changed nothing:" (which says the rest)."""
+    return reason.removesuffix("; nothing was imported")
 
 
 def now_utc() -> datetime:

@@ -9,12 +9,14 @@ started once, with a fresh profile directory.
 from __future__ import annotations
 
 import asyncio
+import io
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
@@ -125,3 +127,33 @@ def shot() -> Shot:
         await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
     return take
+
+
+Download = Callable[[Page, str], Awaitable[tuple[str, bytes]]]
+
+
+@pytest.fixture
+def download() -> Download:
+    """Clicks the link named so (exactly) and returns the file's suggested name and its bytes."""
+
+    async def take(page: Page, link_name: str) -> tuple[str, bytes]:
+        async with page.expect_download() as info:
+            await page.get_by_role("link", name=link_name, exact=True).click()
+        done = await info.value
+        path = await done.path()
+        return done.suggested_filename, path.read_bytes()
+
+    return take
+
+
+@pytest.fixture
+def xlsx_rows() -> Callable[[bytes], list[list[str]]]:
+    """A workbook's first sheet as rows of text, each as wide as the widest (empty cells are not written)."""
+
+    def read(data: bytes) -> list[list[str]]:
+        sheet = openpyxl.load_workbook(io.BytesIO(data), read_only=True).worksheets[0]
+        rows = [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+        width = max(len(r) for r in rows)
+        return [r + [""] * (width - len(r)) for r in rows]
+
+    return read

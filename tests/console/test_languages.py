@@ -18,16 +18,17 @@ CONSOLE = Path(i18n.__file__).parent
 def test_every_string_of_the_console_has_a_chinese_translation() -> None:
     method_map = [("**.py", "python"), ("templates/**.html", "jinja2")]
     options = {"templates/**.html": {"extensions": "jinja2.ext.i18n"}}
-    keywords = {"_": None, "gettext": None, "ngettext": (1, 2)}
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2)}
+    # (context, message): one English word may need two Chinese ones ("Updated": a time, a count of rows).
     wanted = {
-        message if isinstance(message, str) else message[0]
-        for _, _, message, *_ in extract_from_dir(str(CONSOLE), method_map, options, keywords)
+        (context, message if isinstance(message, str) else message[0])
+        for _, _, message, _, context in extract_from_dir(str(CONSOLE), method_map, options, keywords)
     }
     assert len(wanted) > 150
     with (CONSOLE / "locale" / "zh_Hans" / "LC_MESSAGES" / "messages.po").open("rb") as po:
         catalog = read_po(po, locale="zh_Hans")
     translated = {
-        (m.id if isinstance(m.id, str) else m.id[0])
+        (m.context, m.id if isinstance(m.id, str) else m.id[0])
         for m in catalog
         if m.id and (m.string if isinstance(m.string, str) else all(m.string)) and not m.fuzzy
     }

@@ -8,27 +8,15 @@ import io
 import openpyxl
 from playwright.async_api import Page, expect
 
+from screening.domain.fields import COLUMNS
+from screening.files import template
 from screening.v1 import screening_pb2 as pb
 from tests.support import Clients, create, until_verdict
 
 
-async def download(page: Page, link_name: str) -> tuple[str, bytes]:
-    async with page.expect_download() as info:
-        await page.get_by_role("link", name=link_name, exact=True).click()
-    done = await info.value
-    path = await done.path()
-    return done.suggested_filename, path.read_bytes()
-
-
-def xlsx_rows(data: bytes) -> list[list[str]]:
-    sheet = openpyxl.load_workbook(io.BytesIO(data), read_only=True).worksheets[0]
-    rows = [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)]
-    # Empty cells are not written, so a row ends at its last filled cell.
-    width = max(len(r) for r in rows)
-    return [r + [""] * (width - len(r)) for r in rows]
-
-
-async def test_export_csv_and_xlsx_with_the_lists_filters(console, clients: Clients, page: Page) -> None:
+async def test_export_csv_and_xlsx_with_the_lists_filters(
+    console, clients: Clients, page: Page, download, xlsx_rows
+) -> None:
     await create(clients, "+14155550100", note="机器人电话, robocall", call_type=pb.CALL_TYPE_INBOUND)
     await create(clients, "+1900", match_kind=pb.MATCH_KIND_PREFIX, call_type=pb.CALL_TYPE_OUTBOUND, enabled=False)
     await page.goto(console.at("/t/acme/numbers"))
@@ -55,18 +43,29 @@ async def test_export_csv_and_xlsx_with_the_lists_filters(console, clients: Clie
     assert [r[0] for r in csv.reader(io.StringIO(data.decode("utf-8-sig")))] == ["number", "+1900"]
 
 
-async def test_the_import_templates(console, page: Page, shot) -> None:
+async def test_the_import_templates(console, page: Page, shot, download) -> None:
     await page.goto(console.at("/t/acme/numbers"))
     await page.get_by_role("button", name="Import").click()
     dialog = page.get_by_role("dialog", name="Import forbidden numbers")
     await expect(dialog).to_be_visible()
     await shot(page, "import-dialog")
-    _, data = await download(page, "Excel (.xlsx)")
-    rows = xlsx_rows(data)
-    assert rows[0] == ["number", "call_type", "match_kind", "enabled", "note", "expire_time"]
-    assert rows[1][:2] == ["+14155550100", "both"]
-    _, data = await download(page, "CSV (.csv)")
-    assert next(csv.reader(io.StringIO(data.decode("utf-8-sig"))))[0] == "number"
+    # The files screenctl writes (screening.files.template): the example rows, drop-down lists, instructions.
+    name, data = await download(page, "Excel (.xlsx)")
+    assert name == "forbidden-numbers-template.xlsx"
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    assert book.sheetnames == ["numbers", "instructions"]
+    numbers = book["numbers"]
+    rows = [[c.value or "" for c in row] for row in numbers.iter_rows()]
+    assert rows == [list(COLUMNS), *(list(r) for r in template.example_rows())]
+    assert {v.formula1 for v in numbers.data_validations.dataValidation} == {
+        '"inbound,outbound,both"',
+        '"exact,prefix"',
+        '"true,false"',
+    }
+    assert book["instructions"]["B1"].value == "如何填写本模板"
+    name, data = await download(page, "CSV (.csv)")
+    assert name == "forbidden-numbers-template.csv"
+    assert data == template.csv_bytes()
 
 
 async def test_test_a_number_shows_the_verdict_the_match_and_why(console, clients: Clients, page: Page, shot) -> None:

@@ -28,6 +28,11 @@
         dialog.querySelector("input:not([type=hidden]), select, textarea, button");
       if (focus) { focus.focus(); }
       dialog.addEventListener("close", function () {
+        // An import ended while it was open: the page behind it shows the numbers before it.
+        if (dialog.querySelector("[data-reload-on-close]")) {
+          window.location.reload();
+          return;
+        }
         // A replacement dialog (errors, a stale edit) takes over; the last one out returns focus.
         window.setTimeout(function () {
           if (dialog.isConnected) { dialog.remove(); }
@@ -72,13 +77,40 @@
     }
   });
 
-  document.addEventListener("htmx:xhr:progress", function (event) {
-    var form = event.target.closest && event.target.closest("#import-form");
+  // The browser's upload to the console. htmx reports the request's and the answer's
+  // progress alike, so the bar only moves forward; the answer means all was sent.
+  function showUpload(percent) {
     var bar = document.getElementById("upload-progress");
-    if (form && bar && event.detail.lengthComputable) {
-      bar.value = Math.round(event.detail.loaded * 100 / event.detail.total);
-      bar.textContent = bar.value + "%";
+    if (!bar || percent < bar.value) { return; }
+    bar.value = percent;
+    bar.textContent = percent + "%";
+    var label = bar.parentNode.querySelector(".percent");
+    if (label) { label.textContent = percent + "%"; }
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.target.id === "import-form") {
+      var bar = document.getElementById("upload-progress");
+      if (bar) { bar.value = 0; showUpload(0); }
     }
+  });
+
+  document.addEventListener("htmx:xhr:progress", function (event) {
+    if (event.target.id === "import-form" && event.detail.lengthComputable && event.detail.total) {
+      showUpload(Math.round(event.detail.loaded * 100 / event.detail.total));
+    }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.target.id === "import-form" && event.detail.successful) { showUpload(100); }
+  });
+
+  // One import at a time from the dialog: its button waits while the upload it started runs.
+  document.addEventListener("htmx:afterSettle", function () {
+    var form = document.getElementById("import-form");
+    if (!form) { return; }
+    var running = document.querySelector("#import-result [data-testid=upload]:not([data-reload-on-close])");
+    form.querySelectorAll("button[type=submit]").forEach(function (b) { b.disabled = running !== null; });
   });
 
   function onLoad(root) {

@@ -1,72 +1,46 @@
-"""The files the console hands out: the import template and exports, as CSV or XLSX.
+"""Exports: every matching entry as CSV or XLSX, in the import template's columns, streamed.
 
-Both use the import template's columns, so that an export can be edited and
-imported again. The server reads uploaded files itself; the console only
-writes. (To be pointed at the shared file module of the import issue once
-it lands; until then the writer lives here.)
-
-CSV is UTF-8 with a byte order mark: without it Excel reads Chinese notes as
-mojibake, and the import reads it either way. XLSX is written as a stream of
-inline strings (no shared-string table held in memory), so an export of
-millions of entries costs a temporary file, not memory; every cell is text,
-so +8613800138000 stays a number to dial, not 8.6E+12.
+The columns, the words and the CSV writer are the shared ones
+(screening.domain.fields, screening.files), so that an export can be edited
+and imported again, and the template downloads are screening.files.template
+itself. The workbook is the console's own: the shared writer (openpyxl)
+builds a whole workbook in memory, while this one writes a stream of inline
+strings into a temporary file, so an export of millions of entries costs
+disk, not memory; every cell is text, so +8613800138000 stays a number to
+dial, not 8.6E+12.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import zipfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC
 from typing import IO
 from xml.sax.saxutils import escape
 
+from screening.domain.fields import COLUMNS
+from screening.domain.model import CallType, MatchKind
 from screening.v1 import screening_pb2 as pb
 
-COLUMNS = ("number", "call_type", "match_kind", "enabled", "note", "expire_time")
-EXAMPLE_ROWS = (
-    ("+14155550100", "both", "exact", "true", "Reported for robocalls, ticket 1234", ""),
-    ("+1900", "outbound", "prefix", "true", "Premium-rate numbers", ""),
-    ("+8613800138000", "inbound", "", "false", "Paused, review by year end", "2027-01-01T00:00:00Z"),
-)
-CALL_TYPE_WORDS = {pb.CALL_TYPE_INBOUND: "inbound", pb.CALL_TYPE_OUTBOUND: "outbound", pb.CALL_TYPE_BOTH: "both"}
-MATCH_KIND_WORDS = {pb.MATCH_KIND_EXACT: "exact", pb.MATCH_KIND_PREFIX: "prefix"}
-CSV_TYPE = "text/csv; charset=utf-8"
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# The template's words (the import reads these back): inbound, outbound, both; exact, prefix.
+CALL_TYPE_WORDS = {int(c): c.name.lower() for c in CallType}
+MATCH_KIND_WORDS = {int(k): k.name.lower() for k in MatchKind}
 
 
-def entry_row(entry: pb.ForbiddenNumber) -> tuple[str, ...]:
+def entry_row(entry: pb.ForbiddenNumber) -> list[str]:
+    """An entry as a template line: the words an import reads back."""
     expire = ""
     if entry.HasField("expire_time"):
         expire = entry.expire_time.ToDatetime(tzinfo=UTC).isoformat().replace("+00:00", "Z")
-    return (
-        entry.number,
-        CALL_TYPE_WORDS.get(entry.call_type, ""),
-        MATCH_KIND_WORDS.get(entry.match_kind, "exact"),
-        "true" if entry.enabled else "false",
-        entry.note,
-        expire,
-    )
-
-
-class CsvWriter:
-    """Rows to CSV bytes, a batch at a time (for streaming responses)."""
-
-    def __init__(self) -> None:
-        self._text = io.StringIO()
-        self._writer = csv.writer(self._text, lineterminator="\r\n")
-        self._started = False
-
-    def rows(self, rows: Iterable[Sequence[str]]) -> bytes:
-        self._writer.writerows(rows)
-        data = self._text.getvalue().encode()
-        self._text.seek(0)
-        self._text.truncate()
-        if not self._started:
-            self._started = True
-            data = "\ufeff".encode() + data
-        return data
+    cells = {
+        "number": entry.number,
+        "call_type": CALL_TYPE_WORDS.get(entry.call_type, ""),
+        "match_kind": MATCH_KIND_WORDS.get(entry.match_kind, "exact"),
+        "enabled": "true" if entry.enabled else "false",
+        "note": entry.note,
+        "expire_time": expire,
+    }
+    return [cells[name] for name in COLUMNS]
 
 
 def _column_name(index: int) -> str:
@@ -154,15 +128,3 @@ class XlsxWriter:
         self._sheet.write(b"</sheetData></worksheet>")
         self._sheet.close()
         self._zip.close()
-
-
-def template_csv() -> bytes:
-    return CsvWriter().rows([COLUMNS, *EXAMPLE_ROWS])
-
-
-def template_xlsx() -> bytes:
-    out = io.BytesIO()
-    writer = XlsxWriter(out, "template")
-    writer.rows([COLUMNS, *EXAMPLE_ROWS])
-    writer.close()
-    return out.getvalue()
