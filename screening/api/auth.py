@@ -28,6 +28,7 @@ from google.protobuf.descriptor import Descriptor, FileDescriptor
 from screening.api.methods import TENANT_FREE_RPCS, Kind, methods
 from screening.api.tokens import ROLES, Token, TokenTable
 from screening.api.wrapping import Concern, Context, Handler, Refusal, wrap
+from screening.domain.errors import quoted
 from screening.v1 import screening_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -149,9 +150,10 @@ class Auth:
             tenant = tenant_of(message) if tenant_of is not None else None
             if tenant is None or token.may_act_for(tenant):
                 return None
-            log.info("refused %s for token %r: tenant %r out of scope", method, token.name, tenant)
+            log.info("refused %s for token %r: tenant %s out of scope", method, token.name, quoted(tenant))
             return Refusal(
-                grpc.StatusCode.PERMISSION_DENIED, f"token {token.name!r} may not act for tenant {tenant!r} ({method})"
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"token {token.name!r} may not act for tenant {quoted(tenant)} ({method})",
             )
 
         return Concern(begin=begin, request=request if tenant_of is not None else None)

@@ -21,6 +21,9 @@ from storage.errors import UNREACHABLE
 
 log = logging.getLogger(__name__)
 
+# A status message (and each detail) stays far below what a client accepts in trailers (8-16 KB).
+MAX_MESSAGE = 1000
+
 _CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
@@ -49,7 +52,8 @@ def to_status(exc: BaseException) -> grpc.Status:
                 )
             )
         elif isinstance(exc, errors.NotFound):
-            details.append(error_details_pb2.ResourceInfo(resource_type=exc.kind, resource_name=exc.resource_id))
+            name = exc.resource_id if len(exc.resource_id) <= MAX_MESSAGE else errors.quoted(exc.resource_id)
+            details.append(error_details_pb2.ResourceInfo(resource_type=exc.kind, resource_name=name))
     elif isinstance(exc, asyncpg.exceptions.QueryCanceledError):
         code, message = grpc.StatusCode.DEADLINE_EXCEEDED, "the database query took too long"
     elif isinstance(exc, UNREACHABLE):
@@ -58,6 +62,9 @@ def to_status(exc: BaseException) -> grpc.Status:
     else:
         log.error("unexpected error", exc_info=exc)
         code, message = grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})"
+    if len(message) > MAX_MESSAGE:
+        # Every message quotes its input cut short already; this bounds what anything else could add.
+        message = message[:MAX_MESSAGE] + f"... ({len(message)} characters)"
     packed = []
     for detail in details:
         holder = any_pb2.Any()

@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+# Input quoted in a message is cut to this many characters, with its size given: a 100 KB id
+# must not make a status message the client cannot receive.
+QUOTED = 80
+
+
+def quoted(value: object, limit: int = QUOTED) -> str:
+    """A value as an error message quotes it: repr, cut short with its size when long."""
+    if isinstance(value, str | bytes) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} {'characters' if isinstance(value, str) else 'bytes'})"
+    text = repr(value)
+    return text if len(text) <= limit * 2 else text[: limit * 2] + f"... ({len(text)} characters)"
+
 
 class DomainError(Exception):
     """Base of the errors the domain raises on purpose."""
@@ -13,8 +25,7 @@ class DomainError(Exception):
 
 class InvalidArgument(DomainError):
     def __init__(self, field: str, value: object, reason: str) -> None:
-        value_text = repr(value[:77] + "...") if isinstance(value, str) and len(value) > 80 else repr(value)
-        super().__init__(f"{field} {value_text}: {reason}")
+        super().__init__(f"{field} {quoted(value)}: {reason}")
         self.field = field
         self.value = value
         self.reason = reason
@@ -22,7 +33,7 @@ class InvalidArgument(DomainError):
 
 class NotFound(DomainError):
     def __init__(self, kind: str, resource_id: str, tenant_id: str) -> None:
-        super().__init__(f"{kind} {resource_id!r} not found in tenant {tenant_id!r}")
+        super().__init__(f"{kind} {quoted(resource_id)} not found in tenant {quoted(tenant_id)}")
         self.kind = kind
         self.resource_id = resource_id
 

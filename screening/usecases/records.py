@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from screening.domain.errors import Aborted, AlreadyExists, NotFound
+from screening.domain.errors import Aborted, AlreadyExists, NotFound, quoted
 from screening.domain.fields import BY_NAME, ENTRY_FIELDS, Kind
 from screening.domain.model import (
     Actor,
@@ -55,7 +55,7 @@ def revision_of(etag: str, entry_id: str) -> int | None:
         return None
     if etag.isascii() and etag.isdigit() and len(etag) < 19:
         return int(etag)
-    raise Aborted(f"etag {_short(etag)} of forbidden number {_short(entry_id)} is stale")
+    raise Aborted(f"etag {quoted(etag)} of forbidden number {quoted(entry_id)} is stale")
 
 
 def values_of(changes: Mapping[str, Any]) -> EntryValues:
@@ -133,10 +133,6 @@ def _state(described: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return state
 
 
-def _short(text: str, limit: int = 80) -> str:
-    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
-
-
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
     """Storage's errors as the domain's."""
@@ -147,10 +143,10 @@ def translated() -> Iterator[None]:
     except DuplicateEntry as exc:
         kind = MatchKind(exc.match_kind).name
         raise AlreadyExists(
-            f"tenant {exc.tenant_id!r} already has a {kind} entry for number {_short(exc.number)}"
+            f"tenant {quoted(exc.tenant_id)} already has a {kind} entry for number {quoted(exc.number)}"
         ) from None
     except StaleRevision as exc:
         raise Aborted(
-            f"etag {etag_of(exc.expected)!r} of forbidden number {exc.entry_id!r} is stale;"
+            f"etag {etag_of(exc.expected)!r} of forbidden number {quoted(exc.entry_id)} is stale;"
             f" the current etag is {etag_of(exc.current)!r}"
         ) from None
