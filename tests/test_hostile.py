@@ -43,3 +43,48 @@ async def test_a_100kb_id_etag_or_tenant_gets_the_real_code_and_a_short_message(
         clients.screening.ScreenCall(pb.ScreenCallRequest(tenant_id="acme", number=HUGE, direction=1)),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "/screening.v1.Screening/ScreenCall",
+        "/screening.v1.ForbiddenNumberAdmin/GetForbiddenNumber",
+        "/screening.v1.ForbiddenNumberAdmin/ExportForbiddenNumbers",
+    ],
+)
+async def test_bytes_that_do_not_decode_are_invalid_argument(clients: Clients, method: str) -> None:
+    # A field 2 (the number) holding bytes that are not UTF-8, and a truncated varint.
+    for garbage in (b"\x12\x02\xff\xfe", b"\x08\xff\xff\xff", b"\xff" * 20):
+        if "Export" in method:
+            call = clients.channel.unary_stream(method)(garbage)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                async for _ in call:
+                    pass
+        else:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await clients.channel.unary_unary(method)(garbage)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (garbage, caught.value)
+        assert "could not be decoded" in (caught.value.details() or "")
+
+
+async def test_undecodable_stream_messages_are_invalid_argument(clients: Clients) -> None:
+    garbage = b"\x12\x02\xff\xfe"
+    good = pb.ScreenCallRequest(tenant_id="acme", number="+4930", direction=1).SerializeToString()
+
+    async def requests(*items: bytes):
+        for item in items:
+            yield item
+
+    stream = clients.channel.stream_stream("/screening.v1.Screening/ScreenCallStream")(requests(good, garbage))
+    answers = []
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        async for answer in stream:
+            answers.append(answer)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and len(answers) == 1
+    header = pb.ImportForbiddenNumbersRequest(header=pb.ImportHeader(tenant_id="acme")).SerializeToString()
+    for items in ((garbage,), (header, garbage)):
+        call = clients.channel.stream_unary("/screening.v1.ForbiddenNumberAdmin/ImportForbiddenNumbers")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(requests(*items))
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value

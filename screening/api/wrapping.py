@@ -32,6 +32,36 @@ else:
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
+class Undecodable:
+    """A request whose bytes are not a message of its type: the method answers INVALID_ARGUMENT.
+
+    grpc would answer UNKNOWN for a deserializer that raises; this one never
+    does, and the wrapper refuses what it returns before the method runs.
+    """
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _decoding(parse: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if parse is None:
+        return None
+
+    def decode(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError, and RuntimeWarning-like kin
+            return Undecodable(f"{type(exc).__name__}: {str(exc)[:200]}")
+
+    return decode
+
+
+def _undecodable(request: Undecodable) -> tuple[grpc.StatusCode, str]:
+    return grpc.StatusCode.INVALID_ARGUMENT, f"request: the message could not be decoded ({request.reason})"
+
+
 class Refusal(NamedTuple):
     """A concern's answer that ends the call with this status."""
 
@@ -118,7 +148,10 @@ def wrap(handler: Handler, concerns: Sequence[Concern], translation: Translation
     concerns = tuple(concerns)
     if not concerns and translation is None:
         return handler
-    kwargs = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
+    kwargs = {
+        "request_deserializer": _decoding(handler.request_deserializer),
+        "response_serializer": handler.response_serializer,
+    }
     # grpc's stubs type behaviours as sync; under grpc.aio they may be coroutines or async generators.
     if handler.unary_unary is not None:
         return grpc.unary_unary_rpc_method_handler(_unary_unary(handler.unary_unary, concerns, translation), **kwargs)
@@ -143,6 +176,8 @@ def _unary_unary(behaviour: Any, concerns: tuple[Concern, ...], translation: Tra
         if not concerns:
 
             async def bare(request: Any, context: Context) -> Any:
+                if type(request) is Undecodable:
+                    await context.abort(*_undecodable(request))
                 try:
                     return behaviour(request, context)
                 except Exception as exc:
@@ -153,6 +188,8 @@ def _unary_unary(behaviour: Any, concerns: tuple[Concern, ...], translation: Tra
         begin, check = concerns[0].begin, concerns[0].request
 
         async def guarded(request: Any, context: Context) -> Any:
+            if type(request) is Undecodable:
+                await context.abort(*_undecodable(request))
             state = begin(context)
             if type(state) is Refusal:
                 await context.abort(state.code, state.message)
@@ -172,6 +209,8 @@ def _unary_unary(behaviour: Any, concerns: tuple[Concern, ...], translation: Tra
         states: list[Any] = []
         error: BaseException | None = None
         try:
+            if type(request) is Undecodable:
+                await context.abort(*_undecodable(request))
             refused = _begin(concerns, states, context) or _check(concerns, states, request)
             if refused is not None:
                 await context.abort(refused.code, refused.message)
@@ -197,23 +236,27 @@ async def _checked_stream(
     requests: AsyncIterator[Any], concerns: tuple[Concern, ...], states: list[Any], context: Context
 ) -> AsyncIterator[Any]:
     """The request stream with its first message checked already, before the method starts."""
-    if all(c.request is None for c in concerns):
-        return requests
     stream = aiter(requests)
     try:
         first = await anext(stream)
     except StopAsyncIteration:
         return _nothing()
+    if type(first) is Undecodable:
+        await context.abort(*_undecodable(first))
     refused = _check(concerns, states, first)
     if refused is not None:
         await context.abort(refused.code, refused.message)
+    checks = any(c.request is not None for c in concerns)
 
     async def rest() -> AsyncIterator[Any]:
         yield first
         async for request in stream:
-            refused = _check(concerns, states, request)
-            if refused is not None:
-                await context.abort(refused.code, refused.message)
+            if type(request) is Undecodable:
+                await context.abort(*_undecodable(request))
+            if checks:
+                refused = _check(concerns, states, request)
+                if refused is not None:
+                    await context.abort(refused.code, refused.message)
             yield request
 
     return rest()
@@ -246,6 +289,8 @@ def _streaming(
     """A method that answers with a stream (an async generator, or a coroutine writing to the context)."""
 
     async def start(request: Any, context: Context, states: list[Any]) -> Any:
+        if type(request) is Undecodable:
+            await context.abort(*_undecodable(request))
         refused = _begin(concerns, states, context)
         if refused is None and not client_streaming:
             refused = _check(concerns, states, request)
