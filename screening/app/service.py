@@ -29,6 +29,7 @@ from screening.index import compact
 from screening.sync.replica import Replica
 from screening.usecases.admin import ForbiddenNumbers
 from screening.usecases.imports import MAX_CONCURRENT_IMPORTS, Imports
+from screening.usecases.pages import Pages
 from screening.usecases.screener import Screener
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
@@ -36,6 +37,7 @@ from storage.db import borrow
 from storage.errors import RETRYABLE
 from storage.forbidden_numbers import ForbiddenNumberStore
 from storage.import_jobs import ImportJobStore
+from storage import keys
 from storage.migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -116,9 +118,11 @@ class App:
             return wrap(handler, concerns, Translation(budget=method.kind is not Kind.SCREEN and not method.streaming))
 
         screener = Screener(self.replica, self.config.default_region)
+        pages = Pages(lambda: keys.key(admin_pool, keys.PAGE_TOKENS))
         self.imports = Imports(
             ImportJobStore(admin_pool, import_pool),
             self.config.default_region,
+            pages,
             max_rows=self.config.max_import_rows,
             max_bytes=self.config.max_import_bytes,
         )
@@ -132,7 +136,7 @@ class App:
         add_generic_only(
             pb_grpc.add_ForbiddenNumberAdminServicer_to_server,
             AdminServicer(
-                ForbiddenNumbers(ForbiddenNumberStore(admin_pool), self.config.default_region),
+                ForbiddenNumbers(ForbiddenNumberStore(admin_pool), self.config.default_region, pages),
                 self.imports,
                 self.replica,
                 screener,

@@ -12,7 +12,8 @@ from screening.domain.errors import InvalidArgument
 from screening.domain.fields import UPDATABLE
 from screening.domain.model import Actor, AuditEvent, Direction, Filters, ForbiddenNumber, MatchKind
 from screening.domain.numbers import normalize
-from screening.domain.paging import decode_token, encode_token, scope
+from screening.domain.paging import scope
+from screening.usecases.pages import Pages
 from screening.usecases.records import (
     audit_event_of,
     entry_filter,
@@ -49,9 +50,10 @@ class Page:
 class ForbiddenNumbers:
     """The admin use cases. Field names in errors are the API's field paths."""
 
-    def __init__(self, store: ForbiddenNumberStore, region: str | None) -> None:
+    def __init__(self, store: ForbiddenNumberStore, region: str | None, pages: Pages) -> None:
         self._store = store
         self._region = region
+        self._pages = pages
 
     async def create(
         self,
@@ -153,9 +155,10 @@ class ForbiddenNumbers:
         tenant = check.tenant_id(tenant_id)
         size = check.page_size(page_size)
         query = scope(tenant, filters)
+        tokens = await self._pages.tokens()
         after = None
         if page_token:
-            number, kind = decode_token(page_token, query, (str, int))
+            number, kind = tokens.decode(page_token, query, (str, int))
             after = (number, kind)
         rows, total = await self._store.page(tenant, entry_filter(filters), size + 1, after)
         entries = [entry_of(row) for row in rows]
@@ -163,7 +166,7 @@ class ForbiddenNumbers:
         if len(entries) > size:
             entries = entries[:size]
             last = entries[-1]
-            token = encode_token(query, [last.number, int(last.match_kind)])
+            token = tokens.encode(query, [last.number, int(last.match_kind)])
         return Page(entries, token, total)
 
     async def export(self, *, tenant_id: str, filters: Filters) -> AsyncIterator[list[ForbiddenNumber]]:
@@ -212,12 +215,13 @@ class ForbiddenNumbers:
         """Tenants with entries, by id; `only`: the caller's tenants (None: all)."""
         size = check.page_size(page_size)
         query = scope("", ("tenants", None if only is None else sorted(only)))
-        after = decode_token(page_token, query, (str,))[0] if page_token else None
+        tokens = await self._pages.tokens()
+        after = tokens.decode(page_token, query, (str,))[0] if page_token else None
         found = await self._store.tenants(after, size + 1, only)
         token = ""
         if len(found) > size:
             found = found[:size]
-            token = encode_token(query, [found[-1][0]])
+            token = tokens.encode(query, [found[-1][0]])
         return found, token
 
     async def audit_events(
@@ -240,11 +244,12 @@ class ForbiddenNumbers:
             check.text_filter(import_job_id, "import_job_id"),
         )
         query = scope(tenant, (where.resource_id, where.actor, where.action, where.import_job_id))
-        before = decode_token(page_token, query, (int,))[0] if page_token else None
+        tokens = await self._pages.tokens()
+        before = tokens.decode(page_token, query, (int,))[0] if page_token else None
         rows = await self._store.list_audit(tenant, size + 1, before, where)
         events = [audit_event_of(row) for row in rows]
         token = ""
         if len(events) > size:
             events = events[:size]
-            token = encode_token(query, [events[-1].id])
+            token = tokens.encode(query, [events[-1].id])
         return events, token

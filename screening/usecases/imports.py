@@ -38,11 +38,12 @@ from screening.domain.errors import InvalidArgument, ResourceExhausted
 from screening.domain.fields import COLUMNS
 from screening.domain.model import Actor, CallType, FileFormat, ImportJob, ImportMode, MatchKind
 from screening.domain.numbers import normalize
-from screening.domain.paging import decode_token, encode_token, scope
+from screening.domain.paging import scope
 from screening.domain.times import TimeError, zone
 from screening.files import sheet
 from screening.files.cells import CellError, Reader, Values
 from screening.files.writing import content_type, csv_chunks, xlsx_bytes
+from screening.usecases.pages import Pages
 from screening.usecases.records import job_of, translated, who
 from storage.errors import RETRYABLE, UNREACHABLE
 from storage.import_jobs import ImportJobStore, ImportTransaction, Outcome, StagedRow
@@ -182,6 +183,7 @@ class Imports:
         self,
         store: ImportJobStore,
         region: str | None,
+        pages: Pages,
         *,
         max_rows: int = DEFAULT_MAX_ROWS,
         max_bytes: int = DEFAULT_MAX_BYTES,
@@ -189,6 +191,7 @@ class Imports:
     ) -> None:
         self._store = store
         self._region = region
+        self._pages = pages
         self._max_rows = max_rows
         self._max_bytes = max_bytes
         self._progress_interval = progress_interval
@@ -594,11 +597,12 @@ class Imports:
         tenant = check.tenant_id(tenant_id)
         size = check.page_size(page_size)
         query = scope(tenant, "import_jobs")
-        before = decode_token(page_token, query, (int,))[0] if page_token else None
+        tokens = await self._pages.tokens()
+        before = tokens.decode(page_token, query, (int,))[0] if page_token else None
         # Each job on a page carries its first lines, fewer when the page holds many jobs.
         per_job = max(10, min(1000, MAX_LINES_PER_PAGE // size))
         page = await self._store.page(tenant, size, before, per_job)
-        return [job_of(job) for job in page.jobs], encode_token(query, [page.last_seq]) if page.more else ""
+        return [job_of(job) for job in page.jobs], tokens.encode(query, [page.last_seq]) if page.more else ""
 
     async def failed_rows(self, tenant_id: str, job_id: str) -> FailedRowsFile:
         """Every bad line of a job with its reason, in the format of the file it came in (rows: CSV)."""
