@@ -33,11 +33,11 @@ from screening.usecases.pages import Pages
 from screening.usecases.screener import Screener
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
+from storage import keys
 from storage.db import borrow
 from storage.errors import RETRYABLE
 from storage.forbidden_numbers import ForbiddenNumberStore
 from storage.import_jobs import ImportJobStore
-from storage import keys
 from storage.migrate import migrate
 
 log = logging.getLogger(__name__)
