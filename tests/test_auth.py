@@ -24,7 +24,7 @@ from screening.app.config import Config
 from screening.app.service import App
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
-from tests.support import bearer, wait_until, with_database, write_auth_file
+from tests.support import StartServer, bearer, wait_until, with_database, write_auth_file
 
 # Who may call each RPC, decided here independently of screening/auth.py. A
 # new RPC fails test_every_rpc_is_classified until someone decides.
@@ -179,7 +179,9 @@ async def auth_app(cluster_url: str, auth_path: Path) -> AsyncIterator[App]:
     admin = await asyncpg.connect(cluster_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     dsn = with_database(cluster_url, name)
-    app = await App(Config(listen="127.0.0.1:0", database_url=dsn, auth_file=auth_path), dsn).start()
+    # The matrix fails authentication on purpose, hundreds of times, from one address.
+    config = Config(listen="127.0.0.1:0", database_url=dsn, auth_file=auth_path, auth_failures_burst=1_000_000)
+    app = await App(config, dsn).start()
     try:
         await wait_until(lambda: app.replica.ready, within=20)
         yield app
@@ -480,3 +482,65 @@ async def test_list_tenants_shows_only_the_tokens_tenants(channel: grpc.aio.Chan
     assert {"globex"} <= {t.tenant_id for t in seen.tenants}
     everything = await stub.ListTenants(pb.ListTenantsRequest(), metadata=bearer(secret("root")))
     assert {TENANT, "globex", "other", "initech"} <= {t.tenant_id for t in everything.tenants}
+
+
+async def test_failed_authentication_is_throttled_per_address_and_counted(
+    start_server: StartServer, auth_path: Path
+) -> None:
+    app = await start_server(auth_file=auth_path, auth_failures_burst=5, auth_failures_per_second=2.0)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.port}") as ch:
+        stub = pb_grpc.ScreeningStub(ch)
+        request = pb.ScreenCallRequest(tenant_id=TENANT, number="+4930123", direction=pb.DIRECTION_INBOUND)
+        # A token seen valid before is never throttled, whatever its address does.
+        await stub.ScreenCall(request, metadata=bearer(secret("switch")))
+        codes = []
+        for _ in range(8):
+            try:
+                await stub.ScreenCall(request, metadata=bearer(UNKNOWN_TOKEN))
+            except grpc.aio.AioRpcError as error:
+                codes.append(error.code())
+        assert codes == [grpc.StatusCode.UNAUTHENTICATED] * 5 + [grpc.StatusCode.RESOURCE_EXHAUSTED] * 3
+        assert (await stub.ScreenCall(request, metadata=bearer(secret("switch")))).verdict == pb.VERDICT_ALLOW
+        # A right token not seen before is refused too while the address is throttled: guessing gains nothing.
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.ScreenCall(request, metadata=bearer(secret("root")))
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "retry in" in (
+            caught.value.details() or ""
+        )
+        await asyncio.sleep(0.6)  # one more try per half second
+        assert (await stub.ScreenCall(request, metadata=bearer(secret("root")))).verdict == pb.VERDICT_ALLOW
+    failures = {
+        r: app.metrics.registry.get_sample_value("screening_auth_failures_total", {"reason": r})
+        for r in ("unknown", "throttled")
+    }
+    assert failures == {"unknown": 5.0, "throttled": 4.0}
+
+
+async def test_replica_status_shows_a_scoped_token_only_its_tenants_entries(channel: grpc.aio.Channel) -> None:
+    stub = pb_grpc.ForbiddenNumberAdminStub(channel)
+    for tenant, count in ((TENANT, 2), ("globex", 1), ("other", 3)):
+        for i in range(count):
+            await stub.CreateForbiddenNumber(
+                pb.CreateForbiddenNumberRequest(
+                    forbidden_number=pb.ForbiddenNumber(
+                        tenant_id=tenant, number=f"+3361000{i}{len(tenant)}", call_type=pb.CALL_TYPE_BOTH
+                    )
+                ),
+                metadata=bearer(secret("root")),
+            )
+
+    async def counts() -> tuple[int, int]:
+        scoped = await stub.GetReplicaStatus(pb.GetReplicaStatusRequest(), metadata=bearer(secret("reader")))
+        everything = await stub.GetReplicaStatus(pb.GetReplicaStatusRequest(), metadata=bearer(secret("root")))
+        return scoped.entries, everything.entries
+
+    scoped, _ = await counts()
+    listing = await stub.ListTenants(pb.ListTenantsRequest(), metadata=bearer(secret("reader")))
+    stored = {t.tenant_id: t.entry_count for t in listing.tenants}
+    assert scoped == sum(stored.values()) and set(stored) <= {TENANT, "globex"}
+
+    async def caught_up() -> bool:
+        scoped, everything = await counts()
+        return everything >= scoped + 3  # the whole list holds the other tenant's entries too
+
+    await wait_until(caught_up, within=2)

@@ -26,6 +26,7 @@ import grpc
 from google.protobuf.descriptor import Descriptor, FileDescriptor
 
 from screening.api.methods import TENANT_FREE_RPCS, Kind, methods
+from screening.api.throttle import FailedAuthThrottle, address
 from screening.api.tokens import ROLES, Token, TokenTable
 from screening.api.wrapping import Concern, Context, Handler, Refusal, wrap
 from screening.domain.errors import quoted
@@ -44,6 +45,7 @@ ROLES_OF_KIND: dict[Kind, frozenset[str]] = {
     Kind.IDENTITY: frozenset(ROLES),
 }
 _BEARER = "bearer "
+FAILURE_REASONS = ("missing", "malformed", "unknown", "throttled")
 
 _caller: ContextVar[Token | None] = ContextVar("screening_caller", default=None)
 
@@ -126,10 +128,18 @@ def bearer_token(metadata: Any) -> str | None:
 
 
 class Auth:
-    def __init__(self, tokens: TokenTable, rule_table: Mapping[str, Rule] | None = None) -> None:
+    def __init__(
+        self,
+        tokens: TokenTable,
+        rule_table: Mapping[str, Rule] | None = None,
+        throttle: FailedAuthThrottle | None = None,
+    ) -> None:
         # Replaced whole on reload; a call sees either the old or the new table.
         self.tokens = tokens
         self._rules = dict(rules() if rule_table is None else rule_table)
+        self.throttle = FailedAuthThrottle() if throttle is None else throttle
+        # Failed authentications by reason: missing, malformed, unknown, throttled (read by the metrics).
+        self.failures = dict.fromkeys(FAILURE_REASONS, 0)
 
     def concern(self, path: str) -> Concern | None:
         """The checks of the method at `path`; None for a method no rule covers."""
@@ -141,7 +151,7 @@ class Auth:
         method = rule.method
 
         def begin(context: Context) -> Token | Refusal:
-            token = identify(rule, context.invocation_metadata())
+            token = identify(rule, context.invocation_metadata(), context.peer)
             if type(token) is Token:
                 _caller.set(token)
             return token
@@ -171,20 +181,37 @@ class Auth:
         concern = self.concern(path)
         return self.closed(path, handler) if concern is None else wrap(handler, [concern], None)
 
-    def identify(self, rule: Rule, metadata: Any) -> Token | Refusal:
-        """The calling token, if it may call the rule's method; else the refusal."""
+    def identify(self, rule: Rule, metadata: Any, peer: Callable[[], str] = lambda: "") -> Token | Refusal:
+        """The calling token, if it may call the rule's method; else the refusal.
+
+        A token seen valid before is found at once; anything else is first
+        checked against the throttle of the caller's address.
+        """
         method = rule.method
         presented = bearer_token(metadata)
-        token = self.tokens.find(presented) if presented else None
+        token = self.tokens.known(presented) if presented else None
         if token is None:
-            if presented is None:
-                reason = "missing 'authorization: Bearer <token>' metadata"
-            elif not presented:
-                reason = "authorization metadata is not of the form 'Bearer <token>'"
-            else:
-                reason = "unknown token"
-            log.debug("refused %s: %s", method, reason)
-            return Refusal(grpc.StatusCode.UNAUTHENTICATED, f"{reason} ({method})")
+            where = address(peer())
+            wait = self.throttle.wait(where)
+            if wait:
+                self.failures["throttled"] += 1
+                log.info("refused %s from %s: too many failed authentications", method, where)
+                return Refusal(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"too many failed authentications from this address; retry in {wait:.1f}s ({method})",
+                )
+            token = self.tokens.find(presented) if presented else None
+            if token is None:
+                if presented is None:
+                    failure, reason = "missing", "missing 'authorization: Bearer <token>' metadata"
+                elif not presented:
+                    failure, reason = "malformed", "authorization metadata is not of the form 'Bearer <token>'"
+                else:
+                    failure, reason = "unknown", "unknown token"
+                self.failures[failure] += 1
+                self.throttle.failed(where)
+                log.debug("refused %s: %s", method, reason)
+                return Refusal(grpc.StatusCode.UNAUTHENTICATED, f"{reason} ({method})")
         if rule.roles.isdisjoint(token.roles):
             needed = " or ".join(sorted(rule.roles))
             log.info("refused %s for token %r: lacks role %s", method, token.name, needed)

@@ -160,9 +160,29 @@ class Metrics:
             if count:
                 self.import_rows[outcome].inc(count)
 
+    def watch_failures(self, failures: dict[str, int]) -> None:
+        """Export failed authentications by reason (a dict the auth checks count into)."""
+        self.registry.register(_FailureCollector(failures))
+
     def watch(self, replica: Replica) -> None:
         """Export the replica's freshness, read at scrape time."""
         self.registry.register(ReplicaCollector(replica))
+
+
+class _FailureCollector(Collector):
+    def __init__(self, failures: dict[str, int]) -> None:
+        self._failures = failures
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "screening_auth_failures",
+            "Failed authentications by reason: missing, malformed or unknown token, or throttled (too many from one"
+            " address)",
+            labels=["reason"],
+        )
+        for reason, count in self._failures.items():
+            family.add_metric([reason], count)
+        yield family
 
 
 class ReplicaCollector(Collector):

@@ -351,10 +351,15 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
 
     async def GetReplicaStatus(self, request: pb.GetReplicaStatusRequest, context: Context) -> pb.ReplicaStatus:
         state = self._replica.state()
+        token = caller()
+        entries = state.entries
+        if token is not None and not token.all_tenants:
+            # A token scoped to some tenants learns their size, never the whole list's.
+            entries = await self._numbers.entry_count(sorted(token.tenants))
         return pb.ReplicaStatus(
             serving=state.serving,
             data_version=state.data_version,
-            entries=state.entries,
+            entries=entries,
             connected=state.connected,
             last_sync_time=convert.timestamp(
                 None if state.last_sync_time is None else datetime.fromtimestamp(state.last_sync_time, UTC)

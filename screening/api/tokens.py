@@ -58,6 +58,10 @@ class TokenTable:
     def __len__(self) -> int:
         return len(self._tokens)
 
+    def known(self, presented: str) -> Token | None:
+        """A token presented and found valid before: no digest, no throttle."""
+        return self._seen.get(presented)
+
     def find(self, presented: str) -> Token | None:
         seen = self._seen.get(presented)
         if seen is not None:

@@ -148,6 +148,20 @@ class Config:
         check=_optional(_is_file),
         metavar="PATH",
     )
+    auth_failures_burst: int = flag(
+        20,
+        "failed authentications one address may make before it is throttled to --auth-failures-per-second",
+        parse=int,
+        check=lambda v: None if v >= 1 else "must be at least 1",
+        metavar="N",
+    )
+    auth_failures_per_second: float = flag(
+        1.0,
+        "failed authentications a throttled address may make per second; a token seen valid before is never throttled",
+        parse=float,
+        check=lambda v: None if v > 0 else "must be more than 0",
+        metavar="RATE",
+    )
     insecure: bool = flag(
         False, "without --auth-file, serve unauthenticated on a non-loopback address anyway", switch=True
     )

@@ -22,6 +22,7 @@ from screening.api.metrics import Metrics, MetricsServer
 from screening.api.metrics import serve as serve_metrics
 from screening.api.registration import Handler, add_generic_only, add_registered
 from screening.api.servicers import AdminServicer, ScreeningServicer
+from screening.api.throttle import FailedAuthThrottle
 from screening.api.wrapping import Translation, wrap
 from screening.app.config import Config, is_loopback
 from screening.domain.errors import ConfigError
@@ -75,7 +76,9 @@ class App:
         self.metrics = Metrics()
         access = AccessLog(self.metrics)
         if self.config.auth_file is not None:
-            self.auth = Auth(tokens.load(self.config.auth_file))
+            throttle = FailedAuthThrottle(self.config.auth_failures_burst, self.config.auth_failures_per_second)
+            self.auth = Auth(tokens.load(self.config.auth_file), throttle=throttle)
+            self.metrics.watch_failures(self.auth.failures)
         server_tls = tls.server_tls(self.config.tls_cert, self.config.tls_key, self.config.tls_client_ca)
         admin_pool = await self._pool(max_size=10, command_timeout=30)
         sync_pool = await self._pool(max_size=1, command_timeout=30)

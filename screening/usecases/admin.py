@@ -224,6 +224,10 @@ class ForbiddenNumbers:
             token = tokens.encode(query, [found[-1][0]])
         return found, token
 
+    async def entry_count(self, tenants: Sequence[str]) -> int:
+        """How many entries these tenants hold in all."""
+        return sum(count for _, count in await self._store.tenants(None, len(tenants) + 1, tenants))
+
     async def audit_events(
         self,
         *,
