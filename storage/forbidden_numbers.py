@@ -25,6 +25,7 @@ from storage.rows import (
     Who,
     columns,
 )
+from storage.tenancy import Tenancy
 
 _COLUMNS = ", ".join(columns(EntryRow))
 _VALUES = columns(EntryValues)
@@ -88,13 +89,16 @@ async def write_audit(
 
 
 class ForbiddenNumberStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    """Every query about one tenant runs bound to it (storage/tenancy.py); cross-tenant listings do not."""
+
+    def __init__(self, pool: asyncpg.Pool, tenancy: Tenancy | None = None) -> None:
         self._pool = pool
+        self._tenancy = Tenancy() if tenancy is None else tenancy
 
     async def create(self, who: Who, tenant_id: str, values: EntryValues) -> EntryRow:
         names = ", ".join(_VALUES)
         params = ", ".join(f"${i + 2}" for i in range(len(_VALUES)))
-        async with borrow(self._pool) as conn, conn.transaction():
+        async with self._tenancy.scoped(self._pool, tenant_id) as conn:
             try:
                 record = await conn.fetchrow(
                     f"""INSERT INTO forbidden_numbers (tenant_id, {names})
@@ -113,7 +117,7 @@ class ForbiddenNumberStore:
         key = _parse_id(entry_id)
         if key is None:
             raise RowNotFound(ENTRY, entry_id, tenant_id)
-        async with borrow(self._pool) as conn:
+        async with self._tenancy.scoped(self._pool, tenant_id, readonly=True) as conn:
             record = await conn.fetchrow(
                 f"SELECT {_COLUMNS} FROM forbidden_numbers WHERE tenant_id = $1 AND id = $2 AND NOT deleted",
                 tenant_id,
@@ -144,7 +148,7 @@ class ForbiddenNumberStore:
         self, who: Who, tenant_id: str, entry_id: str, revision: int | None, changes: dict[str, Any]
     ) -> EntryRow:
         """Set the columns in `changes` (names of EntryValues); an update that changes nothing writes nothing."""
-        async with borrow(self._pool) as conn, conn.transaction():
+        async with self._tenancy.scoped(self._pool, tenant_id) as conn:
             before = await self._lock(conn, tenant_id, entry_id, revision)
             merged = dataclasses.replace(EntryValues(*(getattr(before, name) for name in _VALUES)), **changes)
             if dataclasses.astuple(merged) == tuple(getattr(before, name) for name in _VALUES):
@@ -167,7 +171,7 @@ class ForbiddenNumberStore:
             return after
 
     async def delete(self, who: Who, tenant_id: str, entry_id: str, revision: int | None) -> None:
-        async with borrow(self._pool) as conn, conn.transaction():
+        async with self._tenancy.scoped(self._pool, tenant_id) as conn:
             before = await self._lock(conn, tenant_id, entry_id, revision)
             await conn.execute("UPDATE forbidden_numbers SET deleted = true WHERE id = $1", uuid.UUID(before.id))
             await write_audit(conn, who, tenant_id, "delete", before.id, before=before)
@@ -179,7 +183,7 @@ class ForbiddenNumberStore:
             if key is None:
                 raise RowNotFound(ENTRY, entry_id, tenant_id)
             keys.append(key)
-        async with borrow(self._pool) as conn, conn.transaction():
+        async with self._tenancy.scoped(self._pool, tenant_id) as conn:
             records = await conn.fetch(
                 f"""SELECT {_COLUMNS} FROM forbidden_numbers
                     WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND NOT deleted
@@ -213,7 +217,7 @@ class ForbiddenNumberStore:
     ) -> tuple[list[EntryRow], int]:
         """Up to `page_size` entries after (number, match_kind) `after`, and how many match in all."""
         clause, args = _filter_sql(tenant_id, where)
-        async with borrow(self._pool) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with self._tenancy.scoped(self._pool, tenant_id, isolation="repeatable_read", readonly=True) as conn:
             total = await conn.fetchval(f"SELECT count(*) FROM forbidden_numbers WHERE {clause}", *args)
             page_args = list(args)
             keyset = ""
@@ -231,7 +235,7 @@ class ForbiddenNumberStore:
     async def export(self, tenant_id: str, where: EntryFilter, chunk: int = 1000) -> AsyncIterator[list[EntryRow]]:
         """Every matching entry ordered by number, through a server-side cursor."""
         clause, args = _filter_sql(tenant_id, where)
-        async with borrow(self._pool) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with self._tenancy.scoped(self._pool, tenant_id, isolation="repeatable_read", readonly=True) as conn:
             cursor = await conn.cursor(
                 f"SELECT {_COLUMNS} FROM forbidden_numbers WHERE {clause} ORDER BY number, match_kind", *args
             )
@@ -244,7 +248,7 @@ class ForbiddenNumberStore:
     async def candidates(self, tenant_id: str, number: str) -> list[EntryRow]:
         """Entries whose number is `number` (EXACT) or a prefix of it (PREFIX), live ones only."""
         prefixes = [number[:i] for i in range(1, len(number) + 1)]
-        async with borrow(self._pool) as conn:
+        async with self._tenancy.scoped(self._pool, tenant_id, readonly=True) as conn:
             records = await conn.fetch(
                 f"""SELECT {_COLUMNS} FROM forbidden_numbers
                     WHERE tenant_id = $1 AND NOT deleted
@@ -299,7 +303,7 @@ class ForbiddenNumberStore:
             job = _parse_id(where.import_job_id)
             if job is None:
                 return []  # no import job has such an id
-        async with borrow(self._pool) as conn:
+        async with self._tenancy.scoped(self._pool, tenant_id, readonly=True) as conn:
             records = await conn.fetch(
                 """SELECT id, tenant_id, actor, action, resource_id, request_id, before, after, create_time,
                           coalesce(import_job_id::text, '') AS import_job_id, changed_fields

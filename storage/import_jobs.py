@@ -23,6 +23,7 @@ from storage.db import Conn, borrow
 from storage.errors import RowNotFound
 from storage.forbidden_numbers import AUDITED
 from storage.rows import FAILED, SUPERSEDED, JobLine, JobRow, Who, columns
+from storage.tenancy import Tenancy
 
 # A RUNNING job whose replica has not touched it for this long died with it.
 ABANDONED_AFTER_SECONDS = 30
@@ -267,14 +268,15 @@ class ImportJobStore:
     that interactive admin calls need.
     """
 
-    def __init__(self, pool: asyncpg.Pool, import_pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, import_pool: asyncpg.Pool, tenancy: Tenancy | None = None) -> None:
         self._pool = pool
         self._import_pool = import_pool
+        self._tenancy = Tenancy() if tenancy is None else tenancy
 
     async def create(
         self, who: Who, tenant_id: str, mode: int, source_name: str, file_format: int, file_size: int
     ) -> JobRow:
-        async with borrow(self._pool) as conn:
+        async with self._tenancy.scoped(self._pool, tenant_id) as conn:
             row = await conn.fetchrow(
                 f"""INSERT INTO import_jobs (tenant_id, state, mode, source_name, actor, file_format, file_size)
                     VALUES ($1, 1, $2, $3, $4, $5, $6) RETURNING {_JOB_COLUMNS}""",
@@ -336,7 +338,7 @@ class ImportJobStore:
             )
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[ImportTransaction]:
+    async def transaction(self, tenant_id: str) -> AsyncIterator[ImportTransaction]:
         """The import's transaction with an empty staging table; commits when the block ends normally.
 
         An import that ends any other way drops its connection: it may have
@@ -346,6 +348,7 @@ class ImportJobStore:
         async with borrow(self._import_pool) as conn:
             try:
                 async with conn.transaction():
+                    await self._tenancy.enter(conn, tenant_id)
                     # Sorting a million staged rows for DISTINCT ON stays in memory.
                     await conn.execute("SET LOCAL work_mem = '64MB'")
                     await conn.execute(
@@ -365,7 +368,7 @@ class ImportJobStore:
             key = uuid.UUID(job_id)
         except ValueError:
             raise RowNotFound("import job", job_id, tenant_id) from None
-        async with borrow(self._pool) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with self._tenancy.scoped(self._pool, tenant_id, isolation="repeatable_read", readonly=True) as conn:
             row = await conn.fetchrow(
                 f"SELECT {_JOB_COLUMNS} FROM import_jobs WHERE tenant_id = $1 AND id = $2", tenant_id, key
             )
@@ -377,7 +380,7 @@ class ImportJobStore:
     async def lines(self, tenant_id: str, job_id: str, kind: int, chunk: int = 5000) -> AsyncIterator[list[JobLine]]:
         """Every line of one kind, in line order, a chunk at a time."""
         job = await self.get(tenant_id, job_id)
-        async with borrow(self._pool) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with self._tenancy.scoped(self._pool, tenant_id, isolation="repeatable_read", readonly=True) as conn:
             cursor = await conn.cursor(
                 """SELECT kind, line, number, cells, reason, column_name, by_line FROM import_job_rows
                    WHERE job_id = $1 AND kind = $2 ORDER BY line""",
@@ -389,7 +392,7 @@ class ImportJobStore:
 
     async def page(self, tenant_id: str, size: int, before_seq: int | None, lines_per_job: int) -> JobPage:
         """Up to `size` jobs older than `before_seq`, newest first, each with its first lines."""
-        async with borrow(self._pool) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with self._tenancy.scoped(self._pool, tenant_id, isolation="repeatable_read", readonly=True) as conn:
             rows = await conn.fetch(
                 f"""SELECT {_JOB_COLUMNS} FROM import_jobs
                     WHERE tenant_id = $1 AND ($2::bigint IS NULL OR seq < $2)

@@ -88,3 +88,40 @@ async def test_undecodable_stream_messages_are_invalid_argument(clients: Clients
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call(requests(*items))
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value
+
+
+async def test_row_level_security_hides_other_tenants_from_a_query_that_forgets_its_filter(
+    server, clients: Clients, dsn: str
+) -> None:
+    import asyncpg
+
+    for tenant, count in (("acme", 2), ("globex", 3)):
+        for i in range(count):
+            await create(clients, f"+4930555{i}", tenant=tenant)
+    assert server._tenancy.role == "screening_tenant"
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT set_config('screening.tenant', 'acme', true), set_config('role', 'screening_tenant', true)"
+            )
+            # No tenant filter in any of these: the database adds it.
+            assert await conn.fetchval("SELECT count(*) FROM forbidden_numbers") == 2
+            assert await conn.fetchval("SELECT count(DISTINCT tenant_id) FROM audit_events") == 1
+            assert await conn.execute("UPDATE forbidden_numbers SET note = 'touched'") == "UPDATE 2"
+            with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+                await conn.execute(
+                    "INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type)"
+                    " VALUES ('globex', '+1', 1, 3)"
+                )
+        untouched = await conn.fetchval("SELECT count(*) FROM forbidden_numbers WHERE note = 'touched'")
+        assert untouched == 0  # the transaction rolled back with the refused insert
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT set_config('screening.tenant', 'nobody', true), set_config('role', 'screening_tenant', true)"
+            )
+            assert await conn.fetchval("SELECT count(*) FROM forbidden_numbers") == 0
+        # The owner (the change feed, the first load) sees every tenant.
+        assert await conn.fetchval("SELECT count(*) FROM forbidden_numbers") == 5
+    finally:
+        await conn.close()

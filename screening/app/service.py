@@ -40,6 +40,7 @@ from storage.errors import RETRYABLE
 from storage.forbidden_numbers import ForbiddenNumberStore
 from storage.import_jobs import ImportJobStore
 from storage.migrate import migrate
+from storage.tenancy import Tenancy
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class App:
     _pools: list[asyncpg.Pool] = field(init=False, default_factory=list)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
     _tls: tls.ServerTLS | None = field(init=False, default=None)
+    # Row-level security for admin queries, once the migrations say it is there.
+    _tenancy: Tenancy = field(init=False, default_factory=Tenancy)
 
     @property
     def listening(self) -> bool:
@@ -123,7 +126,7 @@ class App:
         screener = Screener(self.replica, self.config.default_region)
         pages = Pages(lambda: keys.key(admin_pool, keys.PAGE_TOKENS))
         self.imports = Imports(
-            ImportJobStore(admin_pool, import_pool),
+            ImportJobStore(admin_pool, import_pool, self._tenancy),
             self.config.default_region,
             pages,
             max_rows=self.config.max_import_rows,
@@ -139,7 +142,7 @@ class App:
         add_generic_only(
             pb_grpc.add_ForbiddenNumberAdminServicer_to_server,
             AdminServicer(
-                ForbiddenNumbers(ForbiddenNumberStore(admin_pool), self.config.default_region, pages),
+                ForbiddenNumbers(ForbiddenNumberStore(admin_pool, self._tenancy), self.config.default_region, pages),
                 self.imports,
                 self.replica,
                 screener,
@@ -241,6 +244,7 @@ class App:
             try:
                 async with borrow(pool) as conn:
                     await migrate(conn)
+                    await self._tenancy.check(conn)
                 break
             except RETRYABLE as exc:
                 log.warning("cannot prepare the database yet, retrying: %s: %s", type(exc).__name__, exc)

@@ -270,7 +270,7 @@ class Imports:
         clock = asyncio.get_running_loop().time
         started = clock()
         try:
-            async with self._store.transaction() as tx:
+            async with self._store.transaction(tenant) as tx:
                 if file_format is None:
                     async for message in messages:
                         first = run.received + 1
