@@ -1,1 +1,1 @@
-"""`make bench`: the service's speed figures (issue 6), measured side by side on this machine."""
+"""`make bench`: the service's speed figures, measured side by side on this machine."""

@@ -1,4 +1,4 @@
-"""`make bench`: every figure of issue 6 in one run, printed as a table and written to bench-results.json.
+"""`make bench`: every speed figure in one run, printed as a table and written to bench-results.json.
 
 The machine has 2 cores. Where a figure compares servers, each server is
 pinned to core 0 and its load generator (a separate process) to core 1, so

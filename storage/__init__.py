@@ -1,1 +1,1 @@
-"""PostgreSQL storage: schema migrations, queries and the change listener."""
+"""PostgreSQL storage, the lowest layer: migrations, rows, queries and the change feed; imports nothing from screening."""

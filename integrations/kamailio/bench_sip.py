@@ -21,7 +21,7 @@ under a listed prefix (603 from Kamailio), half are not listed (200 from the UAS
 3. Ours with the service frozen (SIGSTOP), failing open, at --frozen-rate: the
    share of calls completed.
 
-Prints the ratios against the issue's targets and writes --output (JSON).
+Prints the ratios against the integration's targets and writes --output (JSON).
 Exits 1 when a call fails in the rounds, or with --strict when a target is missed.
 """
 

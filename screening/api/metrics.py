@@ -65,8 +65,8 @@ class ScreenTally:
     """Screened calls by verdict and direction, and their latency, in plain lists.
 
     prometheus_client's Counter and Histogram take a lock for every
-    increment: measured inside a loaded server, counting one ScreenCall that
-    way cost 3.5 µs, about 2% of the call. Here the hot path pays an index
+    increment, which costs a loaded server's ScreenCall a measurable share
+    (docs/performance.md, "Metrics lock"). Here the hot path pays an index
     and an add; the numbers become metric families only when scraped. Only
     the event loop thread writes; a scrape from the metrics thread may see
     a count and the latency sum one call apart, never a torn value.
@@ -88,7 +88,7 @@ class ScreenTally:
 
 
 if TYPE_CHECKING:
-    # The same counts either way; the C one's add() is 600 instructions, ScreenTally's 2,800 (callgrind).
+    # The same counts either way; the C one's add() is the cheaper (docs/performance.md, "Tally in C").
     Tally: TypeAlias = ScreenTally | NativeTally
 
 

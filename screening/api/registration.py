@@ -2,10 +2,10 @@
 
 For every call it accepts, grpc.aio's server loop waits (asyncio.wait) on
 one pending request per registered method plus one for all the others, so
-each registered method adds to the cost of every call. Registered the way
-generated code does it, the admin, health and reflection services (24
-methods in all) cost ScreenCall about 7% of its throughput, measured against
-the no-op floor. They are served through a generic handler instead, looked
+each registered method adds to the cost of every call: registered the way
+generated code does it, the admin, health and reflection services cost
+ScreenCall a measurable share of its throughput (docs/performance.md,
+"Registered methods"). They are served through a generic handler instead, looked
 up by name when one of their calls arrives; Screening stays registered
 exactly as generated code does it, as in the floor.
 """

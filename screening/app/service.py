@@ -170,7 +170,7 @@ class App:
             log.info("no --auth-file: every call is allowed and audited as 'anonymous'")
         if not compact.USE_NATIVE:
             log.warning(
-                "screening/_native.c is not compiled: the index is searched in Python, about twice as slow"
+                "screening/_native.c is not compiled: the index is searched in Python, more slowly"
                 " (reinstall where a C compiler is present)"
             )
         self._task = asyncio.create_task(self._sync(sync_pool), name="replica")
