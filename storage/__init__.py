@@ -1,1 +1,1 @@
-"""PostgreSQL storage, the lowest layer: migrations, rows, queries and the change feed; imports nothing from screening."""
+"""PostgreSQL storage, the lowest layer: migrations, rows, queries, the change feed; nothing from screening."""
