@@ -252,3 +252,9 @@ def test_csv_written_for_excel_has_a_bom_and_crlf() -> None:
     data = b"".join(csv_chunks(["a", "b"], [["1", "x,y"]]))
     assert data.startswith("\ufeff".encode()) and data.endswith(b"\r\n")
     assert list(csv.reader(io.StringIO(data.decode("utf-8-sig")))) == [["a", "b"], ["1", "x,y"]]
+
+
+def test_a_cell_that_looks_like_a_formula_stays_text_in_a_workbook() -> None:
+    cells = ['=HYPERLINK("http://evil","x")', "=0", "+14155550100", "@SUM(1)", "007"]
+    _, found = lines(write_xlsx(["number", "call_type", "note", "match_kind", "reason"], [cells]), sheet.XLSX)
+    assert [line.cells for line in found] == [cells]

@@ -468,3 +468,21 @@ async def test_an_import_that_loses_its_database_fails_with_that_reason_once_it_
     assert job is not None and "the database became unreachable" in job.failure_reason, job.failure_reason
     assert await export(witness) == {}
     await until_verdict(witness, e164(0), pb.VERDICT_ALLOW)
+
+
+async def test_the_job_is_named_as_soon_as_it_exists_and_in_a_refusal(clients: Clients) -> None:
+    data = csv_file([[e164(i), "both", "", "", "", ""] for i in range(10)])
+    call = clients.admin.ImportForbiddenNumbers(stream(messages(data)))
+    early = dict(await call.initial_metadata())
+    job = await call
+    assert early["x-import-job-id"] == job.id
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await send(clients, b"colour\nred\n")
+    status = rpc_status.from_call(caught.value)
+    assert status is not None
+    named = error_details_pb2.ResourceInfo()
+    assert any(d.Unpack(named) for d in status.details)
+    assert named.resource_type == "screening.v1.ImportJob"
+    failed = await clients.admin.GetImportJob(pb.GetImportJobRequest(tenant_id=TENANT, id=named.resource_name))
+    assert failed.state == pb.IMPORT_JOB_STATE_FAILED and "missing header" in failed.failure_reason

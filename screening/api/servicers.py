@@ -143,6 +143,8 @@ def _changes(message: pb.ForbiddenNumber, paths: list[str]) -> dict[str, Any]:
 # lands a moment later. An import waits this long before it may commit, so
 # that a cancelled stream is never taken for a complete one.
 STREAM_END_SETTLE = 0.05
+# Initial metadata of ImportForbiddenNumbers: the job's id, sent as soon as the job exists.
+IMPORT_JOB_ID = "x-import-job-id"
 # A call cancelled this close to its deadline was cancelled by it.
 DEADLINE_SLACK = 0.05
 
@@ -263,8 +265,12 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
     async def ImportForbiddenNumbers(
         self, request_iterator: AsyncIterator[pb.ImportForbiddenNumbersRequest], context: Context
     ) -> pb.ImportJob:
+        async def started(job_id: str) -> None:
+            # The job's id before the import ends, so that a client can follow its progress.
+            await context.send_initial_metadata(((IMPORT_JOB_ID, job_id),))
+
         job = await self._imports.run(
-            actor(context), _import_messages(request_iterator, context), _why_cancelled(context)
+            actor(context), _import_messages(request_iterator, context), _why_cancelled(context), started
         )
         self._metrics.imported(job)
         return convert.import_job(job)

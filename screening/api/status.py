@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 # A status message (and each detail) stays far below what a client accepts in trailers (8-16 KB).
 MAX_MESSAGE = 1000
+# The resource type a refused import names its FAILED job with (google.rpc.ResourceInfo).
+IMPORT_JOB = "screening.v1.ImportJob"
 
 _CODES: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -51,6 +53,8 @@ def to_status(exc: BaseException) -> grpc.Status:
                     ]
                 )
             )
+        if isinstance(exc, errors.ImportFailed):
+            details.append(error_details_pb2.ResourceInfo(resource_type=IMPORT_JOB, resource_name=exc.job_id))
         elif isinstance(exc, errors.NotFound):
             name = exc.resource_id if len(exc.resource_id) <= MAX_MESSAGE else errors.quoted(exc.resource_id)
             details.append(error_details_pb2.ResourceInfo(resource_type=exc.kind, resource_name=name))

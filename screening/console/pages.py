@@ -571,28 +571,11 @@ async def start_import(ctx: Ctx) -> Response:
 
 
 async def _running_job(ctx: Ctx, upload: Upload) -> pb.ImportJob | None:
-    """The server's job of an upload under way, for its progress: found once, then asked for by id."""
-    if upload.job_id:
-        known: pb.ImportJob = await ctx.call(
-            "GetImportJob", pb.GetImportJobRequest(tenant_id=ctx.tenant, id=upload.job_id)
-        )
-        return known
-    # This person's newest running job of this file and size, not followed by another upload.
-    found: pb.ListImportJobsResponse = await ctx.call(
-        "ListImportJobs", pb.ListImportJobsRequest(tenant_id=ctx.tenant, page_size=10)
-    )
-    for job in found.import_jobs:
-        if (
-            job.state == pb.IMPORT_JOB_STATE_RUNNING
-            and job.source_name == upload.file_name
-            and job.file_size == upload.file_size
-            and (ctx.identity is None or job.actor in ("", ctx.identity.name))
-            and job.create_time.seconds >= int(upload.started) - 5
-            and not ctx.console.uploads.claimed(job.id)
-        ):
-            upload.job_id = job.id
-            return job
-    return None
+    """The server's job of an upload under way, for its progress: the server names it as soon as it exists."""
+    if not upload.job_id:
+        return None
+    known: pb.ImportJob = await ctx.call("GetImportJob", pb.GetImportJobRequest(tenant_id=ctx.tenant, id=upload.job_id))
+    return known
 
 
 @endpoint()

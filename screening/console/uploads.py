@@ -5,10 +5,10 @@ import neither ties up a request nor stops when the tab closes; the page
 polls the upload's progress, and the finished job is in the Task Center
 whatever happens to the page.
 
-The server answers an import only when it ends, so while it runs the page
-finds its job in ListImportJobs (this person's newest running job of this
-file and size) to show the rows read. A file the server refuses ends the
-call with INVALID_ARGUMENT naming the FAILED job it left; that job, with its
+The server names the import's job in the call's initial metadata as soon
+as the job exists, and the page follows that job's progress while it runs. A
+file the server refuses ends the call with INVALID_ARGUMENT whose
+ResourceInfo detail names the FAILED job it left; that job, with its
 reason, is fetched for the page.
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 import grpc
+from google.rpc import error_details_pb2, status_pb2
 
 from screening.console.backend import ApiError, Backend, api_error
 from screening.v1 import screening_pb2 as pb
@@ -36,14 +36,21 @@ CHUNK = 1024 * 1024
 IMPORT_TIMEOUT = 3600.0
 # A finished upload's result is kept this long for the page that polls it.
 KEEP_FINISHED = 3600.0
-# "...; import job 0b9c...-... FAILED, nothing was imported" (screening.usecases.imports).
-_FAILED_JOB = re.compile(r"import job ([0-9a-fA-F-]{36}) FAILED")
+# The initial metadata naming the job (screening.api.servicers), and the error detail naming a FAILED one.
+IMPORT_JOB_ID = "x-import-job-id"
+IMPORT_JOB = "screening.v1.ImportJob"
 
 
-def failed_job_id(message: str) -> str:
-    """The id of the FAILED job a refused import names in its error, or ""."""
-    found = _FAILED_JOB.search(message)
-    return found.group(1) if found else ""
+def failed_job_id(error: grpc.aio.AioRpcError) -> str:
+    """The id of the FAILED job a refused import names in its error details, or ""."""
+    for key, value in error.trailing_metadata() or ():
+        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
+            continue
+        for detail in status_pb2.Status.FromString(value).details:
+            info = error_details_pb2.ResourceInfo()
+            if detail.Unpack(info) and info.resource_type == IMPORT_JOB:
+                return str(info.resource_name)
+    return ""
 
 
 @dataclass
@@ -61,6 +68,7 @@ class Upload:
     error: ApiError | None = None
     finished: float | None = None
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    following: asyncio.Future[None] | None = field(default=None, repr=False)
 
     @property
     def done(self) -> bool:
@@ -96,10 +104,6 @@ class Uploads:
         self._by_id[upload.id] = upload
         return upload
 
-    def claimed(self, job_id: str) -> bool:
-        """Whether an upload of this console already follows this job."""
-        return any(u.job_id == job_id for u in self._by_id.values())
-
     def get(self, upload_id: str, session_id: str, tenant: str) -> Upload | None:
         upload = self._by_id.get(upload_id)
         # Another person's upload is none of this session's business.
@@ -118,11 +122,12 @@ class Uploads:
             call = self._backend.admin.ImportForbiddenNumbers(
                 requests(), metadata=Backend.metadata(token), timeout=IMPORT_TIMEOUT
             )
+            upload.following = asyncio.ensure_future(self._follow(upload, call))
             upload.job = await call
             upload.job_id = upload.job.id
         except grpc.aio.AioRpcError as error:
             upload.error = api_error(error)
-            upload.job_id = failed_job_id(upload.error.message) or upload.job_id
+            upload.job_id = failed_job_id(error) or upload.job_id
             if upload.job_id:
                 # The FAILED job, for its reason as the Task Center shows it.
                 with contextlib.suppress(ApiError):
@@ -138,6 +143,14 @@ class Uploads:
         finally:
             upload.finished = time.time()
             file.close()
+
+    @staticmethod
+    async def _follow(upload: Upload, call: grpc.aio.StreamUnaryCall) -> None:  # type: ignore[type-arg]
+        """The job's id, from the call's initial metadata, as soon as the server sends it."""
+        with contextlib.suppress(grpc.aio.AioRpcError, asyncio.CancelledError):
+            for key, value in await call.initial_metadata() or ():
+                if key == IMPORT_JOB_ID and isinstance(value, str):
+                    upload.job_id = upload.job_id or value
 
     def _forget_old(self) -> None:
         now = time.time()

@@ -31,6 +31,14 @@ class InvalidArgument(DomainError):
         self.reason = reason
 
 
+class ImportFailed(InvalidArgument):
+    """An import refused for its input; the FAILED job it left is named, for the client to show."""
+
+    def __init__(self, field: str, value: object, reason: str, job_id: str) -> None:
+        super().__init__(field, value, reason)
+        self.job_id = job_id
+
+
 class NotFound(DomainError):
     def __init__(self, kind: str, resource_id: str, tenant_id: str) -> None:
         super().__init__(f"{kind} {quoted(resource_id)} not found in tenant {quoted(tenant_id)}")

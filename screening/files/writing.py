@@ -58,7 +58,10 @@ def xlsx_bytes(header: Sequence[str], rows: Iterable[Sequence[str]], sheet_name:
         cells = []
         for value in row:
             cell = WriteOnlyCell(sheet, value=value)
-            cell.number_format = "@"  # text: a number keeps its + and leading zeros
+            # Text, always: a number keeps its + and leading zeros, and a cell written "=..." stays
+            # what was written instead of becoming a formula (that Excel would run when opened).
+            cell.data_type = "s"
+            cell.number_format = "@"
             cells.append(cell)
         sheet.append(cells)
     out = io.BytesIO()

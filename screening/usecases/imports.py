@@ -27,14 +27,14 @@ import asyncio
 import contextlib
 import logging
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from itertools import islice
 from typing import IO, NamedTuple
 
 from screening.domain import validation as check
-from screening.domain.errors import InvalidArgument, ResourceExhausted
+from screening.domain.errors import ImportFailed, InvalidArgument, ResourceExhausted
 from screening.domain.fields import COLUMNS
 from screening.domain.model import Actor, CallType, FileFormat, ImportJob, ImportMode, MatchKind
 from screening.domain.numbers import normalize
@@ -210,8 +210,12 @@ class Imports:
         actor: Actor,
         messages: AsyncIterator[ImportMessage],
         why_cancelled: Callable[[], str] = lambda: CANCELLED,
+        started: Callable[[str], Awaitable[None]] | None = None,
     ) -> ImportJob:
-        """Import one stream: a header, then row batches or file chunks. Returns the finished job."""
+        """Import one stream: a header, then row batches or file chunks. Returns the finished job.
+
+        `started` hears the job's id as soon as the job exists (a client can follow it while it runs).
+        """
         first = await anext(messages, None)
         if not isinstance(first, ImportHeader):
             raise InvalidArgument(
@@ -244,7 +248,7 @@ class Imports:
         self._running += 1
         self._idle.clear()
         try:
-            return await self._run(actor, messages, first, tenant, mode, file_format, in_zone, why_cancelled)
+            return await self._run(actor, messages, first, tenant, mode, file_format, in_zone, why_cancelled, started)
         finally:
             self._running -= 1
             if not self._running:
@@ -260,15 +264,18 @@ class Imports:
         file_format: FileFormat | None,
         in_zone: tzinfo,
         why_cancelled: Callable[[], str],
+        started: Callable[[str], Awaitable[None]] | None,
     ) -> ImportJob:
         job = await self._store.create(
             who(actor), tenant, int(mode), header.source_name, int(file_format or 0), header.file_size
         )
+        if started is not None:
+            await started(job.id)
         run = _Run()
         stop = asyncio.Event()
         reporter = asyncio.create_task(self._report(job.id, run, stop), name=f"import {job.id} progress")
         clock = asyncio.get_running_loop().time
-        started = clock()
+        began = clock()
         try:
             async with self._store.transaction(tenant) as tx:
                 if file_format is None:
@@ -302,7 +309,7 @@ class Imports:
                 finished.skipped_count,
                 finished.superseded_count,
                 finished.failed_count,
-                streamed - started,
+                streamed - began,
                 clock() - streamed,
             )
             return finished
@@ -315,8 +322,8 @@ class Imports:
             ending.add_done_callback(self._ending.discard)
             await asyncio.shield(ending)
             if isinstance(exc, InvalidArgument):
-                raise InvalidArgument(
-                    exc.field, exc.value, f"{exc.reason}; import job {job.id} FAILED, nothing was imported"
+                raise ImportFailed(
+                    exc.field, exc.value, f"{exc.reason}; import job {job.id} FAILED, nothing was imported", job.id
                 ) from exc
             if _was_cancelled(exc) and not isinstance(exc, asyncio.CancelledError):
                 # The rollback of a cancelled import fails on its closed connection: the call was
