@@ -295,6 +295,63 @@ class ForbiddenNumberStore:
                 )
         return [(record[0], int(record[1])) for record in records]
 
+    async def exact_numbers(self, tenant_id: str, numbers: Sequence[str]) -> set[str]:
+        """Which of these numbers the tenant's EXACT entries hold."""
+        async with self._tenancy.scoped(self._pool, tenant_id, readonly=True) as conn:
+            records = await conn.fetch(
+                """SELECT number FROM forbidden_numbers
+                   WHERE tenant_id = $1 AND NOT deleted AND match_kind = 1 AND number = ANY($2::text[])""",
+                tenant_id,
+                list(numbers),
+            )
+        return {r[0] for r in records}
+
+    async def bare_numbers(self, tenant_id: str) -> list[EntryRow]:
+        """The tenant's EXACT entries stored as bare digits: the ones a region may read as another number."""
+        async with self._tenancy.scoped(self._pool, tenant_id, readonly=True) as conn:
+            records = await conn.fetch(
+                f"""SELECT {_COLUMNS} FROM forbidden_numbers
+                    WHERE tenant_id = $1 AND NOT deleted AND match_kind = 1 AND left(number, 1) <> '+'
+                    ORDER BY number""",
+                tenant_id,
+            )
+        return [_row(record) for record in records]
+
+    async def renumber(self, who: Who, tenant_id: str, numbers: dict[str, str], conn: Conn) -> tuple[int, int]:
+        """Give entries (id -> number) their new numbers, each with its history event, in the caller's
+        transaction; an entry whose new number another entry holds is left. Returns (changed, left)."""
+        changed = left = 0
+        for entry_id, number in numbers.items():
+            before_record = await conn.fetchrow(
+                f"SELECT {_COLUMNS} FROM forbidden_numbers WHERE tenant_id = $1 AND id = $2 AND NOT deleted FOR UPDATE",
+                tenant_id,
+                uuid.UUID(entry_id),
+            )
+            if before_record is None:
+                continue
+            try:
+                async with conn.transaction():  # a savepoint: one conflict does not undo the others
+                    after_record = await conn.fetchrow(
+                        f"UPDATE forbidden_numbers SET number = $2 WHERE id = $1 RETURNING {_COLUMNS}",
+                        uuid.UUID(entry_id),
+                        number,
+                    )
+            except asyncpg.exceptions.UniqueViolationError:
+                left += 1
+                continue
+            assert after_record is not None
+            await write_audit(conn, who, tenant_id, "update", entry_id, _row(before_record), _row(after_record))
+            changed += 1
+        return changed, left
+
+    @property
+    def tenancy(self) -> Tenancy:
+        return self._tenancy
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
     async def list_audit(
         self, tenant_id: str, page_size: int, before_id: int | None, where: AuditFilter
     ) -> list[AuditRow]:

@@ -46,6 +46,10 @@ ROLE_OF = {
     "ListAuditEvents": "viewer",
     "GetReplicaStatus": "viewer",
     "GetCallerIdentity": "screen",
+    "GetTenantSettings": "viewer",
+    "UpdateTenantSettings": "admin",
+    "ReviewRegionChange": "viewer",
+    "ConvertNumbersToRegion": "admin",
     "ListTenants": "viewer",
     "ExplainScreenCall": "viewer",
 }

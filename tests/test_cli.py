@@ -139,10 +139,16 @@ async def test_screen_shows_the_verdict(cli: Run, clients: Clients) -> None:
         "matched_kind": "MATCH_KIND_PREFIX",
         "call_id": "c-1",
         "data_version": blocked["data_version"],
+        "reason": "SCREEN_REASON_BLOCK_ENTRY",
+        "decided_id": entry["id"],
+        "decided_number": "+1415",
+        "decided_kind": "MATCH_KIND_PREFIX",
+        "decided_action": "ACTION_BLOCK",
+        "decided_list": "",
     }
     assert blocked["data_version"] > 0
     table = ok(await cli("screen", "+14155550100", "-t", "acme", "--direction", "inbound"))
-    assert "BLOCK" in table and "+1415" in table and entry["id"] in table
+    assert "BLOCK" in table and "+1415" in table and entry["id"] in table and "a blocking entry" in table
     allowed = ok(await cli("screen", "+14155550100", "-t", "acme", "--direction", "outbound"))
     assert "ALLOW" in allowed and entry["id"] not in allowed
     assert rows(ok(await cli("screen", "+14155550100", "-t", "acme", "-d", "outbound", "-o", "csv")))[0]["verdict"] == (

@@ -91,4 +91,8 @@ async def test_list_tenants_pages_through_every_tenant_with_its_count(clients: C
 
 async def test_caller_identity_without_an_auth_file_is_anonymous_with_every_right(clients: Clients) -> None:
     me = await clients.admin.GetCallerIdentity(pb.GetCallerIdentityRequest())
-    assert (me.name, list(me.roles), list(me.tenants)) == ("anonymous", ["screen", "viewer", "admin"], ["*"])
+    assert (me.name, list(me.roles), list(me.tenants)) == (
+        "anonymous",
+        ["screen", "viewer", "admin", "platform"],
+        ["*"],
+    )

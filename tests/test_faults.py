@@ -96,7 +96,9 @@ async def test_half_open_connections_are_detected_and_caught_up(
     # Screening answers from memory throughout, until the new change arrives.
     while (await screen(clients, "+1901")).verdict != BLOCK:
         assert (await screen(clients, "+1900")).verdict == BLOCK
-        assert time.monotonic() - started < 15, "half-open connection not detected"
+        # The detection itself takes the heartbeat's and the read's timeouts (3 + 3 s, 5 s); the rest is margin
+        # for a machine busy with other work.
+        assert time.monotonic() - started < 30, "half-open connection not detected"
         await asyncio.sleep(0.05)
     report("half-open connections detected and caught up", time.monotonic() - started)
     await wait_until(lambda: app.replica.listener.reconnects > reconnects, within=10)
@@ -377,6 +379,10 @@ def _admin_request(method) -> object:
         entry = request.forbidden_number
         entry.tenant_id, entry.number, entry.call_type = "acme", "+4930123456", pb.CALL_TYPE_BOTH
         entry.id = "0b6f8a8e-5f4e-4c52-9d7e-6f2f1c0e9a11"
+    if "settings" in fields:
+        request.settings.tenant_id, request.settings.display_name = "acme", "ACME"
+    if "region" in fields:
+        request.region = "US"
     return request
 
 
@@ -403,10 +409,10 @@ async def test_every_unary_admin_call_on_a_silent_database_answers_unavailable_b
         )
         started = time.monotonic()
         try:
-            await call(_admin_request(method), timeout=1.0)
+            await call(_admin_request(method), timeout=2.0)
             code = grpc.StatusCode.OK
         except grpc.aio.AioRpcError as error:
             code = error.code()
-        assert time.monotonic() - started < 1.0, method.name
+        assert time.monotonic() - started < 2.0, method.name
         expected = grpc.StatusCode.OK if method.name in DATABASE_FREE else grpc.StatusCode.UNAVAILABLE
         assert code == expected, f"{method.name}: {code}"

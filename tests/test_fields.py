@@ -34,8 +34,8 @@ def test_the_proto_message_carries_each_field_with_its_kind() -> None:
         else:
             assert field.enum is not None
             assert proto.enum_type.name == field.enum.__name__, field.name
-    # Output-only fields the declaration leaves out on purpose: computed at answer time.
-    assert set(message.fields_by_name) - set(NAMES) == {"status"}
+    # Output-only fields computed at answer time, and the action (screened once the index carries it).
+    assert set(message.fields_by_name) - set(NAMES) == {"status", "action", "hit_count", "last_hit_time"}
 
 
 def test_the_storage_row_has_the_declared_fields_with_the_revision_for_the_etag() -> None:

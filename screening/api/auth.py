@@ -40,10 +40,12 @@ OPEN_SERVICES = frozenset(
 )
 ROLES_OF_KIND: dict[Kind, frozenset[str]] = {
     Kind.SCREEN: frozenset({"screen"}),
-    Kind.READ: frozenset({"viewer", "admin"}),
-    Kind.WRITE: frozenset({"admin"}),
+    Kind.READ: frozenset({"viewer", "admin", "platform"}),
+    # Which of the two, the tenant decides: a shared list ("@...") needs platform, any other tenant admin.
+    Kind.WRITE: frozenset({"admin", "platform"}),
     Kind.IDENTITY: frozenset(ROLES),
 }
+LIST_PREFIX = "@"
 _BEARER = "bearer "
 FAILURE_REASONS = ("missing", "malformed", "unknown", "throttled")
 
@@ -72,6 +74,8 @@ class Rule:
     tenant_of: TenantOf | None
     client_streaming: bool
     server_streaming: bool
+    # Writes: a shared list's need the platform role, another tenant's the admin role.
+    writes: bool = False
 
 
 def _tenant_reader(message: Descriptor) -> TenantOf | None:
@@ -113,6 +117,7 @@ def rules(file: FileDescriptor = pb.DESCRIPTOR) -> dict[str, Rule]:
             tenant_of=tenant_of,
             client_streaming=method.client_streaming,
             server_streaming=method.server_streaming,
+            writes=method.kind is Kind.WRITE,
         )
     return found
 
@@ -149,6 +154,7 @@ class Auth:
         identify = self.identify
         tenant_of = rule.tenant_of
         method = rule.method
+        writes = rule.writes
 
         def begin(context: Context) -> Token | Refusal:
             token = identify(rule, context.invocation_metadata(), context.peer)
@@ -158,7 +164,16 @@ class Auth:
 
         def request(token: Token, message: Any) -> Refusal | None:
             tenant = tenant_of(message) if tenant_of is not None else None
-            if tenant is None or token.may_act_for(tenant):
+            if tenant is None:
+                return None
+            if writes:
+                needed = "platform" if tenant.startswith(LIST_PREFIX) else "admin"
+                if needed not in token.roles:
+                    return Refusal(
+                        grpc.StatusCode.PERMISSION_DENIED,
+                        f"token {token.name!r} lacks the role {needed} that writing {quoted(tenant)} needs ({method})",
+                    )
+            if token.may_act_for(tenant):
                 return None
             log.info("refused %s for token %r: tenant %s out of scope", method, token.name, quoted(tenant))
             return Refusal(

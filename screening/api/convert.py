@@ -10,7 +10,7 @@ from google.protobuf import timestamp_pb2
 
 from screening.domain.errors import InvalidArgument
 from screening.domain.fields import ENTRY_FIELDS, Kind
-from screening.domain.model import AuditEvent, ForbiddenNumber, ImportJob
+from screening.domain.model import AuditEvent, ForbiddenNumber, ImportJob, TenantSettings
 from screening.usecases.imports import ImportRow
 from screening.v1 import screening_pb2 as pb
 
@@ -132,4 +132,16 @@ def import_job(job: ImportJob) -> pb.ImportJob:
         create_time=timestamp(job.create_time),
         finish_time=timestamp(job.finish_time),
         failure_reason=job.failure_reason,
+    )
+
+
+def tenant_settings(settings: TenantSettings) -> pb.TenantSettings:
+    return pb.TenantSettings(
+        tenant_id=settings.tenant_id,
+        display_name=settings.display_name,
+        region=settings.region,
+        withheld_policy=int(settings.withheld_policy),  # type: ignore[arg-type]
+        subscribed_lists=settings.subscribed_lists,
+        etag=settings.etag,
+        update_time=timestamp(settings.update_time),
     )

@@ -40,6 +40,8 @@ READ_RPCS = frozenset(
         "GetReplicaStatus",
         "ListTenants",
         "ExplainScreenCall",
+        "GetTenantSettings",
+        "ReviewRegionChange",
     }
 )
 IDENTITY_RPCS = frozenset({"GetCallerIdentity"})

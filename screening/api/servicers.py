@@ -31,13 +31,16 @@ from screening.usecases.imports import (
     Imports,
     RowBatch,
 )
-from screening.usecases.screener import Screener
+from screening.usecases.screener import Decision, Screener
+from screening.usecases.tenants import UPDATABLE as SETTINGS
+from screening.usecases.tenants import Tenants
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
 _BLOCK = pb.VERDICT_BLOCK
 _ALLOW = pb.VERDICT_ALLOW
+_ACTION_BLOCK = pb.ACTION_BLOCK
 
 
 class ScreeningServicer(pb_grpc.ScreeningServicer):
@@ -80,33 +83,46 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
         async for request in request_iterator:
             yield screen(request)
 
-    # The hot path: a plain function, no awaits, one tally (screening/metrics.py).
+    # The hot path: a plain function, no awaits, one tally (screening/api/metrics.py).
     def _screen(self, request: pb.ScreenCallRequest) -> pb.ScreenCallResponse:
         started = perf_counter()
         direction = request.direction
         try:
-            normalized, hit, version = self._screener.screen(request.tenant_id, request.number, direction)
+            decision = self._screener.screen(request.tenant_id, request.number, direction, request.caller_withheld)
         except Exception:
             self._tally.add(0, direction, perf_counter() - started)
             raise
-        if hit is None:
-            verdict = _ALLOW
-            response = pb.ScreenCallResponse(
-                verdict=verdict, normalized_number=normalized, call_id=request.call_id, data_version=version
-            )
-        else:
-            verdict = _BLOCK
-            response = pb.ScreenCallResponse(
-                verdict=verdict,
-                normalized_number=normalized,
-                matched_id=hit.id,
-                matched_number=hit.number,
-                matched_kind=hit.match_kind,  # type: ignore[arg-type]
-                call_id=request.call_id,
-                data_version=version,
-            )
-        self._tally.add(verdict, direction, perf_counter() - started)
+        response = respond(decision, request.call_id)
+        self._tally.add(decision.verdict, direction, perf_counter() - started)
         return response
+
+
+def respond(decision: Decision, call_id: str) -> pb.ScreenCallResponse:
+    """ScreenCall's answer: the matched_* fields name a BLOCK entry, the decided_* fields whichever entry decided."""
+    normalized, hit, verdict, reason, list_id, version = decision
+    if hit is None:
+        return pb.ScreenCallResponse(
+            verdict=verdict,  # type: ignore[arg-type]
+            normalized_number=normalized,
+            call_id=call_id,
+            data_version=version,
+            reason=reason,  # type: ignore[arg-type]
+        )
+    return pb.ScreenCallResponse(
+        verdict=verdict,  # type: ignore[arg-type]
+        normalized_number=normalized,
+        matched_id=hit.id,
+        matched_number=hit.number,
+        matched_kind=hit.match_kind,  # type: ignore[arg-type]
+        call_id=call_id,
+        data_version=version,
+        reason=reason,  # type: ignore[arg-type]
+        decided_id=hit.id,
+        decided_number=hit.number,
+        decided_kind=hit.match_kind,  # type: ignore[arg-type]
+        decided_action=_ACTION_BLOCK,
+        decided_list=list_id,
+    )
 
 
 def actor(context: Context) -> Actor:
@@ -182,8 +198,15 @@ def _why_cancelled(context: Context) -> Callable[[], str]:
 
 class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
     def __init__(
-        self, numbers: ForbiddenNumbers, imports: Imports, replica: Replica, screener: Screener, metrics: Metrics
+        self,
+        numbers: ForbiddenNumbers,
+        imports: Imports,
+        replica: Replica,
+        screener: Screener,
+        metrics: Metrics,
+        tenants: Tenants,
     ) -> None:
+        self._tenants = tenants
         self._numbers = numbers
         self._imports = imports
         self._replica = replica
@@ -313,6 +336,45 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
         )
         return pb.ListAuditEventsResponse(audit_events=[convert.audit_event(e) for e in events], next_page_token=token)
 
+    async def GetTenantSettings(self, request: pb.GetTenantSettingsRequest, context: Context) -> pb.TenantSettings:
+        return convert.tenant_settings(await self._tenants.get(request.tenant_id))
+
+    async def UpdateTenantSettings(
+        self, request: pb.UpdateTenantSettingsRequest, context: Context
+    ) -> pb.TenantSettings:
+        given = request.settings
+        paths = list(request.update_mask.paths) or [f.name for f, _ in given.ListFields() if f.name in SETTINGS]
+        changes: dict[str, Any] = {}
+        for path in paths:
+            if path not in SETTINGS:
+                raise InvalidArgument("update_mask", path, f"is not an updatable field; one of {', '.join(SETTINGS)}")
+            value = getattr(given, path)
+            changes[path] = list(value) if path == "subscribed_lists" else value
+        updated = await self._tenants.update(
+            actor(context), tenant_id=given.tenant_id, etag=given.etag, changes=changes
+        )
+        return convert.tenant_settings(updated)
+
+    async def ReviewRegionChange(
+        self, request: pb.ReviewRegionChangeRequest, context: Context
+    ) -> pb.ReviewRegionChangeResponse:
+        changes, total, conflicts = await self._tenants.review(request.tenant_id, request.region)
+        return pb.ReviewRegionChangeResponse(
+            changes=[
+                pb.RegionChange(entry=convert.entry(c.entry), number_in_region=c.number_in_region) for c in changes
+            ],
+            total_size=total,
+            conflicts=conflicts,
+        )
+
+    async def ConvertNumbersToRegion(
+        self, request: pb.ConvertNumbersToRegionRequest, context: Context
+    ) -> pb.ConvertNumbersToRegionResponse:
+        converted, conflicts, settings = await self._tenants.convert(actor(context), request.tenant_id, request.region)
+        return pb.ConvertNumbersToRegionResponse(
+            converted_count=converted, conflicts=conflicts, settings=convert.tenant_settings(settings)
+        )
+
     async def GetCallerIdentity(self, request: pb.GetCallerIdentityRequest, context: Context) -> pb.CallerIdentity:
         token = caller()
         if token is None:
@@ -326,24 +388,18 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
         found, next_token = await self._numbers.tenants(
             page_size=request.page_size, page_token=request.page_token, only=only
         )
+        names = await self._tenants.display_names([t for t, _ in found])
         return pb.ListTenantsResponse(
-            tenants=[pb.TenantSummary(tenant_id=t, entry_count=n) for t, n in found], next_page_token=next_token
+            tenants=[pb.TenantSummary(tenant_id=t, entry_count=n, display_name=names.get(t, "")) for t, n in found],
+            next_page_token=next_token,
         )
 
     async def ExplainScreenCall(self, request: pb.ScreenCallRequest, context: Context) -> pb.ExplainScreenCallResponse:
-        normalized, hit, version = self._screener.screen(request.tenant_id, request.number, request.direction)
-        result = pb.ScreenCallResponse(
-            verdict=_ALLOW if hit is None else _BLOCK,
-            normalized_number=normalized,
-            call_id=request.call_id,
-            data_version=version,
-        )
-        if hit is not None:
-            result.matched_id = hit.id
-            result.matched_number = hit.number
-            result.matched_kind = int(hit.match_kind)  # type: ignore[assignment]
+        decision = self._screener.screen(request.tenant_id, request.number, request.direction, request.caller_withheld)
+        result = respond(decision, request.call_id)
+        hit = decision.entry
         candidates = await self._numbers.explain(
-            request.tenant_id, normalized, Direction(request.direction), "" if hit is None else hit.id
+            request.tenant_id, decision.normalized, Direction(request.direction), "" if hit is None else hit.id
         )
         return pb.ExplainScreenCallResponse(
             result=result,

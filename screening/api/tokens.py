@@ -26,7 +26,8 @@ from typing import Any
 from screening.domain.errors import ConfigError
 from screening.domain.validation import TENANT_PATTERN
 
-ROLES = ("screen", "viewer", "admin")
+# platform: writes shared lists (tenant ids starting with "@"); admin writes every other tenant.
+ROLES = ("screen", "viewer", "admin", "platform")
 ALL_TENANTS = "*"
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"[A-Za-z0-9._@:-]{1,64}")

@@ -28,10 +28,12 @@ from screening.app.config import Config, is_loopback
 from screening.domain.errors import ConfigError
 from screening.index import compact
 from screening.sync.replica import Replica
+from screening.sync.settings import SettingsFollower
 from screening.usecases.admin import ForbiddenNumbers
 from screening.usecases.imports import MAX_CONCURRENT_IMPORTS, Imports
 from screening.usecases.pages import Pages
 from screening.usecases.screener import Screener
+from screening.usecases.tenants import Tenants
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 from storage import keys
@@ -41,6 +43,7 @@ from storage.forbidden_numbers import ForbiddenNumberStore
 from storage.import_jobs import ImportJobStore
 from storage.migrate import migrate
 from storage.tenancy import Tenancy
+from storage.tenants import TenantSettingsStore
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ class App:
     metrics: Metrics = field(init=False)
     metrics_server: MetricsServer | None = field(init=False, default=None)
     imports: Imports = field(init=False)
+    settings: SettingsFollower = field(init=False)
     _pools: list[asyncpg.Pool] = field(init=False, default_factory=list)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
     _tls: tls.ServerTLS | None = field(init=False, default=None)
@@ -123,15 +127,19 @@ class App:
             # Unary calls other than screening wait on the database: they get a budget.
             return wrap(handler, concerns, Translation(budget=method.kind is not Kind.SCREEN and not method.streaming))
 
-        screener = Screener(self.replica, self.config.default_region)
+        region = self.config.default_region
+        self.settings = SettingsFollower(admin_pool, region, self.config.poll_interval)
+        screener = Screener(self.replica, region, self.settings)
         pages = Pages(lambda: keys.key(admin_pool, keys.PAGE_TOKENS))
         self.imports = Imports(
             ImportJobStore(admin_pool, import_pool, self._tenancy),
-            self.config.default_region,
+            region,
             pages,
             max_rows=self.config.max_import_rows,
             max_bytes=self.config.max_import_bytes,
+            region_of=self.settings.region,
         )
+        numbers_store = ForbiddenNumberStore(admin_pool, self._tenancy)
         add_registered(
             pb_grpc.add_ScreeningServicer_to_server,
             ScreeningServicer(screener, self.metrics),
@@ -142,11 +150,12 @@ class App:
         add_generic_only(
             pb_grpc.add_ForbiddenNumberAdminServicer_to_server,
             AdminServicer(
-                ForbiddenNumbers(ForbiddenNumberStore(admin_pool, self._tenancy), self.config.default_region, pages),
+                ForbiddenNumbers(numbers_store, region, pages, self.settings.region),
                 self.imports,
                 self.replica,
                 screener,
                 self.metrics,
+                Tenants(TenantSettingsStore(admin_pool, self._tenancy), numbers_store, region, self.settings.region),
             ),
             self.server,
             wrap=serve,
@@ -245,11 +254,19 @@ class App:
                 async with borrow(pool) as conn:
                     await migrate(conn)
                     await self._tenancy.check(conn)
+                # Tenants' settings are in memory before the first call is answered (the replica is ready after).
+                await self.settings.catch_up()
                 break
             except RETRYABLE as exc:
                 log.warning("cannot prepare the database yet, retrying: %s: %s", type(exc).__name__, exc)
                 await asyncio.sleep(1.0)
-        await self.replica.run()
+        following = asyncio.create_task(self.settings.run(), name="tenant settings")
+        try:
+            await self.replica.run()
+        finally:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
 
     def _serving(self) -> None:
         async def mark() -> None:

@@ -615,6 +615,9 @@ def screen(
         ),
     ] = DirectionName.inbound,
     call_id: Annotated[str, typer.Option("--call-id", help="Echoed back, as a switch would send it.")] = "",
+    withheld: Annotated[
+        bool, typer.Option("--withheld", help="The caller withheld the number (the tenant's withheld policy).")
+    ] = False,
     output: Output = OutputFormat.table,
 ) -> None:
     """Ask what a switch asks: may this call go through?"""
@@ -623,7 +626,11 @@ def screen(
     def work(s: Session) -> None:
         verdict = s.screening.ScreenCall(
             pb.ScreenCallRequest(
-                tenant_id=tenant_id, number=number, direction=DIRECTIONS[direction.value], call_id=call_id
+                tenant_id=tenant_id,
+                number=number,
+                direction=DIRECTIONS[direction.value],
+                call_id=call_id,
+                caller_withheld=withheld,
             ),
             metadata=s.metadata,
             timeout=s.timeout,

@@ -108,6 +108,18 @@ AUDIT_EVENT = Kind(
 )
 
 
+REASON_WORDS = {
+    pb.SCREEN_REASON_BLOCK_ENTRY: "a blocking entry decided",
+    pb.SCREEN_REASON_ALLOW_ENTRY: "an allow-exception decided",
+    pb.SCREEN_REASON_NO_ENTRY: "no entry matches",
+    pb.SCREEN_REASON_ONLY_DISABLED: "only disabled entries match",
+    pb.SCREEN_REASON_ONLY_EXPIRED: "only expired entries match",
+    pb.SCREEN_REASON_OTHER_DIRECTION: "entries match for the other direction only",
+    pb.SCREEN_REASON_EMERGENCY_NUMBER: "an emergency number: always allowed",
+    pb.SCREEN_REASON_WITHHELD: "a withheld caller: the tenant's withheld policy",
+}
+
+
 def _progress(m: pb.ImportJob) -> str:
     """How far a running job got: the share of its file read, or its rows so far."""
     if m.state != pb.IMPORT_JOB_STATE_RUNNING:
@@ -158,6 +170,8 @@ VERDICT = Kind(
         Column("MATCHED", "matched_number", lambda m: m.matched_number),
         Column("MATCH", "matched_kind", lambda m: MATCH_KIND_NAMES.get(m.matched_kind, "")),
         Column("ENTRY", "matched_id", lambda m: m.matched_id),
+        Column("WHY", "reason", lambda m: REASON_WORDS.get(m.reason, "")),
+        Column("LIST", "decided_list", lambda m: m.decided_list),
         Column("DATA VERSION", "data_version", lambda m: str(m.data_version)),
         Column("CALL ID", "call_id", lambda m: m.call_id, table=False),
     ),

@@ -33,6 +33,27 @@ class Verdict(enum.IntEnum):
     BLOCK = 2
 
 
+class ScreenReason(enum.IntEnum):
+    BLOCK_ENTRY = 1
+    ALLOW_ENTRY = 2
+    NO_ENTRY = 3
+    ONLY_DISABLED = 4
+    ONLY_EXPIRED = 5
+    OTHER_DIRECTION = 6
+    EMERGENCY_NUMBER = 7
+    WITHHELD = 8
+
+
+class Action(enum.IntEnum):
+    BLOCK = 1
+    ALLOW = 2
+
+
+class WithheldPolicy(enum.IntEnum):
+    ALLOW = 1
+    BLOCK = 2
+
+
 class EntryStatus(enum.IntEnum):
     ACTIVE = 1
     DISABLED = 2
@@ -72,6 +93,23 @@ class ForbiddenNumber:
         if self.expire_time is not None and self.expire_time <= now:
             return EntryStatus.EXPIRED
         return EntryStatus.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSettings:
+    tenant_id: str
+    display_name: str
+    region: str  # "" : the server's default region
+    withheld_policy: WithheldPolicy
+    subscribed_lists: list[str]
+    etag: str
+    update_time: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RegionChange:
+    entry: ForbiddenNumber
+    number_in_region: str
 
 
 @dataclass(frozen=True, slots=True)

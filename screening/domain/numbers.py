@@ -62,6 +62,11 @@ def normalize(
     return cleaned
 
 
+def national_to_e164(digits: str, region: str) -> str | None:
+    """The E.164 number `region` reads national `digits` as, or None when they are no whole number there."""
+    return _national_to_e164(digits, region)
+
+
 @lru_cache(maxsize=65536)
 def _national_to_e164(digits: str, region: str) -> str | None:
     try:
@@ -96,3 +101,26 @@ def mask(number: str) -> str:
     if len(number) <= 5:
         return "*" * len(number)
     return number[:3] + "*" * (len(number) - 5) + number[-2:]
+
+
+# Emergency numbers are short codes, dialled as they are: nothing longer is looked up.
+_EMERGENCY_DIGITS = 6
+
+
+def is_emergency(normalized: str, region: str | None) -> bool:
+    """Whether a call to this (normalized) number reaches emergency services in the region.
+
+    libphonenumber's ShortNumberInfo decides, for the region; without a
+    region, a short code that is an emergency number in any region counts
+    (a tenant whose region nobody set must not be able to block 112).
+    """
+    if not normalized or len(normalized) > _EMERGENCY_DIGITS or normalized[0] == "+":
+        return False
+    return _emergency(normalized, region)
+
+
+@lru_cache(maxsize=4096)
+def _emergency(digits: str, region: str | None) -> bool:
+    if region is not None:
+        return bool(phonenumbers.is_emergency_number(digits, region))
+    return any(phonenumbers.is_emergency_number(digits, r) for r in phonenumbers.SUPPORTED_SHORT_REGIONS)

@@ -12,7 +12,9 @@ from screening.domain.numbers import normalize
 MAX_NOTE = 500
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-TENANT_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# A tenant, or a shared list: "@" and a name.
+TENANT_PATTERN = re.compile(r"@?[A-Za-z0-9._-]{1,64}")
+LIST_PREFIX = "@"
 # PostgreSQL's timestamptz range, narrowed to what anyone would mean.
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(9999, 12, 31, tzinfo=UTC)
@@ -22,7 +24,9 @@ def tenant_id(value: str, field: str = "tenant_id") -> str:
     if not value:
         raise InvalidArgument(field, value, "is required")
     if not TENANT_PATTERN.fullmatch(value):
-        raise InvalidArgument(field, value, "must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'")
+        raise InvalidArgument(
+            field, value, "must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-' (a shared list: '@' first)"
+        )
     return value
 
 

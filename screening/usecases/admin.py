@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +28,7 @@ from storage.forbidden_numbers import ForbiddenNumberStore
 from storage.rows import AuditFilter
 
 MAX_BULK_IDS = 1000
+RegionOf = Callable[[str], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +51,12 @@ class Page:
 class ForbiddenNumbers:
     """The admin use cases. Field names in errors are the API's field paths."""
 
-    def __init__(self, store: ForbiddenNumberStore, region: str | None, pages: Pages) -> None:
+    def __init__(
+        self, store: ForbiddenNumberStore, region: str | None, pages: Pages, region_of: RegionOf | None = None
+    ) -> None:
         self._store = store
-        self._region = region
+        # The region that reads a tenant's national numbers: its own setting, else the server's.
+        self._region_of: RegionOf = (lambda _tenant: region) if region_of is None else region_of
         self._pages = pages
 
     async def create(
@@ -72,7 +76,7 @@ class ForbiddenNumbers:
         tenant = check.tenant_id(tenant_id, prefix + "tenant_id")
         values = values_of(
             {
-                "number": check.number(number, kind, self._region, prefix + "number"),
+                "number": check.number(number, kind, self._region_of(tenant), prefix + "number"),
                 "match_kind": kind,
                 "call_type": check.call_type(call_type, prefix + "call_type"),
                 "enabled": True if enabled is None else enabled,
@@ -118,7 +122,7 @@ class ForbiddenNumbers:
                 current = await self.get(tenant, entry_id)
                 kind = kind or current.match_kind
                 raw = current.number if raw is None else raw
-            clean["number"] = check.number(raw, kind, self._region, prefix + "number")
+            clean["number"] = check.number(raw, kind, self._region_of(tenant), prefix + "number")
         revision = revision_of(etag, entry_id)
         with translated():
             return entry_of(await self._store.update(who(actor), tenant, entry_id, revision, stored_changes(clean)))

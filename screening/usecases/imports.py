@@ -146,6 +146,8 @@ class _Run:
     failed: int = 0
     bytes_received: int = 0
     pending: list[JobLine] = field(default_factory=list)
+    # The region that reads this tenant's national numbers.
+    region: str | None = None
 
     def reject(self, line: int, number: str, cells: list[str], reason: str, column: str = "") -> None:
         self.failed += 1
@@ -188,9 +190,11 @@ class Imports:
         max_rows: int = DEFAULT_MAX_ROWS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         progress_interval: float = PROGRESS_INTERVAL,
+        region_of: Callable[[str], str | None] | None = None,
     ) -> None:
         self._store = store
-        self._region = region
+        # The region that reads a tenant's national numbers: its own setting, else the server's.
+        self._region_of: Callable[[str], str | None] = (lambda _tenant: region) if region_of is None else region_of
         self._pages = pages
         self._max_rows = max_rows
         self._max_bytes = max_bytes
@@ -271,7 +275,7 @@ class Imports:
         )
         if started is not None:
             await started(job.id)
-        run = _Run()
+        run = _Run(region=self._region_of(tenant))
         stop = asyncio.Event()
         reporter = asyncio.create_task(self._report(job.id, run, stop), name=f"import {job.id} progress")
         clock = asyncio.get_running_loop().time
@@ -491,7 +495,7 @@ class Imports:
 
     def _check(self, chunk: list[_Line], run: _Run, now: datetime) -> list[StagedRow]:
         """The valid lines in staging form; the bad ones go to `run`. Hot: ~1M calls a big import."""
-        region = self._region
+        region = run.region
         staged: list[StagedRow] = []
         append = staged.append
         ordinal = run.staged

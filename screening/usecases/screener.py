@@ -1,17 +1,36 @@
-"""Screening a call: normalize the number, look it up in memory. No I/O."""
+"""Screening a call: the tenant's rules, the number normalized, looked up in memory. No I/O.
+
+In order: a withheld caller on an inbound call is the tenant's withheld
+policy's to decide; an outbound call to an emergency number is allowed,
+whatever any entry says; otherwise the most specific qualifying entry of the
+tenant and of the shared lists it subscribes to decides (an exact entry over
+any prefix, a longer prefix over a shorter one, the tenant's own over a
+list's on a tie).
+"""
 
 from __future__ import annotations
 
 from time import time
+from typing import NamedTuple
 
 from screening.domain import validation as check
 from screening.domain.errors import InvalidArgument, Unavailable
-from screening.domain.numbers import is_e164, normalize
+from screening.domain.model import MatchKind, ScreenReason
+from screening.domain.numbers import is_e164, is_emergency, normalize
 from screening.index.rules import IndexEntry
 from screening.sync.replica import Replica
+from screening.sync.settings import SettingsFollower
 
 _DIRECTIONS = (1, 2)
+_INBOUND, _OUTBOUND = 1, 2
+_ALLOW, _BLOCK = 1, 2
+_EXACT = MatchKind.EXACT
 MAX_BATCH = 10_000
+_BLOCK_ENTRY = int(ScreenReason.BLOCK_ENTRY)
+_WITHHELD = int(ScreenReason.WITHHELD)
+_EMERGENCY = int(ScreenReason.EMERGENCY_NUMBER)
+# A plain miss: why no entry decided is told apart once the index reports near misses.
+_UNTOLD = 0
 
 
 # Tenant ids seen valid, so the hot path checks a set, not a regex; bounded
@@ -19,10 +38,28 @@ MAX_BATCH = 10_000
 _KNOWN_TENANTS = 10_000
 
 
+class Decision(NamedTuple):
+    normalized: str
+    entry: IndexEntry | None  # the entry that decided
+    verdict: int  # 1 allow, 2 block
+    reason: int  # ScreenReason; 0 when not told
+    list_id: str  # the shared list the entry belongs to; "" for the tenant's own
+    version: int
+
+
+def _more_specific(a: IndexEntry, b: IndexEntry) -> bool:
+    """Whether `a` decides over `b`: an exact entry over any prefix, a longer prefix over a shorter one."""
+    if a.match_kind is _EXACT:
+        return b.match_kind is not _EXACT
+    return b.match_kind is not _EXACT and len(a.number) > len(b.number)
+
+
 class Screener:
-    def __init__(self, replica: Replica, region: str | None) -> None:
+    def __init__(self, replica: Replica, region: str | None, settings: SettingsFollower | None = None) -> None:
         self._replica = replica
         self._region = region
+        self._settings = settings
+        self._rules = {} if settings is None else settings.by_tenant
         self._valid_tenants: set[str] = set()
 
     def _check(self, tenant_id: str, direction: int) -> None:
@@ -37,14 +74,36 @@ class Screener:
             # Never ALLOW from an index that has not been loaded.
             raise Unavailable("forbidden numbers are still loading on this replica; retry shortly")
 
-    def screen(self, tenant_id: str, number: str, direction: int) -> tuple[str, IndexEntry | None, int]:
-        """(normalized number, winning entry or None, data_version)."""
+    def screen(self, tenant_id: str, number: str, direction: int, withheld: bool = False) -> Decision:
         replica = self._replica
         if tenant_id not in self._valid_tenants or direction not in _DIRECTIONS or not replica.ready:
             self._check(tenant_id, direction)
+        rules = self._rules.get(tenant_id)
+        version = replica.data_version
+        if withheld or not number:
+            if direction == _INBOUND:
+                # A caller without a usable number: the tenant's policy, and nothing else, decides.
+                blocked = rules is not None and rules.block_withheld
+                return Decision("", None, _BLOCK if blocked else _ALLOW, _WITHHELD, "", version)
+            if not number:
+                return Decision("", None, _ALLOW, _UNTOLD, "", version)
+        region = self._region if rules is None else rules.region
         # normalize()'s own first test, made here: E.164 input needs no function call.
-        normalized = number if is_e164(number) else normalize(number, region=self._region, allow_empty=True)
-        return normalized, replica.index.screen(tenant_id, normalized, direction, time()), replica.data_version
+        normalized = number if is_e164(number) else normalize(number, region=region, allow_empty=True)
+        if direction == _OUTBOUND and is_emergency(normalized, region):
+            return Decision(normalized, None, _ALLOW, _EMERGENCY, "", version)
+        now = time()
+        index = replica.index
+        entry = index.screen(tenant_id, normalized, direction, now)
+        decided_by = ""
+        if rules is not None and rules.lists and (entry is None or entry.match_kind is not _EXACT):
+            for list_id in rules.lists:
+                found = index.screen(list_id, normalized, direction, now)
+                if found is not None and (entry is None or _more_specific(found, entry)):
+                    entry, decided_by = found, list_id
+        if entry is None:
+            return Decision(normalized, None, _ALLOW, _UNTOLD, "", version)
+        return Decision(normalized, entry, _BLOCK, _BLOCK_ENTRY, decided_by, version)
 
     def screen_many(
         self, tenant_id: str, numbers: list[str], direction: int
@@ -53,7 +112,8 @@ class Screener:
         self._check(tenant_id, direction)
         if len(numbers) > MAX_BATCH:
             raise InvalidArgument("numbers", f"{len(numbers)} numbers", f"at most {MAX_BATCH} a call")
-        region = self._region
+        rules = self._rules.get(tenant_id)
+        region = self._region if rules is None else rules.region
         try:
             normalized = [normalize(n, region=region, allow_empty=True) for n in numbers]
         except InvalidArgument:
@@ -62,8 +122,15 @@ class Screener:
                 normalize(n, field=f"numbers[{i}]", region=region, allow_empty=True)
             raise
         replica = self._replica
-        return (
-            normalized,
-            replica.index.screen_many(tenant_id, normalized, direction, time()),
-            replica.data_version,
-        )
+        now = time()
+        index = replica.index
+        hits = index.screen_many(tenant_id, normalized, direction, now)
+        if rules is not None and rules.lists:
+            for list_id in rules.lists:
+                for i, found in enumerate(index.screen_many(list_id, normalized, direction, now)):
+                    current = hits[i]
+                    if found is not None and (current is None or _more_specific(found, current)):
+                        hits[i] = found
+        if direction == _OUTBOUND:
+            hits = [None if is_emergency(n, region) else hit for n, hit in zip(normalized, hits, strict=True)]
+        return normalized, hits, replica.data_version

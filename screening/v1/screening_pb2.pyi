@@ -37,6 +37,30 @@ class Verdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VERDICT_ALLOW: _ClassVar[Verdict]
     VERDICT_BLOCK: _ClassVar[Verdict]
 
+class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACTION_UNSPECIFIED: _ClassVar[Action]
+    ACTION_BLOCK: _ClassVar[Action]
+    ACTION_ALLOW: _ClassVar[Action]
+
+class ScreenReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SCREEN_REASON_UNSPECIFIED: _ClassVar[ScreenReason]
+    SCREEN_REASON_BLOCK_ENTRY: _ClassVar[ScreenReason]
+    SCREEN_REASON_ALLOW_ENTRY: _ClassVar[ScreenReason]
+    SCREEN_REASON_NO_ENTRY: _ClassVar[ScreenReason]
+    SCREEN_REASON_ONLY_DISABLED: _ClassVar[ScreenReason]
+    SCREEN_REASON_ONLY_EXPIRED: _ClassVar[ScreenReason]
+    SCREEN_REASON_OTHER_DIRECTION: _ClassVar[ScreenReason]
+    SCREEN_REASON_EMERGENCY_NUMBER: _ClassVar[ScreenReason]
+    SCREEN_REASON_WITHHELD: _ClassVar[ScreenReason]
+
+class WithheldPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WITHHELD_POLICY_UNSPECIFIED: _ClassVar[WithheldPolicy]
+    WITHHELD_POLICY_ALLOW: _ClassVar[WithheldPolicy]
+    WITHHELD_POLICY_BLOCK: _ClassVar[WithheldPolicy]
+
 class ImportMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     IMPORT_MODE_UNSPECIFIED: _ClassVar[ImportMode]
@@ -75,6 +99,21 @@ MATCH_KIND_PREFIX: MatchKind
 VERDICT_UNSPECIFIED: Verdict
 VERDICT_ALLOW: Verdict
 VERDICT_BLOCK: Verdict
+ACTION_UNSPECIFIED: Action
+ACTION_BLOCK: Action
+ACTION_ALLOW: Action
+SCREEN_REASON_UNSPECIFIED: ScreenReason
+SCREEN_REASON_BLOCK_ENTRY: ScreenReason
+SCREEN_REASON_ALLOW_ENTRY: ScreenReason
+SCREEN_REASON_NO_ENTRY: ScreenReason
+SCREEN_REASON_ONLY_DISABLED: ScreenReason
+SCREEN_REASON_ONLY_EXPIRED: ScreenReason
+SCREEN_REASON_OTHER_DIRECTION: ScreenReason
+SCREEN_REASON_EMERGENCY_NUMBER: ScreenReason
+SCREEN_REASON_WITHHELD: ScreenReason
+WITHHELD_POLICY_UNSPECIFIED: WithheldPolicy
+WITHHELD_POLICY_ALLOW: WithheldPolicy
+WITHHELD_POLICY_BLOCK: WithheldPolicy
 IMPORT_MODE_UNSPECIFIED: ImportMode
 IMPORT_MODE_UPSERT: ImportMode
 IMPORT_MODE_INSERT_ONLY: ImportMode
@@ -91,7 +130,7 @@ ENTRY_STATUS_DISABLED: EntryStatus
 ENTRY_STATUS_EXPIRED: EntryStatus
 
 class ForbiddenNumber(_message.Message):
-    __slots__ = ("id", "tenant_id", "number", "match_kind", "call_type", "enabled", "note", "expire_time", "create_time", "update_time", "etag", "status")
+    __slots__ = ("id", "tenant_id", "number", "match_kind", "call_type", "enabled", "note", "expire_time", "create_time", "update_time", "etag", "status", "action", "hit_count", "last_hit_time")
     ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +143,9 @@ class ForbiddenNumber(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    HIT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LAST_HIT_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     number: str
@@ -116,22 +158,27 @@ class ForbiddenNumber(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     etag: str
     status: EntryStatus
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., number: _Optional[str] = ..., match_kind: _Optional[_Union[MatchKind, str]] = ..., call_type: _Optional[_Union[CallType, str]] = ..., enabled: _Optional[bool] = ..., note: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., status: _Optional[_Union[EntryStatus, str]] = ...) -> None: ...
+    action: Action
+    hit_count: int
+    last_hit_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., number: _Optional[str] = ..., match_kind: _Optional[_Union[MatchKind, str]] = ..., call_type: _Optional[_Union[CallType, str]] = ..., enabled: _Optional[bool] = ..., note: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., status: _Optional[_Union[EntryStatus, str]] = ..., action: _Optional[_Union[Action, str]] = ..., hit_count: _Optional[int] = ..., last_hit_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ScreenCallRequest(_message.Message):
-    __slots__ = ("tenant_id", "number", "direction", "call_id")
+    __slots__ = ("tenant_id", "number", "direction", "call_id", "caller_withheld")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLER_WITHHELD_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     number: str
     direction: Direction
     call_id: str
-    def __init__(self, tenant_id: _Optional[str] = ..., number: _Optional[str] = ..., direction: _Optional[_Union[Direction, str]] = ..., call_id: _Optional[str] = ...) -> None: ...
+    caller_withheld: bool
+    def __init__(self, tenant_id: _Optional[str] = ..., number: _Optional[str] = ..., direction: _Optional[_Union[Direction, str]] = ..., call_id: _Optional[str] = ..., caller_withheld: _Optional[bool] = ...) -> None: ...
 
 class ScreenCallResponse(_message.Message):
-    __slots__ = ("verdict", "normalized_number", "matched_id", "matched_number", "matched_kind", "call_id", "data_version")
+    __slots__ = ("verdict", "normalized_number", "matched_id", "matched_number", "matched_kind", "call_id", "data_version", "reason", "decided_id", "decided_number", "decided_kind", "decided_action", "decided_list")
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     NORMALIZED_NUMBER_FIELD_NUMBER: _ClassVar[int]
     MATCHED_ID_FIELD_NUMBER: _ClassVar[int]
@@ -139,6 +186,12 @@ class ScreenCallResponse(_message.Message):
     MATCHED_KIND_FIELD_NUMBER: _ClassVar[int]
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     DATA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_ID_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_KIND_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_ACTION_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_LIST_FIELD_NUMBER: _ClassVar[int]
     verdict: Verdict
     normalized_number: str
     matched_id: str
@@ -146,7 +199,13 @@ class ScreenCallResponse(_message.Message):
     matched_kind: MatchKind
     call_id: str
     data_version: int
-    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., normalized_number: _Optional[str] = ..., matched_id: _Optional[str] = ..., matched_number: _Optional[str] = ..., matched_kind: _Optional[_Union[MatchKind, str]] = ..., call_id: _Optional[str] = ..., data_version: _Optional[int] = ...) -> None: ...
+    reason: ScreenReason
+    decided_id: str
+    decided_number: str
+    decided_kind: MatchKind
+    decided_action: Action
+    decided_list: str
+    def __init__(self, verdict: _Optional[_Union[Verdict, str]] = ..., normalized_number: _Optional[str] = ..., matched_id: _Optional[str] = ..., matched_number: _Optional[str] = ..., matched_kind: _Optional[_Union[MatchKind, str]] = ..., call_id: _Optional[str] = ..., data_version: _Optional[int] = ..., reason: _Optional[_Union[ScreenReason, str]] = ..., decided_id: _Optional[str] = ..., decided_number: _Optional[str] = ..., decided_kind: _Optional[_Union[MatchKind, str]] = ..., decided_action: _Optional[_Union[Action, str]] = ..., decided_list: _Optional[str] = ...) -> None: ...
 
 class ScreenNumbersRequest(_message.Message):
     __slots__ = ("tenant_id", "direction", "numbers")
@@ -269,7 +328,7 @@ class ImportHeader(_message.Message):
     def __init__(self, tenant_id: _Optional[str] = ..., mode: _Optional[_Union[ImportMode, str]] = ..., source_name: _Optional[str] = ..., file_format: _Optional[_Union[FileFormat, str]] = ..., file_size: _Optional[int] = ..., time_zone: _Optional[str] = ...) -> None: ...
 
 class ImportRow(_message.Message):
-    __slots__ = ("line", "number", "call_type", "match_kind", "enabled", "note", "expire_time")
+    __slots__ = ("line", "number", "call_type", "match_kind", "enabled", "note", "expire_time", "action")
     LINE_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     CALL_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -277,6 +336,7 @@ class ImportRow(_message.Message):
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
     line: int
     number: str
     call_type: CallType
@@ -284,7 +344,8 @@ class ImportRow(_message.Message):
     enabled: bool
     note: str
     expire_time: _timestamp_pb2.Timestamp
-    def __init__(self, line: _Optional[int] = ..., number: _Optional[str] = ..., call_type: _Optional[_Union[CallType, str]] = ..., match_kind: _Optional[_Union[MatchKind, str]] = ..., enabled: _Optional[bool] = ..., note: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    action: Action
+    def __init__(self, line: _Optional[int] = ..., number: _Optional[str] = ..., call_type: _Optional[_Union[CallType, str]] = ..., match_kind: _Optional[_Union[MatchKind, str]] = ..., enabled: _Optional[bool] = ..., note: _Optional[str] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., action: _Optional[_Union[Action, str]] = ...) -> None: ...
 
 class ImportRowBatch(_message.Message):
     __slots__ = ("rows",)
@@ -523,12 +584,16 @@ class ListTenantsRequest(_message.Message):
     def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class TenantSummary(_message.Message):
-    __slots__ = ("tenant_id", "entry_count")
+    __slots__ = ("tenant_id", "entry_count", "display_name", "region")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     ENTRY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     entry_count: int
-    def __init__(self, tenant_id: _Optional[str] = ..., entry_count: _Optional[int] = ...) -> None: ...
+    display_name: str
+    region: str
+    def __init__(self, tenant_id: _Optional[str] = ..., entry_count: _Optional[int] = ..., display_name: _Optional[str] = ..., region: _Optional[str] = ...) -> None: ...
 
 class ListTenantsResponse(_message.Message):
     __slots__ = ("tenants", "next_page_token")
@@ -557,3 +622,79 @@ class ExplainScreenCallResponse(_message.Message):
     result: ScreenCallResponse
     candidates: _containers.RepeatedCompositeFieldContainer[ScreenCandidate]
     def __init__(self, result: _Optional[_Union[ScreenCallResponse, _Mapping]] = ..., candidates: _Optional[_Iterable[_Union[ScreenCandidate, _Mapping]]] = ...) -> None: ...
+
+class TenantSettings(_message.Message):
+    __slots__ = ("tenant_id", "display_name", "region", "withheld_policy", "subscribed_lists", "etag", "update_time")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    WITHHELD_POLICY_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIBED_LISTS_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    display_name: str
+    region: str
+    withheld_policy: WithheldPolicy
+    subscribed_lists: _containers.RepeatedScalarFieldContainer[str]
+    etag: str
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, tenant_id: _Optional[str] = ..., display_name: _Optional[str] = ..., region: _Optional[str] = ..., withheld_policy: _Optional[_Union[WithheldPolicy, str]] = ..., subscribed_lists: _Optional[_Iterable[str]] = ..., etag: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetTenantSettingsRequest(_message.Message):
+    __slots__ = ("tenant_id",)
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    def __init__(self, tenant_id: _Optional[str] = ...) -> None: ...
+
+class UpdateTenantSettingsRequest(_message.Message):
+    __slots__ = ("settings", "update_mask")
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    settings: TenantSettings
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, settings: _Optional[_Union[TenantSettings, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class ReviewRegionChangeRequest(_message.Message):
+    __slots__ = ("tenant_id", "region")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    region: str
+    def __init__(self, tenant_id: _Optional[str] = ..., region: _Optional[str] = ...) -> None: ...
+
+class RegionChange(_message.Message):
+    __slots__ = ("entry", "number_in_region")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_IN_REGION_FIELD_NUMBER: _ClassVar[int]
+    entry: ForbiddenNumber
+    number_in_region: str
+    def __init__(self, entry: _Optional[_Union[ForbiddenNumber, _Mapping]] = ..., number_in_region: _Optional[str] = ...) -> None: ...
+
+class ReviewRegionChangeResponse(_message.Message):
+    __slots__ = ("changes", "total_size", "conflicts")
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CONFLICTS_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[RegionChange]
+    total_size: int
+    conflicts: int
+    def __init__(self, changes: _Optional[_Iterable[_Union[RegionChange, _Mapping]]] = ..., total_size: _Optional[int] = ..., conflicts: _Optional[int] = ...) -> None: ...
+
+class ConvertNumbersToRegionRequest(_message.Message):
+    __slots__ = ("tenant_id", "region")
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    tenant_id: str
+    region: str
+    def __init__(self, tenant_id: _Optional[str] = ..., region: _Optional[str] = ...) -> None: ...
+
+class ConvertNumbersToRegionResponse(_message.Message):
+    __slots__ = ("converted_count", "conflicts", "settings")
+    CONVERTED_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CONFLICTS_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    converted_count: int
+    conflicts: int
+    settings: TenantSettings
+    def __init__(self, converted_count: _Optional[int] = ..., conflicts: _Optional[int] = ..., settings: _Optional[_Union[TenantSettings, _Mapping]] = ...) -> None: ...

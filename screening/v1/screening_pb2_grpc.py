@@ -270,6 +270,26 @@ class ForbiddenNumberAdminStub:
                 request_serializer=screening_dot_v1_dot_screening__pb2.GetReplicaStatusRequest.SerializeToString,
                 response_deserializer=screening_dot_v1_dot_screening__pb2.ReplicaStatus.FromString,
                 _registered_method=True)
+        self.GetTenantSettings = channel.unary_unary(
+                '/screening.v1.ForbiddenNumberAdmin/GetTenantSettings',
+                request_serializer=screening_dot_v1_dot_screening__pb2.GetTenantSettingsRequest.SerializeToString,
+                response_deserializer=screening_dot_v1_dot_screening__pb2.TenantSettings.FromString,
+                _registered_method=True)
+        self.UpdateTenantSettings = channel.unary_unary(
+                '/screening.v1.ForbiddenNumberAdmin/UpdateTenantSettings',
+                request_serializer=screening_dot_v1_dot_screening__pb2.UpdateTenantSettingsRequest.SerializeToString,
+                response_deserializer=screening_dot_v1_dot_screening__pb2.TenantSettings.FromString,
+                _registered_method=True)
+        self.ReviewRegionChange = channel.unary_unary(
+                '/screening.v1.ForbiddenNumberAdmin/ReviewRegionChange',
+                request_serializer=screening_dot_v1_dot_screening__pb2.ReviewRegionChangeRequest.SerializeToString,
+                response_deserializer=screening_dot_v1_dot_screening__pb2.ReviewRegionChangeResponse.FromString,
+                _registered_method=True)
+        self.ConvertNumbersToRegion = channel.unary_unary(
+                '/screening.v1.ForbiddenNumberAdmin/ConvertNumbersToRegion',
+                request_serializer=screening_dot_v1_dot_screening__pb2.ConvertNumbersToRegionRequest.SerializeToString,
+                response_deserializer=screening_dot_v1_dot_screening__pb2.ConvertNumbersToRegionResponse.FromString,
+                _registered_method=True)
         self.GetCallerIdentity = channel.unary_unary(
                 '/screening.v1.ForbiddenNumberAdmin/GetCallerIdentity',
                 request_serializer=screening_dot_v1_dot_screening__pb2.GetCallerIdentityRequest.SerializeToString,
@@ -380,6 +400,36 @@ class ForbiddenNumberAdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTenantSettings(self, request, context):
+        """A tenant's (or a shared list's) settings: display name, region, withheld
+        policy, the shared lists it subscribes to.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTenantSettings(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReviewRegionChange(self, request, context):
+        """The entries a region reads differently from how they are stored: bare
+        national digits that the region would read as another number.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConvertNumbersToRegion(self, request, context):
+        """Convert those entries to the numbers the region reads, in one audited
+        transaction; nothing stops blocking silently.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetCallerIdentity(self, request, context):
         """Who the calling token is: its name, roles and tenants (for consoles).
         """
@@ -470,6 +520,26 @@ def add_ForbiddenNumberAdminServicer_to_server(servicer, server):
                     servicer.GetReplicaStatus,
                     request_deserializer=screening_dot_v1_dot_screening__pb2.GetReplicaStatusRequest.FromString,
                     response_serializer=screening_dot_v1_dot_screening__pb2.ReplicaStatus.SerializeToString,
+            ),
+            'GetTenantSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTenantSettings,
+                    request_deserializer=screening_dot_v1_dot_screening__pb2.GetTenantSettingsRequest.FromString,
+                    response_serializer=screening_dot_v1_dot_screening__pb2.TenantSettings.SerializeToString,
+            ),
+            'UpdateTenantSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTenantSettings,
+                    request_deserializer=screening_dot_v1_dot_screening__pb2.UpdateTenantSettingsRequest.FromString,
+                    response_serializer=screening_dot_v1_dot_screening__pb2.TenantSettings.SerializeToString,
+            ),
+            'ReviewRegionChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviewRegionChange,
+                    request_deserializer=screening_dot_v1_dot_screening__pb2.ReviewRegionChangeRequest.FromString,
+                    response_serializer=screening_dot_v1_dot_screening__pb2.ReviewRegionChangeResponse.SerializeToString,
+            ),
+            'ConvertNumbersToRegion': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConvertNumbersToRegion,
+                    request_deserializer=screening_dot_v1_dot_screening__pb2.ConvertNumbersToRegionRequest.FromString,
+                    response_serializer=screening_dot_v1_dot_screening__pb2.ConvertNumbersToRegionResponse.SerializeToString,
             ),
             'GetCallerIdentity': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCallerIdentity,
@@ -840,6 +910,114 @@ class ForbiddenNumberAdmin:
             '/screening.v1.ForbiddenNumberAdmin/GetReplicaStatus',
             screening_dot_v1_dot_screening__pb2.GetReplicaStatusRequest.SerializeToString,
             screening_dot_v1_dot_screening__pb2.ReplicaStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTenantSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/screening.v1.ForbiddenNumberAdmin/GetTenantSettings',
+            screening_dot_v1_dot_screening__pb2.GetTenantSettingsRequest.SerializeToString,
+            screening_dot_v1_dot_screening__pb2.TenantSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTenantSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/screening.v1.ForbiddenNumberAdmin/UpdateTenantSettings',
+            screening_dot_v1_dot_screening__pb2.UpdateTenantSettingsRequest.SerializeToString,
+            screening_dot_v1_dot_screening__pb2.TenantSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviewRegionChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/screening.v1.ForbiddenNumberAdmin/ReviewRegionChange',
+            screening_dot_v1_dot_screening__pb2.ReviewRegionChangeRequest.SerializeToString,
+            screening_dot_v1_dot_screening__pb2.ReviewRegionChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConvertNumbersToRegion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/screening.v1.ForbiddenNumberAdmin/ConvertNumbersToRegion',
+            screening_dot_v1_dot_screening__pb2.ConvertNumbersToRegionRequest.SerializeToString,
+            screening_dot_v1_dot_screening__pb2.ConvertNumbersToRegionResponse.FromString,
             options,
             channel_credentials,
             insecure,

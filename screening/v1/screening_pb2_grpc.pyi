@@ -123,6 +123,19 @@ class ForbiddenNumberAdminStub:
     """Newest first."""
     GetReplicaStatus: _grpc.UnaryUnaryMultiCallable[_screening_pb2.GetReplicaStatusRequest, _screening_pb2.ReplicaStatus]
     """The answering replica's view of its data: how fresh, how connected."""
+    GetTenantSettings: _grpc.UnaryUnaryMultiCallable[_screening_pb2.GetTenantSettingsRequest, _screening_pb2.TenantSettings]
+    """A tenant's (or a shared list's) settings: display name, region, withheld
+    policy, the shared lists it subscribes to.
+    """
+    UpdateTenantSettings: _grpc.UnaryUnaryMultiCallable[_screening_pb2.UpdateTenantSettingsRequest, _screening_pb2.TenantSettings]
+    ReviewRegionChange: _grpc.UnaryUnaryMultiCallable[_screening_pb2.ReviewRegionChangeRequest, _screening_pb2.ReviewRegionChangeResponse]
+    """The entries a region reads differently from how they are stored: bare
+    national digits that the region would read as another number.
+    """
+    ConvertNumbersToRegion: _grpc.UnaryUnaryMultiCallable[_screening_pb2.ConvertNumbersToRegionRequest, _screening_pb2.ConvertNumbersToRegionResponse]
+    """Convert those entries to the numbers the region reads, in one audited
+    transaction; nothing stops blocking silently.
+    """
     GetCallerIdentity: _grpc.UnaryUnaryMultiCallable[_screening_pb2.GetCallerIdentityRequest, _screening_pb2.CallerIdentity]
     """Who the calling token is: its name, roles and tenants (for consoles)."""
     ListTenants: _grpc.UnaryUnaryMultiCallable[_screening_pb2.ListTenantsRequest, _screening_pb2.ListTenantsResponse]
@@ -163,6 +176,19 @@ class ForbiddenNumberAdminAsyncStub(ForbiddenNumberAdminStub):
     """Newest first."""
     GetReplicaStatus: _aio.UnaryUnaryMultiCallable[_screening_pb2.GetReplicaStatusRequest, _screening_pb2.ReplicaStatus]  # type: ignore[assignment]
     """The answering replica's view of its data: how fresh, how connected."""
+    GetTenantSettings: _aio.UnaryUnaryMultiCallable[_screening_pb2.GetTenantSettingsRequest, _screening_pb2.TenantSettings]  # type: ignore[assignment]
+    """A tenant's (or a shared list's) settings: display name, region, withheld
+    policy, the shared lists it subscribes to.
+    """
+    UpdateTenantSettings: _aio.UnaryUnaryMultiCallable[_screening_pb2.UpdateTenantSettingsRequest, _screening_pb2.TenantSettings]  # type: ignore[assignment]
+    ReviewRegionChange: _aio.UnaryUnaryMultiCallable[_screening_pb2.ReviewRegionChangeRequest, _screening_pb2.ReviewRegionChangeResponse]  # type: ignore[assignment]
+    """The entries a region reads differently from how they are stored: bare
+    national digits that the region would read as another number.
+    """
+    ConvertNumbersToRegion: _aio.UnaryUnaryMultiCallable[_screening_pb2.ConvertNumbersToRegionRequest, _screening_pb2.ConvertNumbersToRegionResponse]  # type: ignore[assignment]
+    """Convert those entries to the numbers the region reads, in one audited
+    transaction; nothing stops blocking silently.
+    """
     GetCallerIdentity: _aio.UnaryUnaryMultiCallable[_screening_pb2.GetCallerIdentityRequest, _screening_pb2.CallerIdentity]  # type: ignore[assignment]
     """Who the calling token is: its name, roles and tenants (for consoles)."""
     ListTenants: _aio.UnaryUnaryMultiCallable[_screening_pb2.ListTenantsRequest, _screening_pb2.ListTenantsResponse]  # type: ignore[assignment]
@@ -278,6 +304,43 @@ class ForbiddenNumberAdminServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_screening_pb2.ReplicaStatus, _abc.Awaitable[_screening_pb2.ReplicaStatus]]:
         """The answering replica's view of its data: how fresh, how connected."""
+
+    @_abc_1.abstractmethod
+    def GetTenantSettings(
+        self,
+        request: _screening_pb2.GetTenantSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_screening_pb2.TenantSettings, _abc.Awaitable[_screening_pb2.TenantSettings]]:
+        """A tenant's (or a shared list's) settings: display name, region, withheld
+        policy, the shared lists it subscribes to.
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateTenantSettings(
+        self,
+        request: _screening_pb2.UpdateTenantSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_screening_pb2.TenantSettings, _abc.Awaitable[_screening_pb2.TenantSettings]]: ...
+
+    @_abc_1.abstractmethod
+    def ReviewRegionChange(
+        self,
+        request: _screening_pb2.ReviewRegionChangeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_screening_pb2.ReviewRegionChangeResponse, _abc.Awaitable[_screening_pb2.ReviewRegionChangeResponse]]:
+        """The entries a region reads differently from how they are stored: bare
+        national digits that the region would read as another number.
+        """
+
+    @_abc_1.abstractmethod
+    def ConvertNumbersToRegion(
+        self,
+        request: _screening_pb2.ConvertNumbersToRegionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_screening_pb2.ConvertNumbersToRegionResponse, _abc.Awaitable[_screening_pb2.ConvertNumbersToRegionResponse]]:
+        """Convert those entries to the numbers the region reads, in one audited
+        transaction; nothing stops blocking silently.
+        """
 
     @_abc_1.abstractmethod
     def GetCallerIdentity(
