@@ -406,3 +406,37 @@ async def test_console_script_from_add_to_a_blocked_call(server: App) -> None:
     assert down.stdout == ""
     assert down.stderr.count("\n") == 1 and "Traceback" not in down.stderr
     assert down.stderr.startswith("error: cannot reach the server at 127.0.0.1:1")
+
+
+async def test_settings_and_a_region_change_from_the_command_line(cli: Run, clients: Clients) -> None:
+    shown = json.loads(ok(await cli("settings", "-t", "acme", "-o", "json")))
+    assert (shown["tenant_id"], shown["region"], shown["etag"]) == ("acme", "", "")
+    changed = json.loads(
+        ok(
+            await cli(
+                "settings",
+                "-t",
+                "acme",
+                "--display-name",
+                "ACME",
+                "--withheld",
+                "block",
+                "--lists",
+                "@dnc",
+                "-o",
+                "json",
+            )
+        )
+    )
+    assert (changed["display_name"], changed["withheld_policy"], changed["subscribed_lists"]) == (
+        "ACME",
+        "WITHHELD_POLICY_BLOCK",
+        ["@dnc"],
+    )
+    entry = await add(cli, "4155550102", "--call-type", "both")
+    review = rows(ok(await cli("region", "us", "-t", "acme", "-o", "csv")))
+    assert review == [{"id": entry["id"], "number": "4155550102", "number_in_region": "+14155550102"}]
+    converted = await cli("region", "US", "-t", "acme", "--convert")
+    assert converted.exit_code == 0 and "converted 1 entries" in converted.stderr
+    assert json.loads(ok(await cli("get", entry["id"], "-t", "acme", "-o", "json")))["number"] == "+14155550102"
+    assert "INVALID_ARGUMENT" in failed(await cli("settings", "-t", "acme", "--region", "XX"))

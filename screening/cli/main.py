@@ -651,6 +651,99 @@ def status(ctx: typer.Context, output: Output = OutputFormat.table) -> None:
     Call(ctx)(work)
 
 
+# ------------------------------------------------------------ tenants
+
+
+class WithheldName(enum.StrEnum):
+    allow = "allow"
+    block = "block"
+
+
+WITHHELD = {"allow": pb.WITHHELD_POLICY_ALLOW, "block": pb.WITHHELD_POLICY_BLOCK}
+
+
+@app.command()
+def settings(
+    ctx: typer.Context,
+    tenant: Tenant = None,
+    display_name: Annotated[str | None, typer.Option("--display-name", help="The tenant's name in listings.")] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region", help="Region reading the tenant's national numbers (US, CN); '' : the server's default."
+        ),
+    ] = None,
+    withheld: Annotated[
+        WithheldName | None,
+        typer.Option("--withheld", case_sensitive=False, help="Inbound calls whose caller withheld the number."),
+    ] = None,
+    lists: Annotated[
+        str | None,
+        typer.Option("--lists", help="Shared lists to subscribe to, comma-separated (@dnc,@fraud); '' : none."),
+    ] = None,
+    etag: Annotated[str, typer.Option("--etag", help="Change only if the settings are still at this etag.")] = "",
+    output: Output = OutputFormat.table,
+) -> None:
+    """Show a tenant's settings, or change the ones given (a tenant whose id starts with @ is a shared list)."""
+    tenant_id = _tenant(ctx, tenant)
+
+    def work(s: Session) -> None:
+        given = pb.TenantSettings(tenant_id=tenant_id, etag=etag)
+        paths: list[str] = []
+        if display_name is not None:
+            given.display_name, paths = display_name, [*paths, "display_name"]
+        if region is not None:
+            given.region, paths = region, [*paths, "region"]
+        if withheld is not None:
+            given.withheld_policy, paths = WITHHELD[withheld.value], [*paths, "withheld_policy"]
+        if lists is not None:
+            given.subscribed_lists.extend(n.strip() for n in lists.split(",") if n.strip())
+            paths = [*paths, "subscribed_lists"]
+        if paths:
+            request = pb.UpdateTenantSettingsRequest(settings=given)
+            request.update_mask.paths.extend(paths)
+            found = s.admin.UpdateTenantSettings(request, metadata=s.metadata, timeout=s.timeout)
+        else:
+            found = s.admin.GetTenantSettings(
+                pb.GetTenantSettingsRequest(tenant_id=tenant_id), metadata=s.metadata, timeout=s.timeout
+            )
+        render.single(found, render.TENANT_SETTINGS, output)
+
+    Call(ctx)(work)
+
+
+@app.command("region")
+def region_change(
+    ctx: typer.Context,
+    region: Annotated[str, typer.Argument(help="The region to read the tenant's national numbers in (US, CN).")],
+    tenant: Tenant = None,
+    convert: Annotated[
+        bool, typer.Option("--convert", help="Renumber those entries and make REGION the tenant's, in one step.")
+    ] = False,
+    output: Output = OutputFormat.table,
+) -> None:
+    """The entries REGION reads as other numbers; --convert renumbers them so that nothing stops blocking."""
+    tenant_id = _tenant(ctx, tenant)
+
+    def work(s: Session) -> None:
+        if convert:
+            done = s.admin.ConvertNumbersToRegion(
+                pb.ConvertNumbersToRegionRequest(tenant_id=tenant_id, region=region),
+                metadata=s.metadata,
+                timeout=s.timeout,
+            )
+            note(f"converted {done.converted_count} entries; {done.conflicts} left as they were (the number exists)")
+            render.single(done.settings, render.TENANT_SETTINGS, output)
+            return
+        review = s.admin.ReviewRegionChange(
+            pb.ReviewRegionChangeRequest(tenant_id=tenant_id, region=region), metadata=s.metadata, timeout=s.timeout
+        )
+        render.listing(list(review.changes), render.REGION_CHANGE, output)
+        note(f"{review.total_size} entries read differently in {region.upper()}; {review.conflicts} would clash")
+
+    Call(ctx)(work)
+
+
 # ------------------------------------------------------------ imports
 
 

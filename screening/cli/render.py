@@ -120,6 +120,27 @@ REASON_WORDS = {
 }
 
 
+TENANT_SETTINGS = Kind(
+    "tenant settings",
+    (
+        Column("TENANT", "tenant_id", lambda m: m.tenant_id),
+        Column("NAME", "display_name", lambda m: m.display_name),
+        Column("REGION", "region", lambda m: m.region or "(the server's)"),
+        Column("WITHHELD CALLERS", "withheld_policy", lambda m: "block" if m.withheld_policy == 2 else "allow"),
+        Column("LISTS", "subscribed_lists", lambda m: ",".join(m.subscribed_lists)),
+        Column("ETAG", "etag", lambda m: m.etag),
+    ),
+)
+REGION_CHANGE = Kind(
+    "region change",
+    (
+        Column("ID", "id", lambda m: m.entry.id),
+        Column("STORED", "number", lambda m: m.entry.number),
+        Column("IN THE REGION", "number_in_region", lambda m: m.number_in_region),
+    ),
+)
+
+
 def _progress(m: pb.ImportJob) -> str:
     """How far a running job got: the share of its file read, or its rows so far."""
     if m.state != pb.IMPORT_JOB_STATE_RUNNING:
