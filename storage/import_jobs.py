@@ -22,7 +22,7 @@ import asyncpg
 from storage.db import Conn, borrow
 from storage.errors import RowNotFound
 from storage.forbidden_numbers import AUDITED
-from storage.rows import FAILED, SUPERSEDED, JobLine, JobRow, Who, columns
+from storage.rows import FAILED, SUPERSEDED, EntryValues, JobLine, JobRow, Who, columns
 from storage.tenancy import Tenancy
 
 # A RUNNING job whose replica has not touched it for this long died with it.
@@ -48,11 +48,12 @@ _JOB_COLUMNS = f"""id::text AS id, seq, tenant_id,
 
 _STAGING = "import_staging"
 _SOURCE = "import_source"
-STAGING_COLUMNS = ("ord", "line", "number", "match_kind", "call_type", "enabled", "note", "expire_time")
+# What an import writes of an entry: the columns of EntryValues, keyed by (number, match_kind).
+_WRITTEN = columns(EntryValues)
+_VALUES = tuple(c for c in _WRITTEN if c not in ("number", "match_kind"))
+STAGING_COLUMNS = ("ord", "line", *_WRITTEN)
 # (arrival order, line, number, match_kind, call_type, enabled, note, expire_time)
 StagedRow = tuple[int, int, str, int, int, bool, str, datetime | None]
-_VALUES = ("call_type", "enabled", "note", "expire_time")
-_WRITTEN = ("number", "match_kind", *_VALUES)
 
 
 def _json(alias: str) -> str:
@@ -351,12 +352,11 @@ class ImportJobStore:
                     await self._tenancy.enter(conn, tenant_id)
                     # Sorting a million staged rows for DISTINCT ON stays in memory.
                     await conn.execute("SET LOCAL work_mem = '64MB'")
+                    # The entries' own column types, with the line and the arrival order before them.
                     await conn.execute(
-                        f"""CREATE TEMP TABLE {_STAGING} (
-                                ord bigint NOT NULL, line bigint NOT NULL, number text NOT NULL,
-                                match_kind smallint NOT NULL, call_type smallint NOT NULL, enabled boolean NOT NULL,
-                                note text NOT NULL, expire_time timestamptz
-                            ) ON COMMIT DROP"""
+                        f"""CREATE TEMP TABLE {_STAGING} ON COMMIT DROP AS
+                            SELECT 0::bigint AS ord, 0::bigint AS line, {", ".join(_WRITTEN)}
+                            FROM forbidden_numbers WITH NO DATA"""
                     )
                     yield ImportTransaction(conn)
             except BaseException:
