@@ -65,7 +65,7 @@ async def start_server(dsn: str) -> AsyncIterator[StartServer]:
     apps: list[App] = []
 
     async def start(*, database_url: str | None = None, wait_ready: bool = True, **overrides: Any) -> App:
-        config = Config(listen="127.0.0.1:0", database_url=database_url or dsn, **overrides)
+        config = Config(**{"listen": "127.0.0.1:0", **overrides}, database_url=database_url or dsn)
         app = await App(config, config.database_url or dsn).start()
         apps.append(app)
         if wait_ready:

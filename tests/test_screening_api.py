@@ -208,3 +208,14 @@ async def test_unavailable_and_not_serving_until_first_load(
         return status.status == health_pb2.HealthCheckResponse.SERVING
 
     await wait_until(serving, within=2)
+
+
+async def test_a_switch_on_the_same_host_screens_over_a_unix_socket(start_server: StartServer, tmp_path) -> None:
+    path = tmp_path / "screening.sock"
+    app = await start_server(listen=f"unix:{path}")
+    async with grpc.aio.insecure_channel(f"unix:{path}") as channel:
+        clients = Clients(channel)
+        await create(clients, "+4930123456")
+        answer = await until_verdict(clients, "+4930123456", pb.VERDICT_BLOCK)
+        assert answer.normalized_number == "+4930123456"
+    assert app.listening and path.exists()

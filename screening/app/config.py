@@ -66,6 +66,16 @@ def flag(default: Any, help: str, **how: Any) -> Any:
     return field(default=default, metadata={"flag": Flag(help=help, **how)})
 
 
+UNIX = "unix:"
+
+
+def _listen(value: str) -> str | None:
+    """HOST:PORT, or unix:PATH (a Unix domain socket: for a switch on the same host, no TCP on the way)."""
+    if value.startswith(UNIX):
+        return None if len(value) > len(UNIX) else "expected unix:PATH, e.g. unix:/run/screening.sock"
+    return _host_port(value)
+
+
 def _host_port(value: str) -> str | None:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -97,8 +107,9 @@ def _workers(text: str) -> int:
 class Config:
     listen: str = flag(
         "127.0.0.1:50051",
-        "where gRPC is served; a non-loopback address (0.0.0.0:50051) needs --auth-file (or --insecure)",
-        check=_host_port,
+        "where gRPC is served: HOST:PORT, or unix:PATH for switches on the same host; a non-loopback address"
+        " (0.0.0.0:50051) needs --auth-file (or --insecure)",
+        check=_listen,
         metavar="HOST:PORT",
     )
     database_url: str | None = flag(
@@ -263,12 +274,21 @@ class Config:
             raise ConfigError("--tls-cert and --tls-key: give both or neither")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ConfigError("--tls-client-ca: needs --tls-cert and --tls-key (client certificates need TLS)")
-        if self.workers > 1 and port == 0:
-            raise ConfigError(f"--listen {self.listen}: --workers {self.workers} share one port, so it cannot be 0")
+        if self.workers > 1 and (port == 0 or self.listens_on_unix):
+            raise ConfigError(
+                f"--listen {self.listen}: --workers {self.workers} share one TCP port, so it must be a port other than 0"
+            )
 
     @property
     def listen_host_port(self) -> tuple[str, int]:
+        """The host and port; a Unix socket is ("localhost", 0): local, and no port."""
+        if self.listen.startswith(UNIX):
+            return "localhost", 0
         return split_host_port(self.listen, "--listen")
+
+    @property
+    def listens_on_unix(self) -> bool:
+        return self.listen.startswith(UNIX)
 
     @property
     def metrics_host_port(self) -> tuple[str, int] | None:

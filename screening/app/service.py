@@ -198,7 +198,10 @@ class App:
         except RuntimeError as exc:
             raise ConfigError(f"--listen {self.config.listen!r}: cannot listen: {exc}") from None
         await self.server.start()
-        log.info("listening on %s (port %d)", self.config.listen, self.port)
+        if self.config.listens_on_unix:
+            log.info("listening on %s", self.config.listen)
+        else:
+            log.info("listening on %s (port %d)", self.config.listen, self.port)
 
     def reload_auth(self) -> bool:
         """Re-read the auth file (on SIGHUP); a bad file keeps the tokens in force."""
