@@ -276,7 +276,7 @@ class Config:
             raise ConfigError("--tls-client-ca: needs --tls-cert and --tls-key (client certificates need TLS)")
         if self.workers > 1 and (port == 0 or self.listens_on_unix):
             raise ConfigError(
-                f"--listen {self.listen}: --workers {self.workers} share one TCP port, so it must be a port other than 0"
+                f"--listen {self.listen}: --workers {self.workers} share one TCP port, so it must be a port (not 0)"
             )
 
     @property
