@@ -27,11 +27,16 @@ from storage.rows import (
 )
 from storage.tenancy import Tenancy
 
-_COLUMNS = ", ".join(columns(EntryRow))
+# What a row of forbidden_numbers reads as an EntryRow: its columns, and its hits (from entry_hits).
+_COMPUTED = {
+    "hit_count": "coalesce((SELECT h.hits FROM entry_hits h WHERE h.entry_id = forbidden_numbers.id), 0) AS hit_count",
+    "last_hit_time": "(SELECT h.last_hit FROM entry_hits h WHERE h.entry_id = forbidden_numbers.id) AS last_hit_time",
+}
+_COLUMNS = ", ".join(_COMPUTED.get(c, c) for c in columns(EntryRow))
 _VALUES = columns(EntryValues)
 ENTRY = "forbidden number"
 # The audit trail describes an entry by its columns, without the times the event itself carries.
-AUDITED = tuple(c for c in columns(EntryRow) if c not in ("create_time", "update_time"))
+AUDITED = tuple(c for c in columns(EntryRow) if c not in ("create_time", "update_time", *_COMPUTED))
 
 # Status codes, as the API numbers them.
 ACTIVE, DISABLED, EXPIRED = 1, 2, 3

@@ -34,6 +34,9 @@ class EntryRow:
     update_time: datetime
     # Bumped by a trigger on every update; the API's etag.
     revision: int
+    # Calls the entry decided, summed over replicas (entry_hits, a few seconds behind), and the last one.
+    hit_count: int
+    last_hit_time: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +52,7 @@ class EntryValues:
 
 
 # Set by the queries, never by a caller.
-SERVER_COLUMNS = ("id", "tenant_id", "create_time", "update_time", "revision")
+SERVER_COLUMNS = ("id", "tenant_id", "create_time", "update_time", "revision", "hit_count", "last_hit_time")
 
 
 @dataclass(frozen=True, slots=True)

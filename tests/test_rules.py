@@ -231,3 +231,34 @@ async def test_screen_call_explains_a_block(clients: Clients) -> None:
         pb.MATCH_KIND_EXACT,
     )
     assert (await screen(clients, "+14155550199")).verdict == ALLOW
+
+
+async def test_hit_counts_are_summed_over_replicas_and_shown_by_get_list_and_export(
+    start_server: StartServer, connect
+) -> None:
+    first = connect(await start_server(hit_flush_interval=0.2))
+    second = connect(await start_server(hit_flush_interval=0.2))
+    blocked = await create(first, "+14155550100")
+    quiet = await create(first, "+14155550101")
+    await until_verdict(first, "+14155550100", BLOCK)
+    await until_verdict(second, "+14155550100", BLOCK)
+    for clients, calls in ((first, 3), (second, 4)):
+        for _ in range(calls):
+            assert (await screen(clients, "+14155550100")).verdict == BLOCK
+    # A test of a number is no call: it counts nothing.
+    await first.admin.ExplainScreenCall(pb.ScreenCallRequest(tenant_id=A, number="+14155550100", direction=IN))
+
+    async def counted() -> pb.ForbiddenNumber | None:
+        entry = await first.admin.GetForbiddenNumber(pb.GetForbiddenNumberRequest(tenant_id=A, id=blocked.id))
+        # until_verdict's own calls count too: at least the 7 made here.
+        return entry if entry.hit_count >= 7 + 2 else None
+
+    await wait_until(counted, within=5)
+    entry = await counted()
+    assert entry is not None and entry.HasField("last_hit_time")
+    page = await first.admin.ListForbiddenNumbers(pb.ListForbiddenNumbersRequest(tenant_id=A))
+    by_id = {e.id: e for e in page.forbidden_numbers}
+    assert by_id[blocked.id].hit_count == entry.hit_count and by_id[quiet.id].hit_count == 0
+    assert not by_id[quiet.id].HasField("last_hit_time")
+    exported = [e async for e in first.admin.ExportForbiddenNumbers(pb.ExportForbiddenNumbersRequest(tenant_id=A))]
+    assert {e.id: e.hit_count for e in exported}[blocked.id] == entry.hit_count

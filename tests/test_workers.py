@@ -130,7 +130,7 @@ async def test_two_workers_share_the_port_a_dead_one_is_restarted_and_sigterm_dr
 def test_workers_need_a_fixed_port(run_server) -> None:
     server = run_server("--workers", "2", "--listen", "127.0.0.1:0")
     assert server.proc.wait(10) == 2
-    assert "cannot be 0" in server.output()
+    assert "must be a port (not 0)" in server.output()
 
 
 async def test_workers_stop_when_the_supervisor_is_killed_outright(run_server, dsn: str) -> None:

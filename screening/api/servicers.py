@@ -395,7 +395,9 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
         )
 
     async def ExplainScreenCall(self, request: pb.ScreenCallRequest, context: Context) -> pb.ExplainScreenCallResponse:
-        decision = self._screener.screen(request.tenant_id, request.number, request.direction, request.caller_withheld)
+        decision = self._screener.screen(
+            request.tenant_id, request.number, request.direction, request.caller_withheld, count=False
+        )
         result = respond(decision, request.call_id)
         hit = decision.entry
         candidates = await self._numbers.explain(

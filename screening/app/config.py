@@ -229,6 +229,13 @@ class Config:
         metavar="N",
         shown_default="1 GiB",
     )
+    hit_flush_interval: float = flag(
+        10.0,
+        "seconds between writes of the calls each entry decided (counted in memory) to the database",
+        parse=float,
+        check=lambda v: None if 0 < v <= 10 else "must be more than 0 and at most 10 seconds",
+        metavar="SECONDS",
+    )
     log_level: str = flag(
         "INFO",
         "DEBUG, INFO, WARNING or ERROR",

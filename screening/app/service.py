@@ -30,6 +30,7 @@ from screening.index import compact
 from screening.sync.replica import Replica
 from screening.sync.settings import SettingsFollower
 from screening.usecases.admin import ForbiddenNumbers
+from screening.usecases.hits import HitFlusher
 from screening.usecases.imports import MAX_CONCURRENT_IMPORTS, Imports
 from screening.usecases.pages import Pages
 from screening.usecases.screener import Screener
@@ -68,6 +69,7 @@ class App:
     metrics_server: MetricsServer | None = field(init=False, default=None)
     imports: Imports = field(init=False)
     settings: SettingsFollower = field(init=False)
+    _hits: HitFlusher = field(init=False)
     _pools: list[asyncpg.Pool] = field(init=False, default_factory=list)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
     _tls: tls.ServerTLS | None = field(init=False, default=None)
@@ -130,6 +132,7 @@ class App:
         region = self.config.default_region
         self.settings = SettingsFollower(admin_pool, region, self.config.poll_interval)
         screener = Screener(self.replica, region, self.settings)
+        self._hits = HitFlusher(screener.hits, admin_pool, self.config.hit_flush_interval)
         pages = Pages(lambda: keys.key(admin_pool, keys.PAGE_TOKENS))
         self.imports = Imports(
             ImportJobStore(admin_pool, import_pool, self._tenancy),
@@ -264,12 +267,14 @@ class App:
                 log.warning("cannot prepare the database yet, retrying: %s: %s", type(exc).__name__, exc)
                 await asyncio.sleep(1.0)
         following = asyncio.create_task(self.settings.run(), name="tenant settings")
+        counting = asyncio.create_task(self._hits.run(), name="hit counts")
         try:
             await self.replica.run()
         finally:
-            following.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await following
+            for task in (following, counting):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     def _serving(self) -> None:
         async def mark() -> None:

@@ -17,6 +17,7 @@ from screening.domain.model import CallType, MatchKind
 
 class Kind(enum.Enum):
     TEXT = "text"
+    INT = "int"
     ENUM = "enum"
     BOOL = "bool"
     TIME = "time"
@@ -47,6 +48,9 @@ ENTRY_FIELDS: tuple[EntryField, ...] = (
     EntryField("create_time", Kind.TIME),
     EntryField("update_time", Kind.TIME),
     EntryField("etag", Kind.TEXT),
+    # Calls the entry decided, summed over every replica, and the last one: counted, never written.
+    EntryField("hit_count", Kind.INT),
+    EntryField("last_hit_time", Kind.TIME),
 )
 BY_NAME = {f.name: f for f in ENTRY_FIELDS}
 # The update_mask paths, in declaration order.

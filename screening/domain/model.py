@@ -86,6 +86,8 @@ class ForbiddenNumber:
     create_time: datetime
     update_time: datetime
     etag: str
+    hit_count: int = 0
+    last_hit_time: datetime | None = None
 
     def status(self, now: datetime) -> EntryStatus:
         if not self.enabled:

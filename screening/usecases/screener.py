@@ -20,6 +20,7 @@ from screening.domain.numbers import is_e164, is_emergency, normalize
 from screening.index.rules import IndexEntry
 from screening.sync.replica import Replica
 from screening.sync.settings import SettingsFollower
+from screening.usecases.hits import HitCounter
 
 _DIRECTIONS = (1, 2)
 _INBOUND, _OUTBOUND = 1, 2
@@ -55,8 +56,15 @@ def _more_specific(a: IndexEntry, b: IndexEntry) -> bool:
 
 
 class Screener:
-    def __init__(self, replica: Replica, region: str | None, settings: SettingsFollower | None = None) -> None:
+    def __init__(
+        self,
+        replica: Replica,
+        region: str | None,
+        settings: SettingsFollower | None = None,
+        hits: HitCounter | None = None,
+    ) -> None:
         self._replica = replica
+        self.hits = HitCounter() if hits is None else hits
         self._region = region
         self._settings = settings
         self._rules = {} if settings is None else settings.by_tenant
@@ -74,7 +82,10 @@ class Screener:
             # Never ALLOW from an index that has not been loaded.
             raise Unavailable("forbidden numbers are still loading on this replica; retry shortly")
 
-    def screen(self, tenant_id: str, number: str, direction: int, withheld: bool = False) -> Decision:
+    def screen(
+        self, tenant_id: str, number: str, direction: int, withheld: bool = False, count: bool = True
+    ) -> Decision:
+        """The answer to one call; `count` False: a test of a number, not a call (no hit is counted)."""
         replica = self._replica
         if tenant_id not in self._valid_tenants or direction not in _DIRECTIONS or not replica.ready:
             self._check(tenant_id, direction)
@@ -103,6 +114,8 @@ class Screener:
                     entry, decided_by = found, list_id
         if entry is None:
             return Decision(normalized, None, _ALLOW, _UNTOLD, "", version)
+        if count:
+            self.hits.hit(entry.id, now)
         return Decision(normalized, entry, _BLOCK, _BLOCK_ENTRY, decided_by, version)
 
     def screen_many(
