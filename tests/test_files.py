@@ -258,3 +258,31 @@ def test_a_cell_that_looks_like_a_formula_stays_text_in_a_workbook() -> None:
     cells = ['=HYPERLINK("http://evil","x")', "=0", "+14155550100", "@SUM(1)", "007"]
     _, found = lines(write_xlsx(["number", "call_type", "note", "match_kind", "reason"], [cells]), sheet.XLSX)
     assert [line.cells for line in found] == [cells]
+
+
+_WORDS = st.sampled_from(["", "both", "inbound", "out", " Both ", "呼入", "exact", "PREFIX", "true", "no", "x"])
+_SIX = ["number", "call_type", "match_kind", "enabled", "note", "expire_time"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.tuples(
+        st.sampled_from(["+14155550100", " 0755 1234 5678 ", "", "abc", "+1" + "9" * 1200]),
+        _WORDS,
+        _WORDS,
+        _WORDS,
+        st.text(max_size=20),
+        st.sampled_from(["", "2030-01-01", "soon", " "]),
+    )
+)
+def test_a_line_of_the_six_columns_reads_as_any_other_line(cells: tuple[str, ...]) -> None:
+    """The one-call reading of a six-column line gives what the general reading gives, values or error."""
+
+    def read(columns: list[str], line: list[str]) -> object:
+        try:
+            return Reader(columns, UTC).values(sheet.Line(2, line))
+        except CellError as exc:
+            return (exc.column, str(exc))
+
+    assert Reader(_SIX, UTC)._all is not None  # the one-call reading, which a seventh column turns off
+    assert read(_SIX, list(cells)) == read([*_SIX, "reason"], [*cells, "why"])

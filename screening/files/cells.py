@@ -97,9 +97,9 @@ class Reader:
         self._note = at.get("note", -1)
         self._expire = at.get("expire_time", -1)
         self._zone = zone
-        # Every column there: a line of exactly that many cells is read with one C call (see values).
+        # These columns and no other: a line of exactly that many cells is read with one C call (see values).
         found = (self._number, self._call_type, self._match_kind, self._enabled, self._note, self._expire)
-        self._all = itemgetter(*found) if min(found) >= 0 else None
+        self._all = itemgetter(*found) if min(found) >= 0 and len(columns) == len(found) else None
 
     def number_of(self, cells: list[str]) -> str:
         """The number as written, for the job's record of a bad line."""
