@@ -234,7 +234,7 @@ async def test_first_load_from_the_database_packs_numbers_as_python_does(start_s
         rows = [
             changes.ChangedRow(*r)
             for r in await conn.fetch(
-                "SELECT id::text, tenant_id, number, match_kind, call_type, enabled, expire_time, deleted"
+                "SELECT id::text, tenant_id, number, match_kind, call_type, enabled, expire_time, action, deleted"
                 " FROM forbidden_numbers"
             )
         ]

@@ -51,6 +51,11 @@ BUCKET = 8  # keys a bucket of the look-up table holds on average
 CALL_TYPE_MASK = 0b0011  # CallType values are bit masks of Direction values
 ENABLED = 0b0100
 EXPIRES = 0b1000
+# Why an entry with the number does not qualify, ranked: a look-up that finds
+# none qualifying reports the highest rank it passed over (screening/index/rules.py).
+MISS_EXPIRED = 1
+MISS_DISABLED = 2
+MISS_OTHER_DIRECTION = 3
 
 # What number_key encodes: a normalized number, '+' and 1-15 digits or bare digits.
 ENCODABLE = re.compile(r"\+?[0-9]{1,15}")
@@ -110,7 +115,7 @@ class Searcher(Protocol):
 
     def hit(
         self, tenant_id: str, number: str, direction: int, now: float, shadowed: AbstractSet[str]
-    ) -> tuple[str, int, float] | None: ...
+    ) -> tuple[str, int, float] | int | None: ...
 
     def id_at(self, pos: int) -> str: ...
 
@@ -292,10 +297,11 @@ class Base:
 
     def hit(
         self, tenant_id: str, number: str, direction: int, now: float, shadowed: AbstractSet[str]
-    ) -> tuple[str, int, float] | None:
-        """(id, call type, expiry) of the tenant's qualifying entry for this normalized number, or None.
+    ) -> tuple[str, int, float] | int | None:
+        """(id, call type, expiry) of the tenant's qualifying entry for this normalized number; for
+        an entry with the number that does not qualify (a near miss), why, as a MISS_* rank; else None.
 
-        An entry whose id is in `shadowed` does not qualify. The Python form
+        An entry whose id is in `shadowed` is not there. The Python form
         of _native.Searcher.hit, which Base.searcher() hands out instead when
         the extension is built.
         """
@@ -315,13 +321,22 @@ class Base:
         if pos == end:
             return None
         found = keys[pos]
-        if found >> FLAG_BITS != key >> FLAG_BITS or not found & ENABLED or not found & direction:
+        if found >> FLAG_BITS != key >> FLAG_BITS:
             return None
         expires = self.expires_at(pos) if found & EXPIRES else NEVER
-        if not now < expires:
-            return None
+        missed = (
+            MISS_DISABLED
+            if not found & ENABLED
+            else MISS_EXPIRED
+            if not now < expires
+            else MISS_OTHER_DIRECTION
+            if not found & direction
+            else 0
+        )
         entry_id = self.id_at(pos)
-        return None if entry_id in shadowed else (entry_id, found & CALL_TYPE_MASK, expires)
+        if entry_id in shadowed:
+            return None
+        return missed or (entry_id, found & CALL_TYPE_MASK, expires)
 
     def hits(self, tenant_id: str, numbers: list[str], direction: int, now: float) -> dict[int, tuple[int, int, float]]:
         """hit() for many numbers, by one vectorized search: {index in numbers: (position, call type, expiry)}."""

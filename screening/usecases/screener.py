@@ -15,9 +15,9 @@ from typing import NamedTuple
 
 from screening.domain import validation as check
 from screening.domain.errors import InvalidArgument, Unavailable
-from screening.domain.model import MatchKind, ScreenReason
+from screening.domain.model import Action, MatchKind, ScreenReason
 from screening.domain.numbers import is_e164, is_emergency, normalize
-from screening.index.rules import IndexEntry
+from screening.index.rules import MISS_DISABLED, MISS_EXPIRED, MISS_OTHER_DIRECTION, IndexEntry
 from screening.sync.replica import Replica
 from screening.sync.settings import SettingsFollower
 from screening.usecases.hits import HitCounter
@@ -27,11 +27,17 @@ _INBOUND, _OUTBOUND = 1, 2
 _ALLOW, _BLOCK = 1, 2
 _EXACT = MatchKind.EXACT
 MAX_BATCH = 10_000
+_ALLOW_ACTION = Action.ALLOW
 _BLOCK_ENTRY = int(ScreenReason.BLOCK_ENTRY)
+_ALLOW_ENTRY = int(ScreenReason.ALLOW_ENTRY)
+_NO_ENTRY = int(ScreenReason.NO_ENTRY)
 _WITHHELD = int(ScreenReason.WITHHELD)
 _EMERGENCY = int(ScreenReason.EMERGENCY_NUMBER)
-# A plain miss: why no entry decided is told apart once the index reports near misses.
-_UNTOLD = 0
+# The reason of a miss, by the index's rank of the near misses it passed over (0: none).
+_MISSES = [_NO_ENTRY, 0, 0, 0]
+_MISSES[MISS_EXPIRED] = int(ScreenReason.ONLY_EXPIRED)
+_MISSES[MISS_DISABLED] = int(ScreenReason.ONLY_DISABLED)
+_MISSES[MISS_OTHER_DIRECTION] = int(ScreenReason.OTHER_DIRECTION)
 
 
 # Tenant ids seen valid, so the hot path checks a set, not a regex; bounded
@@ -97,7 +103,7 @@ class Screener:
                 blocked = rules is not None and rules.block_withheld
                 return Decision("", None, _BLOCK if blocked else _ALLOW, _WITHHELD, "", version)
             if not number:
-                return Decision("", None, _ALLOW, _UNTOLD, "", version)
+                return Decision("", None, _ALLOW, _NO_ENTRY, "", version)
         region = self._region if rules is None else rules.region
         # normalize()'s own first test, made here: E.164 input needs no function call.
         normalized = number if is_e164(number) else normalize(number, region=region, allow_empty=True)
@@ -105,23 +111,31 @@ class Screener:
             return Decision(normalized, None, _ALLOW, _EMERGENCY, "", version)
         now = time()
         index = replica.index
-        entry = index.screen(tenant_id, normalized, direction, now)
+        found = index.lookup(tenant_id, normalized, direction, now)
         decided_by = ""
+        if isinstance(found, int):
+            entry, missed = None, found
+        else:
+            entry, missed = found, 0
         if rules is not None and rules.lists and (entry is None or entry.match_kind is not _EXACT):
             for list_id in rules.lists:
-                found = index.screen(list_id, normalized, direction, now)
-                if found is not None and (entry is None or _more_specific(found, entry)):
-                    entry, decided_by = found, list_id
+                listed = index.lookup(list_id, normalized, direction, now)
+                if isinstance(listed, int):
+                    missed = max(missed, listed)
+                elif entry is None or _more_specific(listed, entry):
+                    entry, decided_by = listed, list_id
         if entry is None:
-            return Decision(normalized, None, _ALLOW, _UNTOLD, "", version)
+            return Decision(normalized, None, _ALLOW, _MISSES[missed], "", version)
         if count:
             self.hits.hit(entry.id, now)
+        if entry.action is _ALLOW_ACTION:
+            return Decision(normalized, entry, _ALLOW, _ALLOW_ENTRY, decided_by, version)
         return Decision(normalized, entry, _BLOCK, _BLOCK_ENTRY, decided_by, version)
 
     def screen_many(
         self, tenant_id: str, numbers: list[str], direction: int
     ) -> tuple[list[str], list[IndexEntry | None], int]:
-        """(normalized numbers, winning entry or None for each, data_version)."""
+        """(normalized numbers, the deciding entry (BLOCK or ALLOW) or None for each, data_version)."""
         self._check(tenant_id, direction)
         if len(numbers) > MAX_BATCH:
             raise InvalidArgument("numbers", f"{len(numbers)} numbers", f"at most {MAX_BATCH} a call")
