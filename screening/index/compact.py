@@ -274,6 +274,9 @@ class Base:
     def empty() -> Base:
         return Base.build(Columns.empty())
 
+    def has_tenant(self, tenant_id: str) -> bool:
+        return tenant_id in self._slices
+
     def find(self, tenant_id: str, key: int) -> int:
         """Position of the tenant's entry with this number key (flags ignored), or -1."""
         where = self._slices.get(tenant_id)

@@ -207,6 +207,10 @@ class ScreeningIndex:
     def base_bytes(self) -> int:
         return self._base.nbytes
 
+    def knows(self, tenant_id: str) -> bool:
+        """Whether the tenant has entries here (a base tenant whose entries were since all deleted: until a merge)."""
+        return tenant_id in self._tenants or self._base.has_tenant(tenant_id)
+
     def get(self, entry_id: str) -> IndexEntry | None:
         entry = self._by_id[hash(entry_id) & _ID_MASK].get(entry_id)
         if entry is not None or entry_id in self._shadowed:

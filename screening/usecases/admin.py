@@ -220,7 +220,7 @@ class ForbiddenNumbers:
     async def tenants(
         self, *, page_size: int, page_token: str, only: Sequence[str] | None
     ) -> tuple[list[tuple[str, int]], str]:
-        """Tenants with entries, by id; `only`: the caller's tenants (None: all)."""
+        """Known tenants (with entries or with settings), by id; `only`: the caller's tenants (None: all)."""
         size = check.page_size(page_size)
         query = scope("", ("tenants", None if only is None else sorted(only)))
         tokens = await self._pages.tokens()

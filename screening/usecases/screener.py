@@ -10,6 +10,7 @@ list's on a tie).
 
 from __future__ import annotations
 
+import logging
 from time import time
 from typing import NamedTuple
 
@@ -21,6 +22,8 @@ from screening.index.rules import MISS_DISABLED, MISS_EXPIRED, MISS_OTHER_DIRECT
 from screening.sync.replica import Replica
 from screening.sync.settings import SettingsFollower
 from screening.usecases.hits import HitCounter
+
+log = logging.getLogger(__name__)
 
 _DIRECTIONS = (1, 2)
 _INBOUND, _OUTBOUND = 1, 2
@@ -75,6 +78,10 @@ class Screener:
         self._settings = settings
         self._rules = {} if settings is None else settings.by_tenant
         self._valid_tenants: set[str] = set()
+        # Calls for tenants with neither entries nor settings, by direction (a typo'd tenant id screens
+        # against nothing and is allowed: this is how an operator sees it).
+        self.unknown_tenant_calls = [0, 0, 0]
+        self._unknown_logged: set[str] = set()
 
     def _check(self, tenant_id: str, direction: int) -> None:
         if tenant_id not in self._valid_tenants:
@@ -125,12 +132,23 @@ class Screener:
                 elif entry is None or _more_specific(listed, entry):
                     entry, decided_by = listed, list_id
         if entry is None:
+            if rules is None and not missed and count and not index.knows(tenant_id):
+                self._unknown(tenant_id, direction)
             return Decision(normalized, None, _ALLOW, _MISSES[missed], "", version)
         if count:
             self.hits.hit(entry.id, now)
         if entry.action is _ALLOW_ACTION:
             return Decision(normalized, entry, _ALLOW, _ALLOW_ENTRY, decided_by, version)
         return Decision(normalized, entry, _BLOCK, _BLOCK_ENTRY, decided_by, version)
+
+    def _unknown(self, tenant_id: str, direction: int) -> None:
+        self.unknown_tenant_calls[direction] += 1
+        if tenant_id not in self._unknown_logged and len(self._unknown_logged) < _KNOWN_TENANTS:
+            # Once per tenant id: a switch sending a misspelt one would otherwise flood the log.
+            self._unknown_logged.add(tenant_id)
+            log.warning(
+                "screened a call for tenant %r, which has neither entries nor settings: allowed (misspelt?)", tenant_id
+            )
 
     def screen_many(
         self, tenant_id: str, numbers: list[str], direction: int
