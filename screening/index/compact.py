@@ -110,6 +110,15 @@ def format_id(hi: int, lo: int) -> str:
     return f"{h[:4]}{h[5:]}-{low[:4]}-{low[4:]}"
 
 
+# Of a batch of numbers: the positions of the encodable ones, and their keys.
+Keyed = tuple[list[int], Int64s]
+
+
+def keys_of(numbers: list[str]) -> Keyed:
+    which = [i for i, n in enumerate(numbers) if n and ENCODABLE.fullmatch(n)]
+    return which, np.fromiter((number_key(numbers[i]) for i in which), np.int64, len(which))
+
+
 class Searcher(Protocol):
     """The hot-path look-ups of one Base: _native.Searcher, or the Base itself."""
 
@@ -341,17 +350,21 @@ class Base:
             return None
         return missed or (entry_id, found & CALL_TYPE_MASK, expires)
 
-    def hits(self, tenant_id: str, numbers: list[str], direction: int, now: float) -> dict[int, tuple[int, int, float]]:
-        """hit() for many numbers, by one vectorized search: {index in numbers: (position, call type, expiry)}."""
+    def hits(
+        self, tenant_id: str, numbers: list[str], direction: int, now: float, keyed: Keyed | None = None
+    ) -> dict[int, tuple[int, int, float]]:
+        """hit() for many numbers, by one vectorized search: {index in numbers: (position, call type, expiry)}.
+
+        `keyed`: keys_of(numbers), when the caller searches several tenants (a tenant and its lists) for them.
+        """
         where = self._slices.get(tenant_id)
         if where is None:
             return {}
         _, _, buckets, offset = where
         start, end = self._table[offset], self._table[offset + buckets]
-        which = [i for i, n in enumerate(numbers) if n and ENCODABLE.fullmatch(n)]
+        which, wanted = keys_of(numbers) if keyed is None else keyed
         if not which:
             return {}
-        wanted = np.fromiter((number_key(numbers[i]) for i in which), np.int64, len(which))
         pos = np.searchsorted(self.keys[start:end], wanted) + start
         found = self.keys[np.minimum(pos, end - 1)]
         ok = (

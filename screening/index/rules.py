@@ -37,8 +37,10 @@ from screening.index.compact import (
     NEVER,
     Base,
     Columns,
+    Keyed,
     concat,
     id_parts,
+    keys_of,
     number_key,
     release_freed_memory,
 )
@@ -207,6 +209,11 @@ class ScreeningIndex:
     def base_bytes(self) -> int:
         return self._base.nbytes
 
+    @staticmethod
+    def keys_of(numbers: list[str]) -> Keyed:
+        """What screen_many searches the base for: once for a batch screened against several tenants."""
+        return keys_of(numbers)
+
     def knows(self, tenant_id: str) -> bool:
         """Whether the tenant has entries here (a base tenant whose entries were since all deleted: until a merge)."""
         return tenant_id in self._tenants or self._base.has_tenant(tenant_id)
@@ -306,19 +313,29 @@ class ScreeningIndex:
             else:
                 entry_id, call_type, expires = found
                 return IndexEntry(entry_id, tenant_id, number, _EXACT, CALL_TYPES[call_type], True, expires)  # type: ignore[arg-type]
-        return missed if rules is None else rules.match_prefix(number, direction, now, missed)
+        return missed if rules is None or not rules.prefix else rules.match_prefix(number, direction, now, missed)
 
     def screen_many(
-        self, tenant_id: str, numbers: list[str], direction: Direction | int, now: float
+        self, tenant_id: str, numbers: list[str], direction: Direction | int, now: float, keyed: Keyed | None = None
     ) -> list[IndexEntry | None]:
-        """screen() of each number, with the base searched for all of them at once."""
+        """screen() of each number, with the base searched for all of them at once (`keyed`: keys_of(numbers))."""
         rules = self._tenants.get(tenant_id)
-        from_base = self._base.hits(tenant_id, numbers, direction, now)
+        from_base = self._base.hits(tenant_id, numbers, direction, now, keyed)
         shadowed = self._shadowed
+        if rules is None:
+            # Nothing of the tenant's in the overlay (a big shared list, usually): only the base's hits.
+            decided: list[IndexEntry | None] = [None] * len(numbers)
+            for i, (pos, call_type, expires) in from_base.items():
+                entry_id = self._search.id_at(pos)
+                if entry_id not in shadowed:
+                    kind = CALL_TYPES[call_type]
+                    assert kind is not None
+                    decided[i] = IndexEntry(entry_id, tenant_id, numbers[i], _EXACT, kind, True, expires)
+            return decided
         results: list[IndexEntry | None] = []
         append = results.append
         for i, number in enumerate(numbers):
-            if rules is not None and number:
+            if number:
                 entry = rules.exact.get(number)
                 if entry is not None and entry.qualifies(direction, now):
                     append(entry)
@@ -329,7 +346,7 @@ class ScreeningIndex:
                 if entry_id not in shadowed:
                     append(IndexEntry(entry_id, tenant_id, number, _EXACT, CALL_TYPES[hit[1]], True, hit[2]))  # type: ignore[arg-type]
                     continue
-            found = None if rules is None or not number else rules.match_prefix(number, direction, now)
+            found = rules.match_prefix(number, direction, now) if number and rules.prefix else None
             append(None if isinstance(found, int) else found)
         return results
 
