@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import grpc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -31,7 +32,7 @@ from screening.index import compact
 from screening.index.compact import Columns
 from screening.index.rules import MISS_DISABLED, MISS_EXPIRED, MISS_OTHER_DIRECTION, NEVER, IndexEntry, ScreeningIndex
 from screening.v1 import screening_pb2 as pb
-from tests.support import Clients, StartServer, create, wait_until
+from tests.support import Clients, StartServer, code_of, create, until_verdict, wait_until
 
 IN, OUT = pb.DIRECTION_INBOUND, pb.DIRECTION_OUTBOUND
 BLOCK, ALLOW = pb.VERDICT_BLOCK, pb.VERDICT_ALLOW
@@ -375,3 +376,59 @@ async def test_the_same_after_a_restart_loads_the_rows_into_the_compact_base(
     for tenant, lists, written in cases:
         await _settled(reader, tenant, lists)
         await _check(reader, tenant, lists, written)
+
+
+async def test_actions_through_the_admin_api_and_an_import(clients: Clients) -> None:
+    from tests.test_imports import export, header, import_all, row, rows
+
+    # Unspecified on input is BLOCK; an unknown action is refused, naming the field and the value.
+    plain = await create(clients, "+14155550100")
+    assert plain.action == pb.ACTION_BLOCK
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await create(clients, "+14155550101", action=7)
+    assert code_of(caught.value) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "forbidden_number.action" in (caught.value.details() or "") and "7" in (caught.value.details() or "")
+    updated = await clients.admin.UpdateForbiddenNumber(
+        pb.UpdateForbiddenNumberRequest(
+            forbidden_number=pb.ForbiddenNumber(tenant_id="acme", id=plain.id, action=pb.ACTION_ALLOW),
+            update_mask={"paths": ["action"]},
+        )
+    )
+    assert updated.action == pb.ACTION_ALLOW
+    events = await clients.admin.ListAuditEvents(pb.ListAuditEventsRequest(tenant_id="acme", resource_id=plain.id))
+    assert list(events.audit_events[0].changed_fields) == ["action"]
+    assert (events.audit_events[0].before.action, events.audit_events[0].after.action) == (
+        pb.ACTION_BLOCK,
+        pb.ACTION_ALLOW,
+    )
+
+    job = await import_all(
+        clients,
+        [
+            header(),
+            rows(
+                [
+                    row(1, "+1900", match_kind=pb.MATCH_KIND_PREFIX),
+                    row(2, "+1900555", match_kind=pb.MATCH_KIND_PREFIX, action=pb.ACTION_ALLOW),
+                    row(3, "+1900666", match_kind=pb.MATCH_KIND_PREFIX, action=9),
+                ]
+            ),
+        ],
+    )
+    assert (job.created_count, job.failed_count) == (2, 1)
+    assert [(e.line, e.column) for e in job.errors] == [(3, "action")]
+    stored = {(e.number, e.action) for e in await export(clients)}
+    assert {("+1900", pb.ACTION_BLOCK), ("+1900555", pb.ACTION_ALLOW)} <= stored
+    await until_verdict(clients, "+19001230000", BLOCK, direction=OUT)  # the import's changes have arrived
+
+    async def allowed() -> bool:
+        answer = await clients.screening.ScreenCall(
+            pb.ScreenCallRequest(tenant_id="acme", number="+19005550123", direction=OUT)
+        )
+        return (answer.verdict, answer.reason, answer.decided_number) == (
+            ALLOW,
+            pb.SCREEN_REASON_ALLOW_ENTRY,
+            "+1900555",
+        )
+
+    await wait_until(allowed, within=5)
