@@ -298,3 +298,12 @@ async def test_a_server_says_when_it_searches_in_python(
     app = await start_server()
     assert [r for r in caplog.records if "_native.c is not compiled" in r.getMessage()]
     assert type(app.replica.index._search) is Base  # the look-ups it serves are Base's own
+
+
+def test_c_and_python_key_a_batch_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    batch = [*NUMBERS, "", "+", "12a", "+1234567890123456", "1234567890123456", "٤١٥", "+14155550199", "0"]
+    native = compact.keys_of(batch)
+    monkeypatch.setattr(compact, "USE_NATIVE", False)
+    python = compact.keys_of(batch)
+    assert native[0] == python[0] and native[1].tolist() == python[1].tolist()
+    assert [batch[i] for i in python[0]] == [n for n in batch if compact.ENCODABLE.fullmatch(n)]

@@ -115,6 +115,11 @@ Keyed = tuple[list[int], Int64s]
 
 
 def keys_of(numbers: list[str]) -> Keyed:
+    if USE_NATIVE:
+        keys = np.empty(len(numbers), np.int64)
+        _native.number_keys(numbers, keys)
+        which = np.flatnonzero(keys >= 0)
+        return which.tolist(), keys[which]
     which = [i for i, n in enumerate(numbers) if n and ENCODABLE.fullmatch(n)]
     return which, np.fromiter((number_key(numbers[i]) for i in which), np.int64, len(which))
 
