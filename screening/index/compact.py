@@ -118,8 +118,8 @@ def keys_of(numbers: list[str]) -> Keyed:
     if USE_NATIVE:
         keys = np.empty(len(numbers), np.int64)
         _native.number_keys(numbers, keys)
-        which = np.flatnonzero(keys >= 0)
-        return which.tolist(), keys[which]
+        encodable = np.flatnonzero(keys >= 0)
+        return encodable.tolist(), keys[encodable]
     which = [i for i, n in enumerate(numbers) if n and ENCODABLE.fullmatch(n)]
     return which, np.fromiter((number_key(numbers[i]) for i in which), np.int64, len(which))
 
