@@ -128,7 +128,8 @@ class Screener:
             for list_id in rules.lists:
                 listed = index.lookup(list_id, normalized, direction, now)
                 if isinstance(listed, int):
-                    missed = max(missed, listed)
+                    if listed > missed:
+                        missed = listed
                 elif entry is None or _more_specific(listed, entry):
                     entry, decided_by = listed, list_id
         if entry is None:
