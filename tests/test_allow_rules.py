@@ -216,15 +216,15 @@ async def _write(clients: Clients, tenant: str, lists: list[str], rules: list[Ru
 
 
 async def _settled(clients: Clients, tenant: str, lists: list[str]) -> None:
-    """Until the replica has applied everything written so far: a sentinel written last is screened."""
-    sentinel = START + "9999999"
-    await create(clients, sentinel, tenant=lists[-1] if lists else tenant)
+    """Until the replica has applied everything written so far: a sentinel written last decides its number."""
+    sentinel = "+17770000000"  # outside every drawn entry's reach
+    written = await create(clients, sentinel, tenant=lists[-1] if lists else tenant)
 
     async def seen() -> bool:
         answer = await clients.screening.ScreenCall(
             pb.ScreenCallRequest(tenant_id=tenant, number=sentinel, direction=IN)
         )
-        return answer.verdict == BLOCK
+        return answer.decided_id == written.id
 
     await wait_until(seen, within=5)
 
