@@ -1,13 +1,15 @@
 """The change feed replicas follow: snapshot reads keyed by transaction id.
 
-A watermark is a transaction id (xid8). Every transaction below it had
-finished when the watermark was taken, so every change it made has been
-read. Each read runs in one REPEATABLE READ snapshot and returns the rows
-stamped at or above the watermark, tombstones included, together with the
-snapshot's xmin, which becomes the next watermark. Rows stamped at or above
-xmin that are already visible are returned too (a change is answered as soon
-as it commits) and read again next time, which is harmless because applying
-a row's current state is idempotent.
+Every row carries the id (xid8) of the transaction that wrote it last. A
+position is a snapshot's bounds: its xmax (every transaction at or above it
+had not finished) and the transactions below xmax still running (xip). What
+that snapshot saw has been read; what it did not see is exactly the rows
+stamped at or above its xmax or by one of its running transactions. So each
+read, in one REPEATABLE READ snapshot, returns those rows, tombstones
+included, and that snapshot's bounds become the next position: a row is read
+once, however long some transaction in the cluster stays open (a
+watermark at the oldest running transaction would re-read everything
+stamped since it, on every read).
 
 Continuity is checked on every read: a different cluster (restore, failover
 to another cluster), transaction ids that went backwards, or tombstones
@@ -29,17 +31,28 @@ import numpy.typing as npt
 from storage.db import Conn
 from storage.rows import columns
 
-_POSITION = """SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
+_POSITION = """SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint,
+                      array(SELECT x::text::bigint FROM pg_snapshot_xip(s) AS x ORDER BY 1),
                       (SELECT system_identifier FROM pg_control_system()),
-                      (SELECT purged_xid::text::bigint FROM sync_meta)"""
+                      (SELECT purged_xid::text::bigint FROM sync_meta)
+               FROM pg_current_snapshot() AS s"""
 # Rows a catch-up reads and applies between two turns of the event loop.
 CATCH_UP_BATCH = 2000
 
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    watermark: int
+    """Where a snapshot's view ends: what the next read returns is what this one did not see."""
+
+    watermark: int  # the snapshot's xmin: every transaction below it had finished
     cluster: int  # pg_control_system().system_identifier
+    xmax: int = 0  # every transaction at or above it had not finished
+    running: tuple[int, ...] = ()  # transactions below xmax that had not finished (pg_snapshot_xip)
+
+    @property
+    def horizon(self) -> int:
+        """The xmax, or for a position from before xmax was kept, the watermark."""
+        return self.xmax or self.watermark
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +69,14 @@ class ChangedRow:
 
 # What the feed reads of a row: the columns of ChangedRow.
 _ROW = ", ".join(f"{name}::text" if name == "id" else name for name in columns(ChangedRow))
+
+
+# What a position's snapshot did not see; two index scans of forbidden_numbers_xid.
+_UNSEEN = "(xid >= $1::text::xid8 OR xid = ANY($2::text[]::xid8[]))"
+
+
+def unseen_args(since: Position) -> tuple[str, list[str]]:
+    return str(since.horizon), [str(x) for x in since.running]
 
 
 class ReloadNeeded(Exception):
@@ -144,7 +165,8 @@ async def load_snapshot(conn: Conn, progress: Callable[[], None] = lambda: None)
     `progress` is called whenever data arrives (each query, each COPY chunk).
     """
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        watermark, cluster, _purged = await conn.fetchrow(_POSITION)  # type: ignore[misc]
+        watermark, xmax, running, cluster, _purged = await conn.fetchrow(_POSITION)  # type: ignore[misc]
+        position = Position(int(watermark), int(cluster), int(xmax), tuple(running))
         progress()
         tenant_rows = await conn.fetch(_TENANTS)
         progress()
@@ -162,9 +184,7 @@ async def load_snapshot(conn: Conn, progress: Callable[[], None] = lambda: None)
             buffer = await _copy(conn, copy.format(where=exact), progress, *args)
         others = [_to_row(r) for r in await conn.fetch(_OTHERS.format(exact=exact))]
     # Decoding millions of rows takes a moment: off the event loop.
-    return await asyncio.to_thread(
-        _decode, buffer, Position(int(watermark), int(cluster)), tenants, hashes if by_hash else None, others
-    )
+    return await asyncio.to_thread(_decode, buffer, position, tenants, hashes if by_hash else None, others)
 
 
 def _decode(
@@ -218,25 +238,22 @@ def _parse(buffer: bytearray) -> npt.NDArray[np.void]:
 async def read_since(
     conn: Conn, since: Position, batch: int = CATCH_UP_BATCH
 ) -> AsyncGenerator[Position | list[ChangedRow], None]:
-    """Yield the next position first, then the rows changed at or after `since.watermark` in batches.
+    """Yield the next position first, then the rows `since` did not see, in batches.
 
     All from one snapshot, through a cursor: a catch-up after a million-row
-    import reads (and its caller applies) a bounded batch at a time. The
-    last batch is the first one shorter than `batch` (possibly empty).
+    import reads a bounded batch at a time. The last batch is the first one
+    shorter than `batch` (possibly empty).
     """
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        watermark, cluster, purged = await conn.fetchrow(_POSITION)  # type: ignore[misc]
+        watermark, xmax, running, cluster, purged = await conn.fetchrow(_POSITION)  # type: ignore[misc]
         if cluster != since.cluster:
             raise ReloadNeeded(f"the database is another cluster now ({since.cluster} -> {cluster})")
-        if watermark < since.watermark:
-            raise ReloadNeeded(f"transaction ids went back ({since.watermark} -> {watermark}): restored?")
+        if xmax < since.horizon or watermark < since.watermark:
+            raise ReloadNeeded(f"transaction ids went back ({since.horizon} -> {xmax}): restored?")
         if purged >= since.watermark:
             raise ReloadNeeded(f"tombstones up to {purged} were purged past our watermark {since.watermark}")
-        yield Position(int(watermark), int(cluster))
-        cursor = await conn.cursor(
-            f"SELECT {_ROW} FROM forbidden_numbers WHERE xid >= $1::text::xid8",
-            str(since.watermark),
-        )
+        yield Position(int(watermark), int(cluster), int(xmax), tuple(running))
+        cursor = await conn.cursor(f"SELECT {_ROW} FROM forbidden_numbers WHERE {_UNSEEN}", *unseen_args(since))
         while True:
             records = await cursor.fetch(batch)
             yield [_to_row(r) for r in records]

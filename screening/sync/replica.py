@@ -126,6 +126,8 @@ class Replica:
         self.ready = False
         self.full_loads = 0
         self._position: changes.Position | None = None
+        # Changed rows read since start: with every row read once, it grows with the changes only.
+        self.rows_read = 0
         self._pool = pool
         self._poll_interval = poll_interval
         self._retry_interval = retry_interval
@@ -196,7 +198,7 @@ class Replica:
         log.info(
             "full load: %d entries at data_version %d in %.2fs",
             len(index),
-            position.watermark,
+            self.data_version,
             time.monotonic() - started,
         )
 
@@ -235,10 +237,13 @@ class Replica:
             with Stall(conn, self._read_timeout) as stall:
                 position = await anext(feed)
                 assert isinstance(position, changes.Position)
+                read = 0
                 while True:
                     stall.progress()
                     batch = await anext(feed)
                     assert isinstance(batch, list)
+                    read += len(batch)
+                    self.rows_read += len(batch)
                     self.apply(batch)
                     stall.progress()  # applying is not waiting on the database
                     if len(batch) < changes.CATCH_UP_BATCH:
@@ -247,7 +252,7 @@ class Replica:
                     await asyncio.sleep(0)  # a big change set must not stall ScreenCall
             # With no await since the last batch: an answer that sees the
             # change set's last rows also sees the data_version they complete.
-            self._advance(position)
+            self._advance(position, changed=read > 0)
         self._maybe_merge()
 
     async def _purge_tombstones(self) -> None:
@@ -281,11 +286,22 @@ class Replica:
         finally:
             self._merging = None
 
-    def _advance(self, position: changes.Position, *, reset: bool = False) -> None:
-        # Within one cluster the watermark never moves back; a reload may reset it.
-        if reset or self._position is None or position.watermark > self._position.watermark:
-            self._position = position
-        self.data_version = self._position.watermark
+    def _advance(self, position: changes.Position, *, reset: bool = False, changed: bool = True) -> None:
+        """Move to the position just read; the data_version follows its xmax.
+
+        A transaction below xmax can commit without moving xmax (a newer one
+        finished first): a change set that changed something always moves
+        the data_version on by at least one, so that one data_version never
+        names two states of the index.
+        """
+        previous = self.data_version
+        self._position = position
+        if reset:
+            self.data_version = position.horizon
+        elif changed:
+            self.data_version = max(position.horizon, previous + 1)
+        else:
+            self.data_version = max(position.horizon, previous)
         self._last_sync = time.time()
         self._last_sync_monotonic = time.monotonic()
 
