@@ -117,3 +117,51 @@ async def test_a_transaction_held_open_causes_no_re_reads(start_server: StartSer
     finally:
         await held.close()
         await writer.close()
+
+
+async def test_a_big_import_is_answered_all_or_nothing_under_each_data_version(
+    start_server: StartServer, connect, dsn: str
+) -> None:
+    """A 200,000-row transaction: a replica answers from before it or after it, never from a part of it."""
+    app = await start_server()
+    clients = connect(app)
+    rows = 200_000
+    sample = [f"+1703{i:07d}" for i in range(0, rows, rows // 400)]
+    verdicts: dict[int, set[int]] = {}  # data_version -> the verdicts given under it
+    done = asyncio.Event()
+
+    async def batches() -> None:
+        while not done.is_set():
+            r = await clients.screening.ScreenNumbers(
+                pb.ScreenNumbersRequest(tenant_id="acme", direction=pb.DIRECTION_OUTBOUND, numbers=sample)
+            )
+            for x in r.results:
+                verdicts.setdefault(x.data_version, set()).add(x.verdict)
+
+    async def calls() -> None:
+        i = 0
+        while not done.is_set():
+            r = await screen(clients, sample[i % len(sample)])
+            verdicts.setdefault(r.data_version, set()).add(r.verdict)
+            i += 7
+
+    watchers = [asyncio.create_task(batches()), asyncio.create_task(calls()), asyncio.create_task(calls())]
+    writer = await asyncpg.connect(dsn)
+    try:
+        await asyncio.sleep(0.3)
+        await writer.execute(
+            "INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type)"
+            " SELECT 'acme', '+1703' || lpad(i::text, 7, '0'), 1, 3 FROM generate_series(0, $1 - 1) AS i",
+            rows,
+        )
+        await until_verdict(clients, sample[-1], BLOCK, within=30)
+        await until_verdict(clients, sample[0], BLOCK, within=5)
+        await asyncio.sleep(0.3)
+    finally:
+        done.set()
+        await asyncio.gather(*watchers)
+        await writer.close()
+    mixed = {version: v for version, v in verdicts.items() if len(v) > 1}
+    assert not mixed, f"a part of the import answered under data_version {sorted(mixed)}"
+    assert {ALLOW} in verdicts.values() and {BLOCK} in verdicts.values()  # both sides were seen
+    assert len(app.replica.index) == rows

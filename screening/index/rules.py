@@ -25,6 +25,8 @@ import asyncio
 import itertools
 from dataclasses import dataclass
 
+import numpy as np
+
 from screening.domain.model import CallType, Direction, MatchKind
 from screening.index.compact import (
     CALL_TYPES,
@@ -32,8 +34,10 @@ from screening.index.compact import (
     NEVER,
     Base,
     Columns,
+    UInt64s,
     concat,
     id_parts,
+    ids_in,
     number_key,
     release_freed_memory,
 )
@@ -182,6 +186,41 @@ class ScreeningIndex:
     @property
     def base_bytes(self) -> int:
         return self._base.nbytes
+
+    def rebuilt(
+        self, added: Columns, changed_hi: UInt64s, changed_lo: UInt64s, others: list[IndexEntry]
+    ) -> ScreeningIndex:
+        """A new index: this one with a whole change set applied; this one is left as it is.
+
+        `added` holds the change set's live EXACT entries with UUID ids and
+        numbers the key packs; `others` its other live entries; `changed_*`
+        every id it changed, tombstones included. Everything this index
+        holds and the set did not change goes into one new base with
+        `added`, in one sort that releases the GIL, so it can run in a worker
+        thread while this index keeps answering; nothing may change this
+        index meanwhile.
+        """
+        base = self._base
+        keep = np.ones(len(base), bool)
+        stale = [base.position_of_id(*parts) for parts in map(id_parts, self._shadowed) if parts is not None]
+        keep[[pos for pos in stale if pos >= 0]] = False
+        if len(base):
+            keep &= ~ids_in(base.ids[:, 0], base.ids[:, 1], changed_hi, changed_lo)
+        overlay = [entry for shard in self._by_id for entry in shard.values()]
+        parts = [id_parts(entry.id) or (0, 0) for entry in overlay]
+        hi = np.fromiter((p[0] for p in parts), np.uint64, len(parts))
+        lo = np.fromiter((p[1] for p in parts), np.uint64, len(parts))
+        changed = ids_in(hi, lo, changed_hi, changed_lo).tolist()
+        kept = [entry for entry, gone in zip(overlay, changed, strict=True) if not gone]
+        mergeable = [(e.id, e.tenant_id, e.number, e.call_type, e.enabled, e.expires_at) for e in kept if _mergeable(e)]
+        columns = concat(concat(base.columns_where(keep), Columns.of_entries(mergeable)), added)
+        index = ScreeningIndex(Base.build(columns))
+        for entry in kept:
+            if not _mergeable(entry):
+                index.upsert(entry)
+        for entry in others:
+            index.upsert(entry)
+        return index
 
     def get(self, entry_id: str) -> IndexEntry | None:
         entry = self._by_id[hash(entry_id) & _ID_MASK].get(entry_id)
