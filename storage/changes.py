@@ -20,10 +20,13 @@ index, and `read_since` raises ReloadNeeded.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import asyncpg
 import numpy as np
@@ -177,10 +180,9 @@ async def load_snapshot(conn: Conn, progress: Callable[[], None] = lambda: None)
         watermark, xmax, running, cluster, _purged = await conn.fetchrow(_POSITION)  # type: ignore[misc]
         position = Position(int(watermark), int(cluster), int(xmax), tuple(running))
         progress()
-        tenant_rows = await conn.fetch(_TENANTS)
-        progress()
-        tenants = [r[0] for r in tenant_rows]
-        hashes = np.array([r[1] for r in tenant_rows], np.int64)
+        # As CSV, parsed in a worker thread: 250,000 tenants as records would stall the event loop.
+        listing = await _copy(conn, _TENANTS, progress, format="csv")
+        tenants, hashes = await asyncio.to_thread(_parse_tenants, listing)
         by_hash = len(np.unique(hashes)) == len(hashes)
         copy = _COPY_BY_HASH if by_hash else _COPY_BY_JOIN
         args = () if by_hash else (tenants,)
@@ -218,15 +220,22 @@ def _decode(
     )
 
 
-async def _copy(conn: Conn, query: str, progress: Callable[[], None], *args: object) -> bytearray:
+async def _copy(
+    conn: Conn, query: str, progress: Callable[[], None], *args: object, format: Literal["csv", "binary"] = "binary"
+) -> bytearray:
     buffer = bytearray()
 
     async def sink(chunk: bytes) -> None:
         buffer.extend(chunk)
         progress()
 
-    await conn.copy_from_query(query, *args, output=sink, format="binary")
+    await conn.copy_from_query(query, *args, output=sink, format=format)
     return buffer
+
+
+def _parse_tenants(listing: bytearray) -> tuple[list[str], npt.NDArray[np.int64]]:
+    rows = list(csv.reader(io.StringIO(listing.decode())))
+    return [r[0] for r in rows], np.array([int(r[1]) for r in rows], np.int64)
 
 
 _LAYOUT = ("fields", 4), ("n_tenant", 8), ("n_id", 16), ("n_key", 8), ("n_expires", 8)

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import ctypes
 import re
-from bisect import bisect_left, bisect_right
+import time
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -171,6 +172,20 @@ def _bit_length(values: Int64s) -> Int64s:
         rest >>= 1
 
 
+_ORDINALS_AT_ONCE = 20_000
+
+
+def _ordinals(names: list[str]) -> dict[str, int]:
+    """{name: its position}, built a slice at a time: one dict call for 250,000 tenants holds the GIL
+    for tens of milliseconds, a stall for the event loop when built in a worker thread."""
+    ordinal: dict[str, int] = {}
+    for start in range(0, len(names), _ORDINALS_AT_ONCE):
+        end = min(len(names), start + _ORDINALS_AT_ONCE)
+        ordinal.update(zip(names[start:end], range(start, end), strict=True))
+        time.sleep(0)  # lets the event loop's thread take the GIL
+    return ordinal
+
+
 def _tables(keys: Int64s, starts: Int64s) -> tuple[Int64s, UInt32s]:
     """Every tenant's part of the look-up table, and the table: tenant i holds keys[starts[i]:starts[i + 1]].
 
@@ -227,7 +242,7 @@ class Base:
     def __init__(
         self,
         tenant_names: list[str],
-        starts: list[int],
+        starts: Int64s,
         keys: Int64s,
         ids: UInt64s,
         by_id: UInt32s,
@@ -242,7 +257,7 @@ class Base:
         self._exp_pos: Sequence[int] = cast("Sequence[int]", exp_pos.data)
         self._exp_at: Sequence[float] = cast("Sequence[float]", exp_at.data)
         self._tenant_names = tenant_names
-        self._starts = starts  # tenant i holds keys[starts[i]:starts[i + 1]]
+        self._starts = np.asarray(starts, np.int64)  # tenant i holds keys[starts[i]:starts[i + 1]]
         # A look-up table per tenant: the high bits of a key pick a bucket of
         # about BUCKET keys, so a look-up reads 2 table entries and about 3
         # keys, not the ~20 scattered ones of a binary search over millions
@@ -250,8 +265,8 @@ class Base:
         # make some buckets larger, and a bucket is still binary searched.
         # Built for every tenant at once, in numpy: a load of 250,000 small
         # tenants would otherwise spend seconds in a Python loop holding the GIL.
-        self._ordinal = dict(zip(tenant_names, range(len(tenant_names)), strict=True))
-        self.slices, table = _tables(keys, np.asarray(starts, np.int64))
+        self._ordinal = _ordinals(tenant_names)
+        self.slices, table = _tables(keys, self._starts)
         self._slices: Sequence[int] = cast("Sequence[int]", self.slices.reshape(-1).data)
         self.table = table
         self._table: Sequence[int] = cast("Sequence[int]", table.data)
@@ -305,8 +320,8 @@ class Base:
         exp_at = np.ascontiguousarray(expires[has_expiry])
         bounds = np.searchsorted(tenant, np.arange(len(c.tenants) + 1, dtype=np.int32))
         present = np.flatnonzero(bounds[:-1] < bounds[1:])
-        names = np.asarray(c.tenants, dtype=object)[present].tolist() if len(present) else []
-        starts = [*bounds[present].tolist(), len(keys)]
+        names = c.tenants if len(present) == len(c.tenants) else [c.tenants[i] for i in present.tolist()]
+        starts = np.append(bounds[present], len(keys)).astype(np.int64)
         return Base(names, starts, keys, ids, by_id, exp_pos, exp_at)
 
     @staticmethod
@@ -398,7 +413,7 @@ class Base:
     def entry_at(self, pos: int, tenant_id: str | None = None) -> tuple[str, str, str, CallType, bool, float]:
         """(id, tenant, number, call_type, enabled, expires_at) at a position."""
         if tenant_id is None:
-            tenant_id = self._tenant_names[bisect_right(self._starts, pos) - 1]
+            tenant_id = self._tenant_names[int(np.searchsorted(self._starts, pos, "right")) - 1]
         key = self._keys[pos]
         call_type = CALL_TYPES[key & CALL_TYPE_MASK]
         assert call_type is not None
@@ -421,7 +436,7 @@ class Base:
         """The entries at the positions `keep` marks, as columns."""
         tenant = np.repeat(
             np.arange(len(self._tenant_names), dtype=np.int32),
-            np.diff(np.array(self._starts, dtype=np.int64)).astype(np.int64),
+            np.diff(self._starts),
         )
         expires = np.zeros(len(self.keys), np.float64)
         expires[np.asarray(self._exp_pos, np.int64)] = np.asarray(self._exp_at, np.float64)
@@ -443,7 +458,7 @@ class Base:
             keep[np.asarray(where, np.int64)] = False
         tenant = np.repeat(
             np.arange(len(self._tenant_names), dtype=np.int32),
-            np.diff(np.array(self._starts, dtype=np.int64)).astype(np.int64),
+            np.diff(self._starts),
         )
         expires = np.zeros(n, np.float64)
         expires[np.asarray(self._exp_pos, np.int64)] = np.asarray(self._exp_at, np.float64)
