@@ -112,7 +112,8 @@ _KEY = (
 _EXPIRES = "coalesce(f.expire_time, '-infinity')"
 # Stored numbers are normalized, so every EXACT one packs; should one not,
 # its cast fails and the load is done again with this filter.
-_ENCODABLE = r"f.number ~ '^\+?[0-9]{1,15}$'"
+# (A bounded repetition, [0-9]{1,15}, made this regex 15 times as slow: 8 µs a row.)
+_ENCODABLE = rf"f.number ~ '^\+?[0-9]+$' AND length(f.number) <= 15 + {_PLUS}"
 _LIVE_EXACT = "NOT f.deleted AND f.match_kind = 1"
 # Every tenant, by a walk down the (tenant_id, number, match_kind) index: one
 # index probe a tenant rather than a scan of every row.

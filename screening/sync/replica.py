@@ -254,14 +254,22 @@ class Replica:
         built into a new index in a worker thread, then swapped in.
         """
         assert self._position is not None
+        started = time.monotonic()
         async with borrow(self._pool) as conn:
             # Each read is bounded (a connection that stopped answering), not the whole catch-up.
             with Stall(conn, self._read_timeout) as stall:
                 change = await changes.read_changes(conn, self._position, self._tenant_names, stall.progress)
         self.rows_read += len(change)
         if len(change) > APPLY_IN_PLACE:
+            read = time.monotonic()
             index = await self._rebuilt(change)
             self.index = index
+            log.info(
+                "a change set of %d rows switched in: read in %.2fs, built in %.2fs",
+                len(change),
+                read - started,
+                time.monotonic() - read,
+            )
         else:
             self.apply(change)
         # With no await since the index changed: an answer that sees the
