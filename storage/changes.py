@@ -333,37 +333,52 @@ async def read_changes(
             raise ReloadNeeded(f"tombstones up to {purged} were purged past our watermark {since.watermark}")
         position = Position(int(watermark), int(cluster), int(xmax), tuple(running))
         buffer = await _copy(conn, _COPY_CHANGED, progress, *unseen_args(since, position))
-        if len(buffer) > 1 << 20:  # a big change set: parsed off the event loop
-            rows = await asyncio.to_thread(_parse, buffer, _CHANGED_ROW, _CHANGED_LAYOUT)
-        else:
-            rows = _parse(buffer, _CHANGED_ROW, _CHANGED_LAYOUT)
-        key = rows["key"].astype(np.int64)
-        other = key == -1
+        big = len(buffer) > 1 << 20  # a big change set is decoded off the event loop
+        decoded = await asyncio.to_thread(_Decoded, buffer) if big else _Decoded(buffer)
         others: list[ChangedRow] = []
-        if other.any():
-            others = [_to_row(r) for r in await conn.fetch(_ROWS_BY_ID, _uuids(rows[other]))]
+        if decoded.others is not None:
+            others = [_to_row(r) for r in await conn.fetch(_ROWS_BY_ID, _uuids(decoded.others))]
             progress()
-        packed = key > 0
-        hashes, first = np.unique(rows["tenant"][packed].astype(np.int64), return_index=True)
-        unknown = [i for i, h in enumerate(hashes.tolist()) if h not in names]
+        unknown = [i for i, h in enumerate(decoded.hashes.tolist()) if h not in names]
         if unknown:
-            for h, name in await conn.fetch(_TENANTS_BY_ID, _uuids(rows[packed][first[unknown]])):
+            for h, name in await conn.fetch(_TENANTS_BY_ID, _uuids(decoded.first_of_tenant[unknown])):
                 names[h] = name
             progress()
-    tenant = np.zeros(len(rows), np.int32)
-    tenant[packed] = np.searchsorted(hashes, rows["tenant"][packed].astype(np.int64))
-    keep = ~other
-    return ChangeSet(
-        position,
-        [names[h] for h in hashes.tolist()],
-        tenant[keep],
-        key[keep],
-        rows["hi"][keep].astype(np.uint64),
-        rows["lo"][keep].astype(np.uint64),
-        _expiry_seconds(rows["expires"][keep]),
-        rows["deleted"][keep] != 0,
-        others,
-    )
+    tenants = [names[h] for h in decoded.hashes.tolist()]
+    if big:
+        return await asyncio.to_thread(decoded.change_set, position, tenants, others)
+    return decoded.change_set(position, tenants, others)
+
+
+class _Decoded:
+    """A change set's COPY rows, parsed: what the rest of its reading needs to know."""
+
+    def __init__(self, buffer: bytearray) -> None:
+        rows = self.rows = _parse(buffer, _CHANGED_ROW, _CHANGED_LAYOUT)
+        self.key = rows["key"].astype(np.int64)
+        other = self.key == -1
+        self.keep = ~other
+        self.others = rows[other] if other.any() else None  # live rows the key cannot pack
+        self.packed = self.key > 0
+        self.tenant_hash = rows["tenant"][self.packed].astype(np.int64)
+        self.hashes, first = np.unique(self.tenant_hash, return_index=True)
+        self.first_of_tenant = rows[np.flatnonzero(self.packed)[first]]
+
+    def change_set(self, position: Position, tenants: list[str], others: list[ChangedRow]) -> ChangeSet:
+        rows, keep = self.rows, self.keep
+        tenant = np.zeros(len(rows), np.int32)
+        tenant[self.packed] = np.searchsorted(self.hashes, self.tenant_hash)
+        return ChangeSet(
+            position,
+            tenants,
+            tenant[keep],
+            self.key[keep],
+            rows["hi"][keep].astype(np.uint64),
+            rows["lo"][keep].astype(np.uint64),
+            _expiry_seconds(rows["expires"][keep]),
+            rows["deleted"][keep] != 0,
+            others,
+        )
 
 
 def _uuids(rows: npt.NDArray[np.void]) -> list[uuid.UUID]:

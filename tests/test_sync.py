@@ -1,13 +1,14 @@
 """Replicas follow the database: across servers, and across out-of-order commits."""
 
 import asyncio
+import math
 import statistics
 import time
 
 import asyncpg
 
 from screening.v1 import screening_pb2 as pb
-from tests.support import StartServer, create, screen, until_verdict
+from tests.support import StartServer, create, screen, until_verdict, wait_until
 
 BLOCK, ALLOW = pb.VERDICT_BLOCK, pb.VERDICT_ALLOW
 INSERT = "INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type) VALUES ('acme', $1, 1, 3)"
@@ -165,3 +166,45 @@ async def test_a_big_import_is_answered_all_or_nothing_under_each_data_version(
     assert not mixed, f"a part of the import answered under data_version {sorted(mixed)}"
     assert {ALLOW} in verdicts.values() and {BLOCK} in verdicts.values()  # both sides were seen
     assert len(app.replica.index) == rows
+
+
+async def test_big_change_sets_of_every_kind_leave_the_index_equal_to_the_database(
+    start_server: StartServer, dsn: str
+) -> None:
+    """Change sets over the in-place limit (built into a new index): inserts, prefixes, updates, deletes."""
+    app = await start_server()
+    db = await asyncpg.connect(dsn)
+    try:
+        await db.execute(
+            "INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type, expire_time)"
+            " SELECT 't' || (i % 7), '+1704' || lpad(i::text, 7, '0'), 1 + (i % 5 = 0)::int, 1 + i % 3,"
+            " CASE WHEN i % 11 = 0 THEN now() + interval '1 day' END FROM generate_series(0, 4999) AS i"
+        )
+        await db.execute(
+            "INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type) VALUES ('t1', '12a', 1, 3)"
+        )
+        await wait_until(lambda: len(app.replica.index) == 5001, within=20)
+        async with db.transaction():  # one change set: renumbered, disabled, deleted, re-kinded, new
+            await db.execute("UPDATE forbidden_numbers SET number = number || '9' WHERE number LIKE '+1704%1'")
+            await db.execute("UPDATE forbidden_numbers SET enabled = false WHERE number LIKE '+1704%2'")
+            await db.execute("UPDATE forbidden_numbers SET deleted = true WHERE number LIKE '+1704%3'")
+            await db.execute("UPDATE forbidden_numbers SET match_kind = 3 - match_kind WHERE number LIKE '+1704%4'")
+            await db.execute(
+                "INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type)"
+                " SELECT 't' || (i % 3), '+1705' || lpad(i::text, 7, '0'), 1, 3 FROM generate_series(0, 2999) AS i"
+            )
+        version = app.replica.data_version
+        await wait_until(lambda: app.replica.data_version > version, within=20)
+        rows = await db.fetch(
+            "SELECT id::text, tenant_id, number, match_kind, call_type, enabled, expire_time"
+            " FROM forbidden_numbers WHERE NOT deleted"
+        )
+    finally:
+        await db.close()
+    expected = {(r[0], r[1], r[2], r[3], r[4], r[5], r[6].timestamp() if r[6] else math.inf) for r in rows}
+    got = {
+        (e.id, e.tenant_id, e.number, int(e.match_kind), int(e.call_type), e.enabled, e.expires_at)
+        for e in app.replica.index.entries()
+    }
+    assert got == expected
+    assert app.replica.index.base_bytes > 0  # the big change sets went into the base

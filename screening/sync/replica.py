@@ -69,6 +69,18 @@ def _settle() -> None:
     gc.freeze()
 
 
+def _rebuild(index: ScreeningIndex, change: changes.ChangeSet) -> ScreeningIndex:
+    """`index` with the whole change set applied, as a new index (in a worker thread: a million rows take a while)."""
+    others = [to_index_entry(row) for row in change.others]
+    parts = [id_parts(entry.id) or (0, 0) for entry in others]
+    changed_hi = np.concatenate((change.hi, np.fromiter((p[0] for p in parts), np.uint64, len(parts))))
+    changed_lo = np.concatenate((change.lo, np.fromiter((p[1] for p in parts), np.uint64, len(parts))))
+    live = ~change.deleted
+    c = change
+    added = Columns(c.tenants, c.tenant[live], c.keys[live], c.hi[live], c.lo[live], c.expires[live])
+    return index.rebuilt(added, changed_hi, changed_lo, others)
+
+
 class Stall:
     """Closes a connection once `limit` seconds pass with no progress reported.
 
@@ -284,14 +296,7 @@ class Replica:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._merging
         index = self.index
-        others = [to_index_entry(row) for row in change.others]
-        parts = [id_parts(entry.id) or (0, 0) for entry in others]
-        changed_hi = np.concatenate((change.hi, np.fromiter((p[0] for p in parts), np.uint64, len(parts))))
-        changed_lo = np.concatenate((change.lo, np.fromiter((p[1] for p in parts), np.uint64, len(parts))))
-        live = ~change.deleted
-        c = change
-        added = Columns(c.tenants, c.tenant[live], c.keys[live], c.hi[live], c.lo[live], c.expires[live])
-        built = await asyncio.to_thread(index.rebuilt, added, changed_hi, changed_lo, others)
+        built = await asyncio.to_thread(_rebuild, index, change)
         await asyncio.to_thread(release_freed_memory)
         return built
 
