@@ -634,8 +634,9 @@ def _rows_h(h: Figures) -> list[Row]:
 
     def during(r: Figures) -> str:
         return (
-            f"{r['wall_s']} s, {r['cpu_s']} s CPU; loop's worst stall {r['worst_stall_ms']} ms"
-            f" (idle: {r['worst_stall_idle_ms']} ms); screens/s in the loop meanwhile x{r['ratio']} of idle"
+            f"{r['wall_s']} s, {r['cpu_s']} s CPU; loop's worst stall {r['worst_stall_ms']} ms,"
+            f" 99.9th percentile {r['p999_stall_ms']} ms (idle: {r['worst_stall_idle_ms']} ms,"
+            f" {r['p999_stall_idle_ms']} ms); screens/s in the loop meanwhile x{r['ratio']} of idle"
         )
 
     return [

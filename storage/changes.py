@@ -14,7 +14,7 @@ stamped since it, on every read).
 Continuity is checked on every read: a different cluster (restore, failover
 to another cluster), transaction ids that went backwards, or tombstones
 purged past the watermark all mean the replica can no longer trust its
-index, and `read_since` raises ReloadNeeded.
+index, and `read_changes` raises ReloadNeeded.
 """
 
 from __future__ import annotations
@@ -40,8 +40,6 @@ _POSITION = """SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::te
                       (SELECT system_identifier FROM pg_control_system()),
                       (SELECT purged_xid::text::bigint FROM sync_meta)
                FROM pg_current_snapshot() AS s"""
-# Rows a catch-up reads and applies between two turns of the event loop.
-CATCH_UP_BATCH = 2000
 
 
 @dataclass(frozen=True, slots=True)
