@@ -34,7 +34,7 @@ Figures = dict[str, Any]
 
 def keys_of(i: np.ndarray) -> np.ndarray:
     values = 12_000_000_000 + (i * STEP) % SPAN  # int("+1" + ten digits)
-    return (values << 9) | ((12 << 5) - 16) | 7  # number_key, flags BOTH | ENABLED
+    return (values << 13) | ((12 << 9) - 256) | 7  # number_key, flags BOTH | ENABLED
 
 
 def columns(start: int, n: int, tenants: int = 1, seed: int = 1) -> Columns:

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define FLAG_BITS 4
+#define FLAG_BITS 8 /* compact.FLAG_BITS */
 #define ENABLED 0x4
 #define EXPIRES 0x8
 #define CALL_TYPE_MASK 0x3
@@ -112,7 +112,7 @@ Searcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     const Slice *slices = (const Slice *)self->slices.buf;
     for (Py_ssize_t i = 0; i < self->nslices; i++) {
         const Slice *s = &slices[i];
-        if (s->shift < 0 || s->shift > 62 || s->buckets < 0 || s->offset < 0 ||
+        if (s->shift < 0 || s->shift > 63 || s->buckets < 0 || s->offset < 0 ||
             (s->offset + s->buckets + 1) * 4 > self->table.len) {
             PyErr_Format(PyExc_ValueError, "slice %zd is outside the table", i);
             Py_DECREF(self);

@@ -104,7 +104,7 @@ def _to_row(record: asyncpg.Record) -> ChangedRow:
 _PLUS = "(ascii(f.number) = 43)::int"
 # (PostgreSQL gives << and | the same precedence, hence every parenthesis.)
 _KEY = (
-    f"((f.number::int8 << 9) | ((length(f.number) - {_PLUS}) << 5) | ({_PLUS} << 4)"
+    f"((f.number::int8 << 13) | ((length(f.number) - {_PLUS}) << 9) | ({_PLUS} << 8)"
     " | f.call_type | (f.enabled::int << 2) | ((f.expire_time IS NOT NULL)::int << 3))"
 )
 _EXPIRES = "coalesce(f.expire_time, '-infinity')"

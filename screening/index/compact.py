@@ -47,7 +47,9 @@ USE_NATIVE = _native is not None
 
 NEVER = float("inf")
 
-FLAG_BITS = 4
+# The low bits of a key: its entry's flags. 50 + 4 + 1 bits of number leave
+# 8; bits 4 to 7 are free for what an entry may come to carry (an action).
+FLAG_BITS = 8
 BUCKET = 8  # keys a bucket of the look-up table holds on average
 CALL_TYPE_MASK = 0b0011  # CallType values are bit masks of Direction values
 ENABLED = 0b0100
@@ -72,10 +74,10 @@ def number_key(number: str) -> int:
     The value, then the digit count (keeps "01" and "1" apart), then whether
     it has a '+' (keeps "+1" and "1" apart): at most 50 + 4 + 1 bits.
     """
-    # Written out (FLAG_BITS = 4): ((value << 4 | digits) << 1 | plus) << 4.
+    # Written out (FLAG_BITS = 8): ((value << 4 | digits) << 1 | plus) << 8.
     if number[0] == "+":
-        return int(number) << 9 | (len(number) << 5) - 16
-    return int(number) << 9 | len(number) << 5
+        return int(number) << 13 | (len(number) << 9) - 256
+    return int(number) << 13 | len(number) << 9
 
 
 def key_number(key: int) -> str:
