@@ -357,8 +357,9 @@ class Replica:
         names two states of the index.
         """
         previous = self.data_version
+        same_cluster = self._position is not None and self._position.cluster == position.cluster
         self._position = position
-        if reset:
+        if reset and not same_cluster:  # another cluster's transaction ids: nothing to compare with
             self.data_version = position.horizon
         elif changed:
             self.data_version = max(position.horizon, previous + 1)
