@@ -1,6 +1,6 @@
 """Figure h: the index engine alone, in one process: switches, merges, many tenants.
 
-    python -m bench.engine SMALL LARGE TENANTS
+    python -m bench.engine SMALL LARGE TENANTS [DATABASE_URL]
 
 Each step runs its heavy part as the replica does (in a worker thread) while
 the event loop screens numbers, 50 a turn, as fast as it can, timing each
@@ -21,13 +21,17 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import numpy as np
 
+from bench import data
 from bench.data import SPAN, STEP, TENANT
 from screening.domain.model import CallType, MatchKind
 from screening.index import rules
 from screening.index.compact import Base, Columns, format_id, key_number
 from screening.index.rules import IndexEntry, ScreeningIndex
+from storage import changes
+from storage.migrate import migrate
 
 Figures = dict[str, Any]
 
@@ -169,9 +173,42 @@ def rss() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
-async def main(small: int, large: int, tenant_count: int) -> Figures:
+async def first_load(url: str, count: int, per_tenant: int) -> Figures:
+    """A replica's first load, from the database, of `count` tenants with `per_tenant` entries each."""
+    dsn = await data.create_database(url, "bench_tenants")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        await conn.execute(
+            "INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type)"
+            " SELECT 'tenant-' || lpad((i / $2)::text, 7, '0'), '+1202' || lpad(i::text, 7, '0'), 1, 3"
+            " FROM generate_series(0, $1 - 1) AS i",
+            count * per_tenant,
+            per_tenant,
+        )
+        await conn.execute("VACUUM ANALYZE forbidden_numbers")
+        state = {"index": ScreeningIndex()}
+
+        async def work() -> None:
+            snapshot = await changes.load_snapshot(conn)
+            s = snapshot
+            columns = Columns(s.tenants, s.tenant, s.keys, s.hi, s.lo, s.expires)
+            state["index"] = ScreeningIndex(await asyncio.to_thread(Base.build, columns))
+
+        figures = await under_load(lambda: state["index"], work)
+    finally:
+        await conn.close()
+    assert len(state["index"]) == count * per_tenant
+    figures["tenants"] = count
+    figures["entries_per_tenant"] = per_tenant
+    return figures
+
+
+async def main(small: int, large: int, tenant_count: int, url: str | None) -> Figures:
     # Tenants first: its RSS growth is read before the other steps' arrays come and go.
     figures = {"tenants": await tenants(tenant_count, 4)}
+    if url:
+        figures["first_load"] = await first_load(url, tenant_count, 4)
     figures["switch"] = await switch(small)
     figures["merge"] = await merge(large, 10_000)
     return figures
@@ -179,4 +216,5 @@ async def main(small: int, large: int, tenant_count: int) -> Figures:
 
 if __name__ == "__main__":
     small, large, tenant_count = (int(a) for a in sys.argv[1:4])
-    print(json.dumps(asyncio.run(main(small, large, tenant_count))))
+    url = sys.argv[4] if len(sys.argv) > 4 else None
+    print(json.dumps(asyncio.run(main(small, large, tenant_count, url))))

@@ -181,8 +181,7 @@ async def load_snapshot(conn: Conn, progress: Callable[[], None] = lambda: None)
         progress()
         # As CSV, parsed in a worker thread: 250,000 tenants as records would stall the event loop.
         listing = await _copy(conn, _TENANTS, progress, format="csv")
-        tenants, hashes = await asyncio.to_thread(_parse_tenants, listing)
-        by_hash = len(np.unique(hashes)) == len(hashes)
+        tenants, hashes, by_hash = await asyncio.to_thread(_parse_tenants, listing)
         copy = _COPY_BY_HASH if by_hash else _COPY_BY_JOIN
         args = () if by_hash else (tenants,)
         exact = _LIVE_EXACT
@@ -232,9 +231,17 @@ async def _copy(
     return buffer
 
 
-def _parse_tenants(listing: bytearray) -> tuple[list[str], npt.NDArray[np.int64]]:
-    rows = list(csv.reader(io.StringIO(listing.decode())))
-    return [r[0] for r in rows], np.array([int(r[1]) for r in rows], np.int64)
+def _parse_tenants(listing: bytearray) -> tuple[list[str], npt.NDArray[np.int64], bool]:
+    """Tenant names and hashes, and whether the hashes are distinct."""
+    # Row by row in Python, not list(reader): one C call over 250,000 rows
+    # would hold the GIL, and so stall the event loop, for its whole length.
+    names: list[str] = []
+    hashes: list[int] = []
+    for name, hashed in csv.reader(io.StringIO(listing.decode())):
+        names.append(name)
+        hashes.append(int(hashed))
+    column = np.array(hashes, np.int64)
+    return names, column, len(np.unique(column)) == len(column)
 
 
 _LAYOUT = ("fields", 4), ("n_tenant", 8), ("n_id", 16), ("n_key", 8), ("n_expires", 8)
