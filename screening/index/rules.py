@@ -11,7 +11,10 @@ load and never modified. The overlay holds PREFIX entries and every change
 since the base was built, as objects in dicts. An id in the base that was
 changed or deleted since is "shadowed": its base copy is no longer served.
 A merge folds the overlay's EXACT entries into a new base in a worker thread,
-a bounded chunk at a time, while calls are answered from the old one.
+a bounded chunk at a time, while calls are answered from the old one. A big
+change set takes another way (`rebuilt`): a new index, built in a worker
+thread with everything this one holds and the whole set, which the replica
+swaps in at once.
 
 Extension points: a rule set is looked up per tenant, so a list shared by all
 tenants is one more rule set consulted after the tenant's own, and an
