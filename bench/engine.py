@@ -1,4 +1,4 @@
-"""Figure h: the index engine alone, in one process: switches, merges, many tenants.
+"""Figure i: the index engine alone, in one process: switches, merges, many tenants.
 
     python -m bench.engine SMALL LARGE TENANTS [DATABASE_URL]
 

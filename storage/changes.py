@@ -66,6 +66,7 @@ class ChangedRow:
     call_type: int
     enabled: bool
     expire_time: datetime | None
+    action: int
     deleted: bool
 
 
@@ -112,7 +113,10 @@ _EXPIRES = "coalesce(f.expire_time, '-infinity')"
 # its cast fails and the load is done again with this filter.
 # (A bounded repetition, [0-9]{1,15}, made this regex 15 times as slow: 8 µs a row.)
 _ENCODABLE = rf"f.number ~ '^\+?[0-9]+$' AND length(f.number) <= 15 + {_PLUS}"
-_LIVE_EXACT = "NOT f.deleted AND f.match_kind = 1"
+# ALLOW entries (allow-exceptions, few) stay out of the arrays: they load as
+# `others`, into the index's overlay (the key's free flag bits could hold an
+# action, but the base's look-ups do not read one).
+_LIVE_EXACT = "NOT f.deleted AND f.match_kind = 1 AND f.action = 1"
 # Every tenant, by a walk down the (tenant_id, number, match_kind) index: one
 # index probe a tenant rather than a scan of every row, while tenants are few
 # (the walk comes in ascending order and stops at the limit). Past that, one
@@ -173,7 +177,7 @@ class Snapshot:
     hi: npt.NDArray[np.uint64]  # the id's UUID, high and low 64 bits
     lo: npt.NDArray[np.uint64]
     expires: npt.NDArray[np.float64]  # POSIX seconds; 0 for none
-    others: list[ChangedRow]  # PREFIX entries, and any number the key cannot pack
+    others: list[ChangedRow]  # PREFIX and ALLOW entries, and any number the key cannot pack
 
 
 async def load_snapshot(conn: Conn, progress: Callable[[], None] = lambda: None) -> Snapshot:
@@ -282,7 +286,7 @@ def _parse(buffer: bytearray, dtype: np.dtype, layout: tuple[tuple[str, int], ..
 # (0 for a tombstone, -1 for a live row it cannot pack: a prefix, or a number
 # no write path stores, then read whole by id), the tenant as a 64-bit hash
 # of its name (names are looked up by id for hashes the caller does not know).
-_EXACT_PACKS = f"f.match_kind = 1 AND {_ENCODABLE}"
+_EXACT_PACKS = f"f.match_kind = 1 AND f.action = 1 AND {_ENCODABLE}"
 _COPY_CHANGED = f"""SELECT {_TENANT_HASH}, f.id,
 CASE WHEN f.deleted THEN 0 WHEN {_EXACT_PACKS} THEN {_KEY} ELSE -1 END, {_EXPIRES}, f.deleted
 FROM forbidden_numbers f WHERE {_UNSEEN}"""

@@ -189,6 +189,7 @@ async def test_big_change_sets_of_every_kind_leave_the_index_equal_to_the_databa
             await db.execute("UPDATE forbidden_numbers SET enabled = false WHERE number LIKE '+1704%2'")
             await db.execute("UPDATE forbidden_numbers SET deleted = true WHERE number LIKE '+1704%3'")
             await db.execute("UPDATE forbidden_numbers SET match_kind = 3 - match_kind WHERE number LIKE '+1704%4'")
+            await db.execute("UPDATE forbidden_numbers SET action = 2 WHERE number LIKE '+1704%5'")  # ALLOW
             await db.execute(
                 "INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type)"
                 " SELECT 't' || (i % 3), '+1705' || lpad(i::text, 7, '0'), 1, 3 FROM generate_series(0, 2999) AS i"
@@ -196,14 +197,14 @@ async def test_big_change_sets_of_every_kind_leave_the_index_equal_to_the_databa
         version = app.replica.data_version
         await wait_until(lambda: app.replica.data_version > version, within=20)
         rows = await db.fetch(
-            "SELECT id::text, tenant_id, number, match_kind, call_type, enabled, expire_time"
+            "SELECT id::text, tenant_id, number, match_kind, call_type, enabled, expire_time, action"
             " FROM forbidden_numbers WHERE NOT deleted"
         )
     finally:
         await db.close()
-    expected = {(r[0], r[1], r[2], r[3], r[4], r[5], r[6].timestamp() if r[6] else math.inf) for r in rows}
+    expected = {(r[0], r[1], r[2], r[3], r[4], r[5], r[6].timestamp() if r[6] else math.inf, r[7]) for r in rows}
     got = {
-        (e.id, e.tenant_id, e.number, int(e.match_kind), int(e.call_type), e.enabled, e.expires_at)
+        (e.id, e.tenant_id, e.number, int(e.match_kind), int(e.call_type), e.enabled, e.expires_at, int(e.action))
         for e in app.replica.index.entries()
     }
     assert got == expected

@@ -14,7 +14,7 @@ import asyncpg
 import numpy as np
 from asyncpg.pool import PoolConnectionProxy
 
-from screening.domain.model import CallType, MatchKind
+from screening.domain.model import Action, CallType, MatchKind
 from screening.index.compact import (
     CALL_TYPE_MASK,
     ENABLED,
@@ -43,6 +43,7 @@ APPLY_IN_PLACE = 2000
 # Lookups, not Enum calls: a catch-up after a big import converts a million rows.
 _MATCH_KINDS = {kind.value: kind for kind in MatchKind}
 _CALL_TYPES = {call_type.value: call_type for call_type in CallType}
+_ACTIONS = {action.value: action for action in Action}
 
 
 def to_index_entry(row: changes.ChangedRow) -> IndexEntry:
@@ -54,6 +55,7 @@ def to_index_entry(row: changes.ChangedRow) -> IndexEntry:
         call_type=_CALL_TYPES[row.call_type],
         enabled=row.enabled,
         expires_at=row.expire_time.timestamp() if row.expire_time is not None else NEVER,
+        action=_ACTIONS[row.action],
     )
 
 
