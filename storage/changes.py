@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from storage.db import Conn
 from storage.rows import columns
+from storage.standby import in_recovery
 
 _POSITION = """SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
                       (SELECT system_identifier FROM pg_control_system()),
@@ -60,6 +61,29 @@ _ROW = ", ".join(f"{name}::text" if name == "id" else name for name in columns(C
 
 class ReloadNeeded(Exception):
     """The replica's index can no longer be brought up to date by changes alone."""
+
+
+class FeedBehind(Exception):
+    """The feed is a standby that has not yet replayed up to the replica's watermark: wait for it, never go back."""
+
+    def __init__(self, watermark: int, feed: int) -> None:
+        super().__init__(f"the standby is at {feed}, behind this replica's watermark {watermark}")
+        self.watermark = watermark
+        self.feed = feed
+
+
+async def went_back(conn: Conn, watermark: int, feed: int) -> None:
+    """The feed is behind `watermark` in the same cluster: a standby still replaying (wait), or a restore (reload).
+
+    A standby lags its primary; one restarted may even show less than it did
+    before. Read as it is, it would take the replica back in time (answers
+    that blocked a number would allow it again), so it is waited for. A
+    primary whose transaction ids went back was restored, or is a promoted
+    standby that lost transactions: the index may hold changes it does not.
+    """
+    if await in_recovery(conn):
+        raise FeedBehind(watermark, feed)
+    raise ReloadNeeded(f"transaction ids went back ({watermark} -> {feed}): restored?")
 
 
 def _to_row(record: asyncpg.Record) -> ChangedRow:
@@ -229,7 +253,7 @@ async def read_since(
         if cluster != since.cluster:
             raise ReloadNeeded(f"the database is another cluster now ({since.cluster} -> {cluster})")
         if watermark < since.watermark:
-            raise ReloadNeeded(f"transaction ids went back ({since.watermark} -> {watermark}): restored?")
+            await went_back(conn, since.watermark, watermark)
         if purged >= since.watermark:
             raise ReloadNeeded(f"tombstones up to {purged} were purged past our watermark {since.watermark}")
         yield Position(int(watermark), int(cluster))

@@ -28,10 +28,9 @@ log = logging.getLogger("screening")
 async def serve(config: Config, argv: Sequence[str] = ()) -> int:
     stop_embedded = None
     dsn = config.database_url
-    if dsn is None:
+    if dsn is None and config.feed_url is None:
         dsn, stop_embedded = await asyncio.to_thread(embedded.start, config.data_dir)
     try:
-        assert dsn is not None
         if config.workers > 1:
             return await Supervisor(config, dsn, argv).run()
         stopping = asyncio.Event()
