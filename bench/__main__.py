@@ -31,7 +31,7 @@ from typing import Any
 
 import grpc
 
-from bench import data, h2load
+from bench import data, followers, h2load
 from bench.servers import ROOT, Server, load, run_json
 from screening.app import embedded
 from screening.v1 import screening_pb2 as pb
@@ -478,6 +478,11 @@ class Bench:
         result["client_cpu_us_per_call"] = result["client_cpu_s"] / answered * 1e6
         return result
 
+    def scale(self) -> Figures:
+        plan = followers.plan_of(self.args, "scale-")
+        log(f"s: {plan.followers} followers on a primary, then on two standbys (bench/followers.py)")
+        return asyncio.run(followers.scale(plan))
+
     def imports(self, url: str) -> Figures | str:
         """Figure d: end-to-end file imports (bench/import_1m.py) on this run's cluster: 1M-row CSV, 100k-row xlsx."""
         found: Figures = {}
@@ -651,6 +656,28 @@ def _rows_f(f: Figures) -> list[Row]:
     ]
 
 
+def _rows_s(s: Figures) -> list[Row]:
+    rows: list[Row] = []
+    for layout, label in (("primary", "every follower on the primary"), ("standbys", "feeds on 2 standbys")):
+        r = s[layout]
+        rows.append(
+            (
+                f"s {r['followers']} followers, {label}",
+                f"primary: {r['primary_connections']} connections ({r['primary_connections_per_follower']:.2f} a"
+                f" follower), {r['primary_rows_read_per_change']['*']:.1f} rows read a change"
+                f" ({r['primary_rows_read_per_change'].get('forbidden_numbers', 0.0):.1f} of entries),"
+                f" CPU {r['primary_cpu_ms_per_change']:.1f} ms a change ({r['primary_cpu_pct_of_a_core']:.0f}%"
+                f" of a core at {r['rate_per_s']:.0f} changes/s); every follower complete up to a commit after"
+                f" p50 {r['lag_p50_ms']:.0f} ms, p99 {r['lag_p99_ms']:.0f} ms ({r['never_seen']} never)",
+                "<= 1 connection a follower, rows a change independent of followers" if layout == "standbys" else "",
+                _ok(r["primary_connections_per_follower"] <= 1 and r["primary_rows_read_per_change"]["*"] < 2)
+                if layout == "standbys"
+                else "",
+            )
+        )
+    return rows
+
+
 def _rows_g(g: Figures) -> list[Row]:
     rows: list[Row] = []
     for mode, r in g.items():
@@ -683,6 +710,7 @@ _ROWS: dict[str, Callable[[Any], list[Row]]] = {
     "e_propagation": _rows_e,
     "f_batch": _rows_f,
     "g_scaling": _rows_g,
+    "s_scale": _rows_s,
 }
 
 
@@ -717,8 +745,10 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=200, help="changes timed for propagation")
     parser.add_argument("--out", default=str(ROOT / "bench-results.json"))
     parser.add_argument(
-        "--only", help="comma-separated figures to run (a, a2, b, c, d, e, f, g); the table shows only those"
+        "--only", help="comma-separated figures to run (a, a2, b, c, d, e, f, g, s); the table shows only those"
     )
+    # Figure s: followers on a primary and two standbys (bench/followers.py), in a cluster of its own.
+    followers.add_arguments(parser, "scale-")
     args = parser.parse_args()
     started = time.perf_counter()
     results: Figures = {
@@ -735,7 +765,9 @@ def main() -> None:
         url, stop_database = embedded.start(workdir / "pg")
         try:
             bench = Bench(args, workdir)
-            asyncio.run(bench.setup(url))
+            # Figure s builds a primary and standbys of its own: alone, it needs none of the data sets.
+            if args.only is None or set(args.only.split(",")) != {"s"}:
+                asyncio.run(bench.setup(url))
             steps: list[tuple[str, Callable[[], Any]]] = [
                 ("b_in_process_ns", bench.in_process),
                 ("c_footprint", bench.footprint),
@@ -745,6 +777,7 @@ def main() -> None:
                 ("e_propagation", bench.propagation),
                 ("g_scaling", bench.scaling),
                 ("d_import", lambda: bench.imports(url)),
+                ("s_scale", bench.scale),
             ]
             only = None if args.only is None else {f"{name}_" for name in args.only.split(",")}
             for key, step in steps:
