@@ -668,7 +668,18 @@ def _rows_s(s: Figures) -> list[Row]:
                 f" ({r['primary_rows_read_per_change'].get('forbidden_numbers', 0.0):.1f} of entries),"
                 f" CPU {r['primary_cpu_ms_per_change']:.1f} ms a change ({r['primary_cpu_pct_of_a_core']:.0f}%"
                 f" of a core at {r['rate_per_s']:.0f} changes/s); every follower complete up to a commit after"
-                f" p50 {r['lag_p50_ms']:.0f} ms, p99 {r['lag_p99_ms']:.0f} ms ({r['never_seen']} never)",
+                f" p50 {r['lag_p50_ms']:.0f} ms, p99 {r['lag_p99_ms']:.0f} ms ({r['never_seen']} never)"
+                + (
+                    "; each standby: "
+                    + ", ".join(
+                        f"{rows['*']:.1f} rows read and {cpu:.1f} ms CPU a change"
+                        for rows, cpu in zip(
+                            r["standby_rows_read_per_change"], r.get("standby_cpu_ms_per_change", []), strict=False
+                        )
+                    )
+                    if layout == "standbys"
+                    else ""
+                ),
                 "<= 1 connection a follower, rows a change independent of followers" if layout == "standbys" else "",
                 _ok(r["primary_connections_per_follower"] <= 1 and r["primary_rows_read_per_change"]["*"] < 2)
                 if layout == "standbys"

@@ -143,6 +143,10 @@ def _cpu_of(pgdata: Path) -> dict[int, float]:
     return found
 
 
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
 async def _rows_read(url: str) -> dict[str, int]:
     """Rows read from each of this database's tables so far (sequential scans' and index fetches')."""
     conn = await asyncpg.connect(url)
@@ -246,6 +250,7 @@ async def _layout(
     feeds: list[str],
     dsn: str,
     standby_dsns: list[str],
+    standby_homes: list[Path],
     args: Plan,
     first: int,
 ) -> Figures:
@@ -266,6 +271,7 @@ async def _layout(
         await asyncio.sleep(STATS_SETTLE)
         cpu0, rows0 = _cpu_of(primary.pgdata), await _rows_read(dsn)
         standby_rows0 = [await _rows_read(u) for u in standby_dsns]
+        standby_cpu0 = [_cpu_of(h) for h in standby_homes]
         wall0 = time.monotonic()
         writing = asyncio.create_task(_write(dsn, args.changes, args.rate, first))
         await asyncio.sleep(args.changes / args.rate / 2)
@@ -275,10 +281,11 @@ async def _layout(
         wall = time.monotonic() - wall0
         cpu1, rows1 = _cpu_of(primary.pgdata), await _rows_read(dsn)
         standby_rows1 = [await _rows_read(u) for u in standby_dsns]
+        standby_cpu1 = [_cpu_of(h) for h in standby_homes]
     finally:
         reports = [f.stop() for f in followers]
     lags, missing = _lags(written, reports)
-    cpu = sum(t - cpu0.get(pid, 0.0) for pid, t in cpu1.items())
+    cpu = _spent(cpu0, cpu1)
     # The followers' own: the bench's writer and its stats reader are not replicas.
     theirs = sum(v for k, v in connections.items() if k.startswith("screening-"))
     return {
@@ -297,6 +304,9 @@ async def _layout(
         "primary_rows_read_per_change": _per_change(rows0, rows1, args.changes),
         "standby_rows_read_per_change": [
             _per_change(a, b, args.changes) for a, b in zip(standby_rows0, standby_rows1, strict=True)
+        ],
+        "standby_cpu_ms_per_change": [
+            1000 * _spent(a, b) / args.changes for a, b in zip(standby_cpu0, standby_cpu1, strict=True)
         ],
         "followers_cpu_s": sum(r["cpu_s"] for r in reports),
         "feed_waits": sum(r["feed_waits"] for r in reports),
@@ -335,9 +345,10 @@ async def scale(args: Plan) -> Figures:
         try:
             found: Figures = {"entries": args.entries}
             # New numbers each: the table's own are 0 .. entries - 1.
-            found["primary"] = await _layout("primary", primary, [dsn], dsn, standby_dsns, args, args.entries)
+            homes = [s.pgdata for s in standbys]
+            found["primary"] = await _layout("primary", primary, [dsn], dsn, standby_dsns, homes, args, args.entries)
             found["standbys"] = await _layout(
-                "standbys", primary, standby_dsns, dsn, standby_dsns, args, args.entries + args.changes
+                "standbys", primary, standby_dsns, dsn, standby_dsns, homes, args, args.entries + args.changes
             )
             return found
         finally:
