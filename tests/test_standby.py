@@ -244,3 +244,25 @@ async def test_a_replica_without_a_primary_waits_for_the_schema_and_says_what_to
         assert got.feed_standby and not got.hot_standby_feedback
     finally:
         careless.close()
+
+
+async def test_the_last_hit_counts_go_out_over_the_listener_before_it_closes(
+    start_server: StartServer, connect: Callable[[App], Clients], dsn: str
+) -> None:
+    """The listener's connection carries the hit counts: on shutdown it stays up until the last write is done."""
+    app = await start_server(hit_flush_interval=10.0)
+    clients = connect(app)
+    entry = await create(clients, "+4420800")
+    await until_verdict(clients, entry.number, BLOCK)
+    before = app.replica.listener.backend_pid if app.replica.listener else None
+    for _ in range(4):
+        assert (await screen(clients, entry.number)).verdict == BLOCK
+    stopping = time.monotonic()
+    await app.stop(grace=0)
+    assert time.monotonic() - stopping < 3.0  # never waits for a listener that is already gone
+    conn = await asyncpg.connect(dsn)
+    try:
+        hits = await conn.fetchval("SELECT hits FROM entry_hits WHERE entry_id = $1::uuid", entry.id)
+    finally:
+        await conn.close()
+    assert before is not None and hits is not None and hits >= 4

@@ -341,10 +341,13 @@ class App:
                 await asyncio.sleep(1.0)
         following = asyncio.create_task(self.settings.run(), name="tenant settings")
         counting = asyncio.create_task(self._hits.run(), name="hit counts")
+        replica = asyncio.create_task(self.replica.run(), name="replica follower")
         try:
-            await self.replica.run()
+            # Shielded: on shutdown the hit counts' last write goes out over the
+            # listener's connection, so the replica (and its listener) stops last.
+            await asyncio.shield(replica)
         finally:
-            for task in (following, counting):
+            for task in (counting, following, replica):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
