@@ -667,7 +667,7 @@ def _rows_s(s: Figures) -> list[Row]:
                 f" follower), {r['primary_rows_read_per_change']['*']:.1f} rows read a change"
                 f" ({r['primary_rows_read_per_change'].get('forbidden_numbers', 0.0):.1f} of entries),"
                 f" CPU {r['primary_cpu_ms_per_change']:.1f} ms a change ({r['primary_cpu_pct_of_a_core']:.0f}%"
-                f" of a core at {r['rate_per_s']:.0f} changes/s); every follower complete up to a commit after"
+                f" of a core at {r['rate_per_s']:.0f} changes/s); every follower answered a commit after"
                 f" p50 {r['lag_p50_ms']:.0f} ms, p99 {r['lag_p99_ms']:.0f} ms ({r['never_seen']} never)"
                 + (
                     "; each standby: "

@@ -10,7 +10,8 @@ layout starts the followers, writes changes at a steady rate straight into
 PostgreSQL, and reads off the primary: its processes' CPU (every backend,
 the walsenders, the postmaster), its connections, and the rows read from
 its tables (pg_stat_user_tables) per change; and from the followers, how
-long after each commit every one of them was complete up to it.
+long after each commit every one of them answered it (its index blocks the
+number written).
 
 Layouts:
 - primary: every follower reads its feed from the primary and listens there
@@ -40,6 +41,8 @@ import asyncpg
 
 from bench import data
 
+INBOUND = 1  # screening.domain.model.Direction.INBOUND; the changes forbid both directions
+
 Figures = dict[str, Any]
 # Stats a backend has not yet reported reach the shared counters within PGSTAT_IDLE_INTERVAL (10 s) of going idle.
 STATS_SETTLE = 11.0
@@ -48,8 +51,12 @@ STATS_SETTLE = 11.0
 # ------------------------------------------------------------- a follower process
 
 
-async def follow(feed: str, primary: str | None, count: int, poll: float) -> None:
-    """COUNT followers of `feed`; 'ready' on stdout once all have loaded, then data_version changes until stdin ends."""
+async def follow(feed: str, primary: str | None, count: int, poll: float, first: int, changes: int) -> None:
+    """COUNT followers of `feed`; 'ready' on stdout once all have loaded; when each answered each change, at the end.
+
+    Change k is the entry data.number_of(first + k); a follower answers it
+    once its index blocks that number (the writer commits them in order).
+    """
     from screening.app.service import STANDBY_ECHOES
     from screening.sync.feed import FeedWatch
     from screening.sync.replica import Replica
@@ -94,14 +101,15 @@ async def follow(feed: str, primary: str | None, count: int, poll: float) -> Non
         tasks += [asyncio.create_task(replica.run()), asyncio.create_task(settings.run())]
     await all_ready.wait()
     print("ready", flush=True)
-    transitions: list[list[tuple[float, int]]] = [[(time.time(), r.data_version)] for r in replicas]
+    numbers = [data.number_of(first + k) for k in range(changes)]
+    answered: list[list[float]] = [[] for _ in replicas]
 
     async def sample() -> None:
         while True:
             now = time.time()
-            for seen, replica in zip(transitions, replicas, strict=True):
-                if replica.data_version != seen[-1][1]:
-                    seen.append((now, replica.data_version))
+            for seen, replica in zip(answered, replicas, strict=True):
+                while len(seen) < changes and replica.index.screen(data.TENANT, numbers[len(seen)], INBOUND, now):
+                    seen.append(now)
             await asyncio.sleep(0.002)
 
     sampler = asyncio.create_task(sample())
@@ -118,7 +126,7 @@ async def follow(feed: str, primary: str | None, count: int, poll: float) -> Non
     for pool in pools:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(pool.close(), 5)
-    print(json.dumps({"transitions": transitions, "cpu_s": cpu, "feed_waits": waits}), flush=True)
+    print(json.dumps({"answered": answered, "cpu_s": cpu, "feed_waits": waits}), flush=True)
 
 
 # ------------------------------------------------------------- the orchestrator
@@ -182,9 +190,10 @@ async def _connections(url: str) -> dict[str, int]:
 class Followers:
     """Follower processes; `stop` returns what each reported."""
 
-    def __init__(self, feed: str, primary: str | None, count: int, poll: float) -> None:
+    def __init__(self, feed: str, primary: str | None, count: int, poll: float, first: int, changes: int) -> None:
         args = [sys.executable, "-m", "bench.followers", "follow", "--feed", feed, "--count", str(count)]
-        args += ["--poll", str(poll)] + ([] if primary is None else ["--primary", primary])
+        args += ["--poll", str(poll), "--first", str(first), "--changes", str(changes)]
+        args += [] if primary is None else ["--primary", primary]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCREENING_")}
         env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
         self.proc = subprocess.Popen(
@@ -223,17 +232,13 @@ async def _write(dsn: str, changes: int, rate: float, first: int) -> list[tuple[
 
 
 def _lags(written: list[tuple[int, float]], reports: list[Figures]) -> tuple[list[float], int]:
-    """Seconds from each commit until each follower was complete up to it; how many never were."""
+    """Seconds from each commit until each follower answered it; how many never were."""
     lags: list[float] = []
     missing = 0
     for report in reports:
-        for transitions in report["transitions"]:
-            for xid, committed in written:
-                seen = next((t for t, version in transitions if version > xid), None)
-                if seen is None:
-                    missing += 1
-                else:
-                    lags.append(max(0.0, seen - committed))
+        for answered in report["answered"]:
+            missing += len(written) - len(answered)
+            lags += [max(0.0, seen - committed) for seen, (_, committed) in zip(answered, written, strict=False)]
     return lags, missing
 
 
@@ -260,7 +265,7 @@ async def _layout(
     listen = None if name == "primary" else dsn
     started = time.perf_counter()
     followers = [
-        Followers(feeds[i % len(feeds)], listen if listen is not None else dsn, count, args.poll)
+        Followers(feeds[i % len(feeds)], listen if listen is not None else dsn, count, args.poll, first, args.changes)
         for i, count in enumerate(per_process)
         if count
     ]
@@ -400,10 +405,12 @@ def main() -> None:
     one.add_argument("--primary")
     one.add_argument("--count", type=int, required=True)
     one.add_argument("--poll", type=float, default=0.5)
+    one.add_argument("--first", type=int, required=True, help="the first change's entry: data.number_of(FIRST)")
+    one.add_argument("--changes", type=int, required=True)
     add_arguments(commands.add_parser("run", help="figure s alone; prints its JSON"))
     args = parser.parse_args()
     if args.command == "follow":
-        asyncio.run(follow(args.feed, args.primary, args.count, args.poll))
+        asyncio.run(follow(args.feed, args.primary, args.count, args.poll, args.first, args.changes))
     else:
         print(json.dumps(asyncio.run(scale(plan_of(args))), indent=2))
 
