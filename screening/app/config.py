@@ -131,6 +131,12 @@ class Config:
         check=_optional(_postgres_url),
         metavar="URL",
     )
+    snapshot_url: str | None = flag(
+        None,
+        "a snapshot written by `screening snapshot` (a path, or an fsspec URL: file://, s3://...): start from it"
+        " and catch up from its position; missing, unreadable or older than --tombstone-retention: a full load",
+        metavar="URL",
+    )
     data_dir: Path = flag(
         Path(".screening"), "the embedded PostgreSQL's home (kept across restarts)", parse=Path, metavar="DIR"
     )

@@ -29,6 +29,7 @@ from screening.api.wrapping import Translation, wrap
 from screening.app.config import Config, is_loopback
 from screening.domain.errors import ConfigError
 from screening.index import compact
+from screening.sync import snapshots
 from screening.sync.feed import FeedWatch
 from screening.sync.replica import Replica
 from screening.sync.settings import SettingsFollower
@@ -40,7 +41,7 @@ from screening.usecases.screener import Screener
 from screening.usecases.tenants import Tenants
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
-from storage import keys, migrate
+from storage import changes, keys, migrate
 from storage.db import borrow
 from storage.errors import RETRYABLE, NoPrimary, SchemaNotReady
 from storage.forbidden_numbers import ForbiddenNumberStore
@@ -140,6 +141,7 @@ class App:
             on_ready=self._serving,
             echo_wakeups=STANDBY_ECHOES if standby_fed else (),
             feed=feed,
+            snapshot=self._snapshot_reader(),
         )
         if primary is None:
             log.warning("no --database-url: %s", NO_PRIMARY)
@@ -309,6 +311,12 @@ class App:
         )
         self._pools.append(pool)
         return pool
+
+    def _snapshot_reader(self) -> Callable[[], Coroutine[Any, Any, changes.Snapshot | None]] | None:
+        url = self.config.snapshot_url
+        if url is None:
+            return None
+        return lambda: asyncio.to_thread(snapshots.read, url)
 
     async def _prepare(self, feed_pool: asyncpg.Pool) -> None:
         """Migrate the primary; without one, check that the feed's schema is this release's."""

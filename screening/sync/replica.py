@@ -7,7 +7,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -15,6 +15,7 @@ import asyncpg
 from screening.domain.model import CallType, MatchKind
 from screening.index.compact import Base, Columns, release_freed_memory
 from screening.index.rules import NEVER, IndexEntry, ScreeningIndex, merge_in_background
+from screening.sync import snapshots
 from screening.sync.feed import FeedWatch
 from screening.sync.listener import Connect, Listener, echoed
 from storage import changes, standby, tombstones
@@ -129,7 +130,11 @@ class Replica:
         on_ready: Callable[[], None] = lambda: None,
         echo_wakeups: Sequence[float] = (),
         feed: FeedWatch | None = None,
+        snapshot: Callable[[], Awaitable[changes.Snapshot | None]] | None = None,
     ) -> None:
+        # Where the first index comes from when a snapshot file may be there (screening.sync.snapshots).
+        self._snapshot = snapshot
+        self.loaded_from = ""  # "snapshot" or "database", once loaded
         self.feed = FeedWatch() if feed is None else feed
         self.index = ScreeningIndex()
         self.data_version = 0
@@ -162,7 +167,8 @@ class Replica:
     async def run(self) -> None:
         listener = None if self.listener is None else asyncio.create_task(self.listener.run(), name="listener")
         try:
-            await self._load_until_done()
+            if not await self._start_from_snapshot():
+                await self._load_until_done()
             self.ready = True
             self._on_ready()
             await self._follow()
@@ -188,6 +194,37 @@ class Replica:
                 )
                 await asyncio.sleep(self._retry_interval)
 
+    async def _start_from_snapshot(self) -> bool:
+        """The first index from a snapshot file, caught up through the feed; False: load from the database."""
+        if self._snapshot is None:
+            return False
+        started = time.monotonic()
+        try:
+            snapshot = await self._snapshot()
+        except snapshots.UNREADABLE as exc:  # the database is still there
+            log.warning("snapshot not used, loading from the database: %s: %s", type(exc).__name__, exc)
+            return False
+        if snapshot is None:
+            log.info("no snapshot file yet: loading from the database")
+            return False
+        await self._install(snapshot, started, "snapshot")
+        # Serving only once caught up: the file may be hours old.
+        while True:
+            try:
+                await self.catch_up()
+                self._caught_up_with_feed()
+                log.info("caught up from the snapshot in %.2fs", time.monotonic() - started)
+                return True
+            except changes.ReloadNeeded as why:
+                log.warning("the snapshot cannot be caught up (%s): loading from the database", why)
+                return False
+            except changes.FeedBehind as behind:
+                self._wait_for_feed(behind)
+                await asyncio.sleep(self._poll_interval)
+            except RETRYABLE as exc:
+                log.warning("catch-up from the snapshot failed, retrying: %s: %s", type(exc).__name__, exc)
+                await asyncio.sleep(self._retry_interval)
+
     async def _load(self) -> None:
         """Build a whole new index from one snapshot, then swap it in."""
         started = time.monotonic()
@@ -197,6 +234,10 @@ class Replica:
                 snapshot = await changes.load_snapshot(conn, stall.progress)
             if self._older(snapshot.position) and await standby.in_recovery(conn):
                 raise changes.FeedBehind(self.data_version, snapshot.position.watermark)
+        await self._install(snapshot, started, "database")
+
+    async def _install(self, snapshot: changes.Snapshot, started: float, source: str) -> None:
+        """Build a whole new index from a snapshot (read from the database or a file) and swap it in."""
         position, others = snapshot.position, snapshot.others
         columns = Columns(snapshot.tenants, snapshot.tenant, snapshot.keys, snapshot.hi, snapshot.lo, snapshot.expires)
         del snapshot
@@ -211,11 +252,13 @@ class Replica:
                 await asyncio.sleep(0)  # keep answering calls and health checks
         self.index = index
         self.full_loads += 1
+        self.loaded_from = source
         self._advance(position, reset=True)
         # malloc_trim walks the whole heap: off the event loop (ctypes releases the GIL).
         await asyncio.to_thread(release_freed_memory)
         log.info(
-            "full load: %d entries at data_version %d in %.2fs",
+            "full load from the %s: %d entries at data_version %d in %.2fs",
+            source,
             len(index),
             position.watermark,
             time.monotonic() - started,
