@@ -175,6 +175,7 @@ class App:
         region = self.config.default_region
         self.settings = SettingsFollower(feed_pool, region, self.config.poll_interval)
         screener = Screener(self.replica, region, self.settings)
+        self.metrics.watch_unknown_tenants(screener.unknown_tenant_calls)
         listener = self.replica.listener
         self._hits = HitFlusher(
             screener.hits, None if listener is None else listener.borrow, self.config.hit_flush_interval
