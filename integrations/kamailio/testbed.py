@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,12 +90,19 @@ class ClientTls:
 class Service:
     """`screening serve` with its embedded PostgreSQL in a fresh data directory."""
 
-    def __init__(self, workdir: Path, *, args: Sequence[str] = (), tls: ClientTls | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, args: Sequence[str] = (), tls: ClientTls | None = None, switch_socket: bool = False
+    ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port(socket.SOCK_STREAM)
         self.target = f"{HOST}:{self.port}"
         self.args = list(args)
+        # `--switch-listen`: short, a Unix socket's path has at most 107 bytes.
+        self.switch_socket = ""
+        if switch_socket:
+            self.switch_socket = tempfile.mkdtemp(prefix="sw-") + "/switch.sock"
+            self.args += ["--switch-listen", f"unix:{self.switch_socket}"]
         self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / "screening.log"
