@@ -336,8 +336,10 @@ def main() -> int:
                         sources=sources,
                         children=args.children,
                         enabled=name != "ours-off",
-                        # As much shared memory as the native stacks: transactions linger for tm's timers.
+                        # As much shared and private memory as the native stacks (-m 256 -M 128):
+                        # transactions linger for tm's timers.
                         shm_mb=256,
+                        pkg_mb=128,
                         service=[f'switch_socket = "{service.switch_socket}"'] if name == "ours-switch" else [],
                     )
                 kamailio.start()

@@ -164,6 +164,7 @@ class Kamailio:
         service: Sequence[str] = (),
         tables: Sequence[str] = (),
         shm_mb: int = 64,
+        pkg_mb: int = 16,
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -173,6 +174,7 @@ class Kamailio:
         self.log = workdir / "kamailio.log"
         self.children = children
         self.shm_mb = shm_mb
+        self.pkg_mb = pkg_mb
         self.proc: subprocess.Popen[bytes] | None = None
         site_packages = next((ROOT / ".venv" / "lib").glob("python3.*/site-packages"))
         lines = [
@@ -212,7 +214,7 @@ class Kamailio:
             "-m",
             str(self.shm_mb),
             "-M",
-            "16",
+            str(self.pkg_mb),
             "-P",
             str(self.workdir / "kamailio.pid"),
             "-Y",
