@@ -87,8 +87,9 @@ class Settings:
     def activate_site_packages(self) -> None:
         """Put the configured site-packages (with their .pth files) first on sys.path.
 
-        Kamailio embeds the system Python; grpcio and the generated stubs live in
-        the project's virtualenv, which must be built for the same minor version.
+        Kamailio embeds the system Python; the router itself needs only its
+        standard library, but a changed router may import from a virtualenv,
+        which must be built for the same minor version.
         """
         tag = f"python{sys.version_info.major}.{sys.version_info.minor}"
         before = list(sys.path)
