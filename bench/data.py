@@ -33,6 +33,43 @@ async def create_database(admin_url: str, name: str) -> str:
     return urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
 
 
+LIST = "@dnc"
+
+
+async def add_rules(dsn: str, entries: int, listed: int, exceptions: int) -> None:
+    """On a database `fill`ed with `entries`: a shared list of `listed` EXACT entries (half of them numbers
+    the tenant lists too, half beyond its range) that TENANT subscribes to, and `exceptions` ALLOW entries of
+    TENANT for numbers only the list has: the screening rules a busy tenant has besides its own list."""
+    conn = await asyncpg.connect(dsn, command_timeout=3600)
+    try:
+        first = entries - listed // 2
+        await conn.execute(
+            f"""INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type)
+                SELECT $1, '+1' || (2000000000 + (i * {STEP}::int8) % {SPAN})::text, 1, 3
+                FROM generate_series($2::int8, $2::int8 + $3::int8 - 1) AS i""",
+            LIST,
+            first,
+            listed,
+        )
+        await conn.execute(
+            f"""INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type, action)
+                SELECT $1, '+1' || (2000000000 + (i * {STEP}::int8) % {SPAN})::text, 1, 3, 2
+                FROM generate_series($2::int8, $2::int8 + $3::int8 - 1) AS i""",
+            TENANT,
+            entries,
+            exceptions,
+        )
+        await conn.execute(
+            """INSERT INTO tenant_settings (tenant_id, subscribed_lists) VALUES ($1, $2)
+               ON CONFLICT (tenant_id) DO UPDATE SET subscribed_lists = EXCLUDED.subscribed_lists""",
+            TENANT,
+            [LIST],
+        )
+        await conn.execute("VACUUM (ANALYZE) forbidden_numbers")
+    finally:
+        await conn.close()
+
+
 async def fill(dsn: str, entries: int) -> None:
     """Migrate, then insert `entries` EXACT entries for TENANT with random UUIDs.
 

@@ -21,6 +21,10 @@
 #define EXPIRES 0x8
 #define CALL_TYPE_MASK 0x3
 #define MAX_DIGITS 15
+/* Why an entry that has the number does not qualify, as screening/index/rules.py ranks it. */
+#define MISS_EXPIRED 1
+#define MISS_DISABLED 2
+#define MISS_OTHER_DIRECTION 3
 
 /* float("inf"): the expiry of an entry that never expires (compact.NEVER). */
 static PyObject *never;
@@ -197,8 +201,9 @@ format_id(Searcher *self, Py_ssize_t pos)
 }
 
 /* hit(tenant_id, number, direction, now, shadowed) -> (entry id, call type, expires_at) of the
- * tenant's qualifying entry for the number, or None; an entry whose id is in `shadowed` (a set)
- * does not qualify. */
+ * tenant's qualifying entry for the number; the rank of a near miss (an entry with the number
+ * that does not qualify) as an int; else None. An entry whose id is in `shadowed` (a set) is
+ * not there. */
 static PyObject *
 Searcher_hit(Searcher *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -251,10 +256,11 @@ Searcher_hit(Searcher *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     }
     int64_t found = keys[lo];
-    if ((found >> FLAG_BITS) != (key >> FLAG_BITS) || !(found & ENABLED) || !(found & direction)) {
-        Py_RETURN_NONE;
+    if ((found >> FLAG_BITS) != (key >> FLAG_BITS)) {
+        Py_RETURN_NONE; /* the common miss: no entry has the number */
     }
-    PyObject *expires;
+    double expires_at = 0.0; /* read only when EXPIRES is set */
+    int has_expiry = 0;
     if (found & EXPIRES) {
         const uint32_t *exp_pos = (const uint32_t *)self->exp_pos.buf;
         const double *exp_at = (const double *)self->exp_at.buf;
@@ -267,29 +273,37 @@ Searcher_hit(Searcher *self, PyObject *const *args, Py_ssize_t nargs)
                 b = mid;
             }
         }
-        if (a == self->exp_pos.len / 4 || exp_pos[a] != (uint64_t)lo || !(now < exp_at[a])) {
+        if (a == self->exp_pos.len / 4 || exp_pos[a] != (uint64_t)lo) {
             Py_RETURN_NONE;
         }
-        expires = PyFloat_FromDouble(exp_at[a]);
-    } else {
-        expires = Py_NewRef(never);
+        expires_at = exp_at[a];
+        has_expiry = 1;
     }
-    if (expires == NULL) {
-        return NULL;
-    }
+    /* A near miss: the number has an entry that does not qualify; its rank says why (rules.py). */
+    int missed = !(found & ENABLED) ? MISS_DISABLED
+                 : (has_expiry && !(now < expires_at)) ? MISS_EXPIRED
+                 : !(found & direction) ? MISS_OTHER_DIRECTION
+                 : 0;
     PyObject *entry_id = format_id(self, lo);
     if (entry_id == NULL) {
-        Py_DECREF(expires);
         return NULL;
     }
     int is_shadowed = PySet_Contains(shadowed, entry_id);
     if (is_shadowed != 0) {
         Py_DECREF(entry_id);
-        Py_DECREF(expires);
         if (is_shadowed < 0) {
             return NULL;
         }
-        Py_RETURN_NONE;
+        Py_RETURN_NONE; /* changed or gone since the base was built: the overlay answers for it */
+    }
+    if (missed) {
+        Py_DECREF(entry_id);
+        return PyLong_FromLong(missed);
+    }
+    PyObject *expires = has_expiry ? PyFloat_FromDouble(expires_at) : Py_NewRef(never);
+    if (expires == NULL) {
+        Py_DECREF(entry_id);
+        return NULL;
     }
     PyObject *call_type = PyLong_FromLong((long)(found & CALL_TYPE_MASK));
     if (call_type == NULL) {
@@ -317,7 +331,7 @@ Searcher_id_at(Searcher *self, PyObject *arg)
 
 static PyMethodDef Searcher_methods[] = {
     {"hit", (PyCFunction)(void (*)(void))Searcher_hit, METH_FASTCALL,
-     "hit(tenant_id, number, direction, now, shadowed) -> (entry id, call type, expires_at) or None"},
+     "hit(tenant_id, number, direction, now, shadowed) -> (entry id, call type, expires_at), a near miss's rank, or None"},
     {"id_at", (PyCFunction)Searcher_id_at, METH_O, "id_at(position) -> the entry's id"},
     {NULL, NULL, 0, NULL},
 };
@@ -539,8 +553,38 @@ is_e164(PyObject *Py_UNUSED(module), PyObject *arg)
     Py_RETURN_TRUE;
 }
 
+/* number_keys(numbers, out): out[i] = number_key(numbers[i]) of compact.py, or -1 where the number
+ * is not encodable. ScreenNumbers keys a batch once for the tenant and each of its lists; in Python that
+ * was a regex match and an int() a number, most of the batch's cost. */
+static PyObject *
+number_keys(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "number_keys(numbers: list[str], out: int64 buffer)");
+        return NULL;
+    }
+    Py_buffer out;
+    if (PyObject_GetBuffer(args[1], &out, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(args[0]);
+    if (out.itemsize != 8 || out.len != 8 * n) {
+        PyBuffer_Release(&out);
+        PyErr_SetString(PyExc_ValueError, "number_keys(): out must hold one int64 per number");
+        return NULL;
+    }
+    int64_t *keys = (int64_t *)out.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        keys[i] = number_key(PyList_GET_ITEM(args[0], i));
+    }
+    PyBuffer_Release(&out);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"is_e164", is_e164, METH_O, "is_e164(text) -> whether text is '+' and 1-15 ASCII digits"},
+    {"number_keys", (PyCFunction)(void (*)(void))number_keys, METH_FASTCALL,
+     "number_keys(numbers, out) -> None: out[i] = numbers[i]'s key, or -1 when it cannot be encoded"},
     {NULL, NULL, 0, NULL},
 };
 

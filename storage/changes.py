@@ -51,6 +51,7 @@ class ChangedRow:
     call_type: int
     enabled: bool
     expire_time: datetime | None
+    action: int
     deleted: bool
 
 
@@ -83,7 +84,9 @@ _EXPIRES = "coalesce(f.expire_time, '-infinity')"
 # Stored numbers are normalized, so every EXACT one packs; should one not,
 # its cast fails and the load is done again with this filter.
 _ENCODABLE = r"f.number ~ '^\+?[0-9]{1,15}$'"
-_LIVE_EXACT = "NOT f.deleted AND f.match_kind = 1"
+# ALLOW entries (allow-exceptions, few) stay out of the arrays, whose key has
+# no bit left for an action: they load as `others`, into the index's overlay.
+_LIVE_EXACT = "NOT f.deleted AND f.match_kind = 1 AND f.action = 1"
 # Every tenant, by a walk down the (tenant_id, number, match_kind) index: one
 # index probe a tenant rather than a scan of every row.
 _TENANTS = """
@@ -135,7 +138,7 @@ class Snapshot:
     hi: npt.NDArray[np.uint64]  # the id's UUID, high and low 64 bits
     lo: npt.NDArray[np.uint64]
     expires: npt.NDArray[np.float64]  # POSIX seconds; 0 for none
-    others: list[ChangedRow]  # PREFIX entries, and any number the key cannot pack
+    others: list[ChangedRow]  # PREFIX and ALLOW entries, and any number the key cannot pack
 
 
 async def load_snapshot(conn: Conn, progress: Callable[[], None] = lambda: None) -> Snapshot:

@@ -265,7 +265,8 @@ class ForbiddenNumberStore:
         return [_row(record) for record in records]
 
     async def tenants(self, after: str | None, limit: int, only: Sequence[str] | None) -> list[tuple[str, int]]:
-        """Tenants with live entries, by id, after `after`; `only`: restricted to these ids."""
+        """Known tenants (with live entries, or with settings), by id, after `after`, with their entry counts;
+        `only`: restricted to these ids."""
         async with borrow(self._pool) as conn:
             if only is not None:
                 records = await conn.fetch(
@@ -273,15 +274,17 @@ class ForbiddenNumberStore:
                                             WHERE f.tenant_id = t.tenant_id AND NOT f.deleted)
                        FROM unnest($1::text[]) AS t(tenant_id)
                        WHERE ($2::text IS NULL OR t.tenant_id > $2)
-                         AND EXISTS (SELECT 1 FROM forbidden_numbers f
-                                     WHERE f.tenant_id = t.tenant_id AND NOT f.deleted)
+                         AND (EXISTS (SELECT 1 FROM forbidden_numbers f
+                                      WHERE f.tenant_id = t.tenant_id AND NOT f.deleted)
+                              OR EXISTS (SELECT 1 FROM tenant_settings s WHERE s.tenant_id = t.tenant_id))
                        ORDER BY t.tenant_id LIMIT $3""",
                     sorted(set(only)),
                     after,
                     limit,
                 )
             else:
-                # A walk down the (tenant_id, number, match_kind) index: one probe a tenant.
+                # A walk down the (tenant_id, number, match_kind) index: one probe a tenant; then the
+                # first `limit` tenants with settings, merged.
                 records = await conn.fetch(
                     """WITH RECURSIVE t AS (
                            (SELECT tenant_id FROM forbidden_numbers
@@ -291,10 +294,16 @@ class ForbiddenNumberStore:
                            SELECT (SELECT tenant_id FROM forbidden_numbers
                                    WHERE NOT deleted AND tenant_id > t.tenant_id ORDER BY tenant_id LIMIT 1)
                            FROM t WHERE t.tenant_id IS NOT NULL
+                       ),
+                       known AS (
+                           (SELECT tenant_id FROM t WHERE tenant_id IS NOT NULL LIMIT $2)
+                           UNION
+                           (SELECT tenant_id FROM tenant_settings
+                            WHERE ($1::text IS NULL OR tenant_id > $1) ORDER BY tenant_id LIMIT $2)
                        )
-                       SELECT t.tenant_id, (SELECT count(*) FROM forbidden_numbers f
-                                            WHERE f.tenant_id = t.tenant_id AND NOT f.deleted)
-                       FROM (SELECT tenant_id FROM t WHERE tenant_id IS NOT NULL LIMIT $2) t""",
+                       SELECT k.tenant_id, (SELECT count(*) FROM forbidden_numbers f
+                                            WHERE f.tenant_id = k.tenant_id AND NOT f.deleted)
+                       FROM known k ORDER BY k.tenant_id LIMIT $2""",
                     after,
                     limit,
                 )

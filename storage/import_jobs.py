@@ -52,8 +52,8 @@ _SOURCE = "import_source"
 _WRITTEN = columns(EntryValues)
 _VALUES = tuple(c for c in _WRITTEN if c not in ("number", "match_kind"))
 STAGING_COLUMNS = ("ord", "line", *_WRITTEN)
-# (arrival order, line, number, match_kind, call_type, enabled, note, expire_time)
-StagedRow = tuple[int, int, str, int, int, bool, str, datetime | None]
+# (arrival order, line, number, match_kind, call_type, enabled, note, expire_time, action)
+StagedRow = tuple[int, int, str, int, int, bool, str, datetime | None, int]
 
 
 def _json(alias: str) -> str:

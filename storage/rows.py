@@ -30,6 +30,8 @@ class EntryRow:
     enabled: bool
     note: str
     expire_time: datetime | None
+    # 1 block, 2 allow.
+    action: int
     create_time: datetime
     update_time: datetime
     # Bumped by a trigger on every update; the API's etag.
@@ -49,6 +51,7 @@ class EntryValues:
     enabled: bool
     note: str
     expire_time: datetime | None
+    action: int = 1
 
 
 # Set by the queries, never by a caller.

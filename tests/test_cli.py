@@ -35,7 +35,7 @@ from tests.support import (
 )
 from tests.support.certs import Authority
 
-TEMPLATE_COLUMNS = ["number", "call_type", "match_kind", "enabled", "note", "expire_time"]
+TEMPLATE_COLUMNS = ["number", "call_type", "match_kind", "enabled", "note", "expire_time", "action"]
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ async def test_add_get_and_list_in_every_format(cli: Run, clients: Clients) -> N
 
     text = ok(await cli("list", "-t", "acme", "-o", "csv"))
     header = text.splitlines()[0].split(",")
-    assert header[:6] == TEMPLATE_COLUMNS  # an export can be imported again
+    assert header[:7] == TEMPLATE_COLUMNS  # an export can be imported again
     by_number = {r["number"]: r for r in rows(text)}
     assert by_number["+1415"] | {"id": ""} == {
         "number": "+1415",
@@ -79,11 +79,14 @@ async def test_add_get_and_list_in_every_format(cli: Run, clients: Clients) -> N
         "enabled": "true",
         "note": "",
         "expire_time": "2099-01-02T03:04:05Z",
+        "action": "block",
         "status": "active",
         "id": "",
         "create_time": prefix["create_time"],
         "update_time": prefix["update_time"],
         "etag": prefix["etag"],
+        "hit_count": "0",
+        "last_hit_time": "",
     }
     assert by_number["10086"]["enabled"] == "false" and by_number["10086"]["status"] == "disabled"
     assert [
@@ -157,6 +160,38 @@ async def test_screen_shows_the_verdict(cli: Run, clients: Clients) -> None:
 
     assert "INVALID_ARGUMENT" in failed(await cli("screen", "+1415abc", "-t", "acme"))
     assert "--direction" in failed(await cli("screen", "+1415", "-t", "acme", "-d", "sideways"), 2)
+    assert "other direction only" in allowed  # the reason of a miss
+
+
+async def test_an_allow_exception_added_and_screened_with_its_reason_and_list(cli: Run, clients: Clients) -> None:
+    listed = await add(cli, "+1900", "--prefix", "--call-type", "both", tenant="@dnc")
+    ok(await cli("settings", "-t", "acme", "--lists", "@dnc"))
+    exception = await add(cli, "+1900555", "--prefix", "--call-type", "both", "--action", "allow")
+    assert exception["action"] == "ACTION_ALLOW"
+    assert "allow" in ok(await cli("list", "-t", "acme"))
+    await until_verdict(clients, "+19001230000", pb.VERDICT_BLOCK)
+    table = ok(await cli("screen", "+19001230000", "-t", "acme"))
+    assert "BLOCK" in table and "@dnc" in table and listed["id"] in table and "a blocking entry" in table
+
+    async def excepted() -> bool:
+        answer = await clients.screening.ScreenCall(
+            pb.ScreenCallRequest(tenant_id="acme", number="+19005550123", direction=pb.DIRECTION_INBOUND)
+        )
+        return answer.decided_id == exception["id"]
+
+    await wait_until(excepted, within=5)
+    allowed = json.loads(ok(await cli("screen", "+19005550123", "-t", "acme", "-o", "json")))
+    assert (allowed["verdict"], allowed["reason"], allowed["decided_id"], allowed["decided_action"]) == (
+        "VERDICT_ALLOW",
+        "SCREEN_REASON_ALLOW_ENTRY",
+        exception["id"],
+        "ACTION_ALLOW",
+    )
+    assert allowed.get("matched_id", "") == allowed.get("decided_list", "") == ""  # the tenant's own: no list
+    assert "an allow-exception decided" in ok(await cli("screen", "+19005550123", "-t", "acme"))
+    changed = json.loads(ok(await cli("update", exception["id"], "-t", "acme", "--action", "block", "-o", "json")))
+    assert changed.get("action", "ACTION_BLOCK") == "ACTION_BLOCK"
+    assert "--action" in failed(await cli("add", "+1", "--call-type", "both", "--action", "maybe"), 2)
 
 
 async def test_update_changes_only_the_given_fields(cli: Run) -> None:

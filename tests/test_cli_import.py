@@ -97,8 +97,8 @@ async def test_import_of_50k_rows_shows_progress_summary_and_bad_lines(
 
     head, code, stderr = await asyncio.to_thread(export_into_head)
     assert head == [
-        b"number,call_type,match_kind,enabled,note,expire_time\n",
-        b"+15550000000,inbound,exact,true,row 0,\n",
+        b"number,call_type,match_kind,enabled,note,expire_time,action\n",
+        b"+15550000000,inbound,exact,true,row 0,,block\n",
     ]
     assert (code, stderr) == (0, b"")
 

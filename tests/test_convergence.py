@@ -35,7 +35,7 @@ async def digest_of_database(dsn: str) -> set[tuple]:
     db = await asyncpg.connect(dsn)
     try:
         rows = await db.fetch(
-            "SELECT id::text, tenant_id, number, match_kind, call_type, enabled, expire_time, deleted"
+            "SELECT id::text, tenant_id, number, match_kind, call_type, enabled, expire_time, action, deleted"
             " FROM forbidden_numbers WHERE NOT deleted"
         )
     finally:

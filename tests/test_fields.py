@@ -36,8 +36,8 @@ def test_the_proto_message_carries_each_field_with_its_kind() -> None:
         else:
             assert field.enum is not None
             assert proto.enum_type.name == field.enum.__name__, field.name
-    # Output-only fields computed at answer time, and the action (screened once the index carries it).
-    assert set(message.fields_by_name) - set(NAMES) == {"status", "action"}
+    # Output-only fields computed at answer time.
+    assert set(message.fields_by_name) - set(NAMES) == {"status"}
 
 
 def test_the_storage_row_has_the_declared_fields_with_the_revision_for_the_etag() -> None:
@@ -53,7 +53,7 @@ def test_the_change_feed_and_the_index_carry_the_screened_fields() -> None:
 
 
 def test_file_columns_and_the_update_mask() -> None:
-    assert COLUMNS == ("number", "call_type", "match_kind", "enabled", "note", "expire_time")
+    assert COLUMNS == ("number", "call_type", "match_kind", "enabled", "note", "expire_time", "action")
     assert set(REQUIRED) <= set(COLUMNS)
     assert set(UPDATABLE) == set(COLUMNS)
 

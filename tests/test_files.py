@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from screening.domain.fields import COLUMNS
-from screening.domain.model import CallType, MatchKind
+from screening.domain.model import Action, CallType, MatchKind
 from screening.domain.times import TimeError, parse_time, zone
 from screening.files import sheet
 from screening.files.cells import CellError, Reader
@@ -46,8 +46,10 @@ def test_the_csv_template_reads_back_as_its_example_rows() -> None:
     data = csv_bytes()
     assert data.decode().splitlines()[0] == ",".join(COLUMNS)
     found = read(data)
-    assert [n for n, _ in found] == [2, 3, 4]
-    first, prefix, paused = (v for _, v in found)
+    assert [n for n, _ in found] == [2, 3, 4, 5]
+    first, prefix, exception, paused = (v for _, v in found)
+    assert (exception.number, exception.match_kind, exception.action) == ("+1900555", MatchKind.PREFIX, Action.ALLOW)
+    assert first.action is Action.BLOCK and paused.action is Action.BLOCK  # "" reads as BLOCK
     assert (first.number, first.call_type, first.match_kind, first.enabled) == (
         "+14155550100",
         CallType.BOTH,
@@ -65,11 +67,16 @@ def test_the_xlsx_template_has_drop_down_lists_instructions_and_reads_back() -> 
     numbers = book["numbers"]
     assert [c.value for c in numbers[1]] == list(COLUMNS)
     lists = {str(v.sqref)[0]: v.formula1 for v in numbers.data_validations.dataValidation}
-    assert lists == {"B": '"inbound,outbound,both"', "C": '"exact,prefix"', "D": '"true,false"'}
+    assert lists == {
+        "B": '"inbound,outbound,both"',
+        "C": '"exact,prefix"',
+        "D": '"true,false"',
+        "G": '"block,allow"',
+    }
     guide = [row[0].value for row in book["instructions"].iter_rows()]
     assert any("call_type" in (text or "") for text in guide)
     assert any("呼入" in (row[1].value or "") for row in book["instructions"].iter_rows())
-    assert [v.number for _, v in read(data, sheet.XLSX)] == ["+14155550100", "+1900", "+8613800138000"]
+    assert [v.number for _, v in read(data, sheet.XLSX)] == ["+14155550100", "+1900", "+1900555", "+8613800138000"]
 
 
 def test_bom_crlf_quotes_blank_lines_semicolons_and_defaults() -> None:

@@ -465,19 +465,20 @@ async def test_a_replica_runs_at_most_four_imports_at_once(clients: Clients) -> 
 
 
 async def test_a_template_file_imported_end_to_end(clients: Clients) -> None:
-    data = csv_bytes() + b"+1 415 555 0199,both,,,From the help desk,\n12ab,inbound,,,,\n"
+    data = csv_bytes() + b"+1 415 555 0199,both,,,From the help desk,,allow\n12ab,inbound,,,,,\n"
     messages = [
         Request(header=pb.ImportHeader(tenant_id=TENANT, source_name="template.csv", file_format=pb.FILE_FORMAT_CSV)),
         *(Request(file_chunk=data[i : i + 50]) for i in range(0, len(data), 50)),
     ]
     job = await import_all(clients, messages)
-    assert counts(job) == (5, 4, 0, 0, 0, 0, 1)
-    assert [(e.line, e.number, e.column) for e in job.errors] == [(6, "12ab", "number")]
-    assert job.columns == ["number", "call_type", "match_kind", "enabled", "note", "expire_time"]
-    exported = {(e.number, e.match_kind, e.call_type, e.enabled) for e in await export(clients)}
+    assert counts(job) == (6, 5, 0, 0, 0, 0, 1)
+    assert [(e.line, e.number, e.column) for e in job.errors] == [(7, "12ab", "number")]
+    assert job.columns == ["number", "call_type", "match_kind", "enabled", "note", "expire_time", "action"]
+    exported = {(e.number, e.match_kind, e.call_type, e.enabled, e.action) for e in await export(clients)}
     assert exported == {
-        ("+14155550100", pb.MATCH_KIND_EXACT, pb.CALL_TYPE_BOTH, True),
-        ("+1900", pb.MATCH_KIND_PREFIX, pb.CALL_TYPE_OUTBOUND, True),
-        ("+8613800138000", pb.MATCH_KIND_EXACT, pb.CALL_TYPE_INBOUND, False),
-        ("+14155550199", pb.MATCH_KIND_EXACT, pb.CALL_TYPE_BOTH, True),
+        ("+14155550100", pb.MATCH_KIND_EXACT, pb.CALL_TYPE_BOTH, True, pb.ACTION_BLOCK),
+        ("+1900", pb.MATCH_KIND_PREFIX, pb.CALL_TYPE_OUTBOUND, True, pb.ACTION_BLOCK),
+        ("+1900555", pb.MATCH_KIND_PREFIX, pb.CALL_TYPE_OUTBOUND, True, pb.ACTION_ALLOW),
+        ("+8613800138000", pb.MATCH_KIND_EXACT, pb.CALL_TYPE_INBOUND, False, pb.ACTION_BLOCK),
+        ("+14155550199", pb.MATCH_KIND_EXACT, pb.CALL_TYPE_BOTH, True, pb.ACTION_ALLOW),
     }

@@ -138,6 +138,7 @@ async def test_emergency_numbers_are_never_blocked_on_outbound_calls(clients: Cl
     await create(clients, "112", call_type=pb.CALL_TYPE_BOTH)
     await create(clients, "9", match_kind=pb.MATCH_KIND_PREFIX)
     await until_verdict(clients, "911", BLOCK)  # inbound: an entry like any other
+    await until_verdict(clients, "9123", BLOCK)  # the prefix, created last, has reached the index too
     for number in ("911", "112"):
         answer = await call(clients, number, OUT)
         assert (answer.verdict, answer.reason) == (ALLOW, pb.SCREEN_REASON_EMERGENCY_NUMBER)

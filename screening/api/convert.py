@@ -90,6 +90,7 @@ def import_rows(rows: Iterable[pb.ImportRow]) -> Iterator[ImportRow]:
             r.enabled if r.HasField("enabled") else None,
             r.note,
             None if ts is None else ts.seconds * 1_000_000 + ts.nanos // 1000,
+            r.action,
         )
 
 

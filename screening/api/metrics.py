@@ -164,6 +164,10 @@ class Metrics:
         """Export failed authentications by reason (a dict the auth checks count into)."""
         self.registry.register(_FailureCollector(failures))
 
+    def watch_unknown_tenants(self, calls: list[int]) -> None:
+        """Export screened calls for unknown tenants (a list by direction that the screener counts into)."""
+        self.registry.register(_UnknownTenantCollector(calls))
+
     def watch(self, replica: Replica) -> None:
         """Export the replica's freshness, read at scrape time."""
         self.registry.register(ReplicaCollector(replica))
@@ -182,6 +186,22 @@ class _FailureCollector(Collector):
         )
         for reason, count in self._failures.items():
             family.add_metric([reason], count)
+        yield family
+
+
+class _UnknownTenantCollector(Collector):
+    def __init__(self, calls: list[int]) -> None:
+        self._calls = calls
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "screening_unknown_tenant_calls",
+            "Screened calls for a tenant with neither entries nor settings (a misspelt tenant id?), by direction;"
+            " the tenant is in the log, never in a label",
+            labels=["direction"],
+        )
+        for direction, count in zip(DIRECTIONS[1:], self._calls[1:], strict=True):
+            family.add_metric([direction], count)
         yield family
 
 

@@ -19,6 +19,7 @@ from screening.api.metrics import Metrics
 from screening.api.tokens import ALL_TENANTS, ROLES
 from screening.domain.errors import InvalidArgument
 from screening.domain.fields import UPDATABLE
+from screening.domain.model import Action as DomainAction
 from screening.domain.model import Actor, Direction
 from screening.sync.replica import Replica
 from screening.usecases.admin import ForbiddenNumbers
@@ -40,7 +41,9 @@ from screening.v1 import screening_pb2_grpc as pb_grpc
 Context = grpc.aio.ServicerContext[Any, Any]
 _BLOCK = pb.VERDICT_BLOCK
 _ALLOW = pb.VERDICT_ALLOW
-_ACTION_BLOCK = pb.ACTION_BLOCK
+_ALLOW_ACTION = DomainAction.ALLOW
+_ALLOW_ENTRY = pb.SCREEN_REASON_ALLOW_ENTRY
+_BLOCK_ENTRY = pb.SCREEN_REASON_BLOCK_ENTRY
 
 
 class ScreeningServicer(pb_grpc.ScreeningServicer):
@@ -58,10 +61,23 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
         response = pb.ScreenNumbersResponse(data_version=version)
         # Filled in place: building each result apart and then copying it in costs twice.
         add = response.results.add
+        blocked = 0
         for normalized, hit in zip(numbers, hits, strict=True):
             if hit is None:
                 add(verdict=_ALLOW, normalized_number=normalized, data_version=version)
+            elif hit.action is _ALLOW_ACTION:
+                add(
+                    verdict=_ALLOW,
+                    normalized_number=normalized,
+                    data_version=version,
+                    reason=_ALLOW_ENTRY,
+                    decided_id=hit.id,
+                    decided_number=hit.number,
+                    decided_kind=hit.match_kind,
+                    decided_action=hit.action,
+                )
             else:
+                blocked += 1
                 add(
                     verdict=_BLOCK,
                     normalized_number=normalized,
@@ -69,8 +85,12 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
                     matched_number=hit.number,
                     matched_kind=hit.match_kind,
                     data_version=version,
+                    reason=_BLOCK_ENTRY,
+                    decided_id=hit.id,
+                    decided_number=hit.number,
+                    decided_kind=hit.match_kind,
+                    decided_action=hit.action,
                 )
-        blocked = sum(hit is not None for hit in hits)
         counters = self._metrics.batch_numbers
         counters[_BLOCK].inc(blocked)
         counters[_ALLOW].inc(len(hits) - blocked)
@@ -109,6 +129,20 @@ def respond(decision: Decision, call_id: str) -> pb.ScreenCallResponse:
             data_version=version,
             reason=reason,  # type: ignore[arg-type]
         )
+    if hit.action is _ALLOW_ACTION:
+        return pb.ScreenCallResponse(
+            verdict=verdict,  # type: ignore[arg-type]
+            normalized_number=normalized,
+            call_id=call_id,
+            data_version=version,
+            reason=reason,  # type: ignore[arg-type]
+            decided_id=hit.id,
+            decided_number=hit.number,
+            decided_kind=hit.match_kind,  # type: ignore[arg-type]
+            decided_action=hit.action,  # type: ignore[arg-type]
+            decided_list=list_id,
+        )
+    # One constructor call for each shape: setting fields afterwards costs more on the hot path.
     return pb.ScreenCallResponse(
         verdict=verdict,  # type: ignore[arg-type]
         normalized_number=normalized,
@@ -121,7 +155,7 @@ def respond(decision: Decision, call_id: str) -> pb.ScreenCallResponse:
         decided_id=hit.id,
         decided_number=hit.number,
         decided_kind=hit.match_kind,  # type: ignore[arg-type]
-        decided_action=_ACTION_BLOCK,
+        decided_action=hit.action,  # type: ignore[arg-type]
         decided_list=list_id,
     )
 
@@ -227,6 +261,7 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
             enabled=fn.enabled if fn.HasField("enabled") else None,
             note=fn.note,
             expire_time=convert.from_timestamp(fn, "expire_time", "forbidden_number.expire_time"),
+            action=fn.action,
         )
         return convert.entry(created)
 

@@ -135,6 +135,7 @@ class App:
         region = self.config.default_region
         self.settings = SettingsFollower(admin_pool, region, self.config.poll_interval)
         screener = Screener(self.replica, region, self.settings)
+        self.metrics.watch_unknown_tenants(screener.unknown_tenant_calls)
         self._hits = HitFlusher(screener.hits, admin_pool, self.config.hit_flush_interval)
         pages = Pages(lambda: keys.key(admin_pool, keys.PAGE_TOKENS))
         self.imports = Imports(

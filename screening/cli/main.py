@@ -25,11 +25,13 @@ from screening.cli import render
 from screening.cli.connection import CliError, Session, Target, connect
 from screening.cli.importing import download_failed_rows, import_file
 from screening.cli.values import (
+    ACTIONS,
     CALL_TYPES,
     DIRECTIONS,
     JOB_STATE_NAMES,
     MATCH_KINDS,
     STATUSES,
+    ActionName,
     CallTypeName,
     DirectionName,
     MatchKindName,
@@ -71,6 +73,15 @@ CallTypeOption = Annotated[
 MatchKindOption = Annotated[
     MatchKindName | None,
     typer.Option("--match-kind", case_sensitive=False, help="exact (default) or prefix.", show_default=False),
+]
+ActionOption = Annotated[
+    ActionName | None,
+    typer.Option(
+        "--action",
+        case_sensitive=False,
+        help="block (default), or allow: an exception that lets through what a broader entry would block.",
+        show_default=False,
+    ),
 ]
 NoteOption = Annotated[
     str | None, typer.Option("--note", help="Free text, at most 500 characters.", show_default=False)
@@ -316,9 +327,10 @@ def add(
     disabled: Annotated[bool, typer.Option("--disabled", help="Add it disabled (it blocks nothing yet).")] = False,
     note_: Annotated[str, typer.Option("--note", help="Free text, at most 500 characters.")] = "",
     expire_time: ExpireOption = None,
+    action: ActionOption = None,
     output: Output = OutputFormat.table,
 ) -> None:
-    """Add a forbidden number."""
+    """Add a forbidden number (or, with --action allow, an exception to a broader one)."""
     tenant_id = _tenant(ctx, tenant)
     if prefix and match_kind is MatchKindName.exact:
         fail("--prefix and --match-kind exact contradict each other", 2)
@@ -330,6 +342,7 @@ def add(
         match_kind=MATCH_KINDS[kind.value],
         enabled=not disabled,
         note=note_,
+        action=ACTIONS[(action or ActionName.block).value],
     )
     expires = _time(expire_time, "--expire-time")
     if expires is not None:
@@ -372,6 +385,7 @@ def update(
     note_: NoteOption = None,
     expire_time: ExpireOption = None,
     no_expire: Annotated[bool, typer.Option("--no-expire", help="Remove the expiry time.")] = False,
+    action: ActionOption = None,
     etag: Annotated[
         str | None,
         typer.Option("--etag", help="Only if the entry still has this etag (from get).", show_default=False),
@@ -389,6 +403,7 @@ def update(
         "match_kind": None if match_kind is None else MATCH_KINDS[match_kind.value],
         "enabled": enabled,
         "note": note_,
+        "action": None if action is None else ACTIONS[action.value],
     }
     # The mask names exactly the fields given; the others keep their values.
     paths = [path for path, value in changes.items() if value is not None]
@@ -402,7 +417,7 @@ def update(
     if not paths:
         fail(
             "nothing to update: give at least one of --number, --call-type, --match-kind, --enable/--disable, "
-            "--note, --expire-time, --no-expire",
+            "--note, --expire-time, --no-expire, --action",
             2,
         )
 

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from screening.cli.values import (
+    ACTION_NAMES,
     CALL_TYPE_NAMES,
     FILE_FORMAT_NAMES,
     JOB_STATE_NAMES,
@@ -69,16 +70,20 @@ ENTRY = Kind(
         Column("ENABLED", "enabled", _enabled),
         Column("NOTE", "note", lambda m: m.note),
         Column("EXPIRES", "expire_time", _time("expire_time")),
+        # Unset (a server before actions): BLOCK, as the API reads it on input.
+        Column("ACTION", "action", lambda m: ACTION_NAMES.get(m.action, "block")),
         Column("STATUS", "status", lambda m: STATUS_NAMES.get(m.status, "")),
         Column("ID", "id", lambda m: m.id),
         Column("CREATED", "create_time", _time("create_time"), table=False),
         Column("UPDATED", "update_time", _time("update_time")),
         Column("ETAG", "etag", lambda m: m.etag, table=False),
+        Column("HITS", "hit_count", lambda m: str(m.hit_count)),
+        Column("LAST HIT", "last_hit_time", _time("last_hit_time")),
     ),
 )
 
 # Exactly the import template's columns: an export in this form imports again.
-TEMPLATE_ROW = Kind("forbidden number", ENTRY.columns[:6])
+TEMPLATE_ROW = Kind("forbidden number", ENTRY.columns[:7])
 
 
 def _changed(event: pb.AuditEvent) -> str:
@@ -87,7 +92,7 @@ def _changed(event: pb.AuditEvent) -> str:
         return shown.number
     before, after = event.before, event.after
     changes = []
-    for column in ENTRY.columns[:6]:
+    for column in TEMPLATE_ROW.columns:
         old, new = column.cell(before), column.cell(after)
         if old != new:
             changes.append(f"{column.key} {old or '-'} -> {new or '-'}")
@@ -188,11 +193,16 @@ VERDICT = Kind(
     (
         Column("VERDICT", "verdict", lambda m: VERDICT_NAMES.get(m.verdict, "")),
         Column("NUMBER", "normalized_number", lambda m: m.normalized_number),
-        Column("MATCHED", "matched_number", lambda m: m.matched_number),
-        Column("MATCH", "matched_kind", lambda m: MATCH_KIND_NAMES.get(m.matched_kind, "")),
-        Column("ENTRY", "matched_id", lambda m: m.matched_id),
         Column("WHY", "reason", lambda m: REASON_WORDS.get(m.reason, "")),
+        # The entry that decided, BLOCK or ALLOW, and the shared list it is on ("" for the tenant's own).
+        Column("DECIDED BY", "decided_number", lambda m: m.decided_number),
+        Column("MATCH", "decided_kind", lambda m: MATCH_KIND_NAMES.get(m.decided_kind, "")),
+        Column("ACTION", "decided_action", lambda m: ACTION_NAMES.get(m.decided_action, "")),
         Column("LIST", "decided_list", lambda m: m.decided_list),
+        Column("ENTRY", "decided_id", lambda m: m.decided_id),
+        Column("MATCHED", "matched_number", lambda m: m.matched_number, table=False),
+        Column("MATCHED KIND", "matched_kind", lambda m: MATCH_KIND_NAMES.get(m.matched_kind, ""), table=False),
+        Column("MATCHED ID", "matched_id", lambda m: m.matched_id, table=False),
         Column("DATA VERSION", "data_version", lambda m: str(m.data_version)),
         Column("CALL ID", "call_id", lambda m: m.call_id, table=False),
     ),

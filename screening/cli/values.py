@@ -23,6 +23,11 @@ class MatchKindName(enum.StrEnum):
     prefix = "prefix"
 
 
+class ActionName(enum.StrEnum):
+    block = "block"
+    allow = "allow"
+
+
 class DirectionName(enum.StrEnum):
     inbound = "inbound"
     outbound = "outbound"
@@ -43,9 +48,11 @@ def words(descriptor: EnumDescriptor) -> dict[str, Any]:
 CALL_TYPES: dict[str, pb.CallType] = words(pb.CallType.DESCRIPTOR)
 MATCH_KINDS: dict[str, pb.MatchKind] = words(pb.MatchKind.DESCRIPTOR)
 DIRECTIONS: dict[str, pb.Direction] = words(pb.Direction.DESCRIPTOR)
+ACTIONS: dict[str, pb.Action] = words(pb.Action.DESCRIPTOR)
 
 CALL_TYPE_NAMES = {v: k for k, v in CALL_TYPES.items()}
 MATCH_KIND_NAMES = {v: k for k, v in MATCH_KINDS.items()}
+ACTION_NAMES = {v: k for k, v in ACTIONS.items()}
 STATUSES: dict[str, pb.EntryStatus] = words(pb.EntryStatus.DESCRIPTOR)
 STATUS_NAMES = {v: k for k, v in STATUSES.items()}
 FILE_FORMAT_NAMES = {v: k for k, v in words(pb.FileFormat.DESCRIPTOR).items()}

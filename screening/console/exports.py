@@ -19,12 +19,13 @@ from typing import IO
 from xml.sax.saxutils import escape
 
 from screening.domain.fields import COLUMNS
-from screening.domain.model import CallType, MatchKind
+from screening.domain.model import Action, CallType, MatchKind
 from screening.v1 import screening_pb2 as pb
 
-# The template's words (the import reads these back): inbound, outbound, both; exact, prefix.
+# The template's words (the import reads these back): inbound, outbound, both; exact, prefix; block, allow.
 CALL_TYPE_WORDS = {int(c): c.name.lower() for c in CallType}
 MATCH_KIND_WORDS = {int(k): k.name.lower() for k in MatchKind}
+ACTION_WORDS = {int(a): a.name.lower() for a in Action}
 
 
 def entry_row(entry: pb.ForbiddenNumber) -> list[str]:
@@ -39,6 +40,7 @@ def entry_row(entry: pb.ForbiddenNumber) -> list[str]:
         "enabled": "true" if entry.enabled else "false",
         "note": entry.note,
         "expire_time": expire,
+        "action": ACTION_WORDS.get(entry.action, "block"),
     }
     return [cells[name] for name in COLUMNS]
 

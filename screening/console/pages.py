@@ -36,11 +36,12 @@ TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}")
 STATUSES = {"active": pb.ENTRY_STATUS_ACTIVE, "disabled": pb.ENTRY_STATUS_DISABLED, "expired": pb.ENTRY_STATUS_EXPIRED}
 CALL_TYPES = {"inbound": pb.CALL_TYPE_INBOUND, "outbound": pb.CALL_TYPE_OUTBOUND, "both": pb.CALL_TYPE_BOTH}
 MATCH_KINDS = {"exact": pb.MATCH_KIND_EXACT, "prefix": pb.MATCH_KIND_PREFIX}
+ACTIONS = {"block": pb.ACTION_BLOCK, "allow": pb.ACTION_ALLOW}
 DIRECTIONS = {"inbound": pb.DIRECTION_INBOUND, "outbound": pb.DIRECTION_OUTBOUND}
 MODES = {"upsert": pb.IMPORT_MODE_UPSERT, "insert_only": pb.IMPORT_MODE_INSERT_ONLY}
 FORMATS = {".csv": pb.FILE_FORMAT_CSV, ".xlsx": pb.FILE_FORMAT_XLSX}
 EXPORT_TIMEOUT = 3600.0
-UPDATABLE = ["number", "match_kind", "call_type", "enabled", "note", "expire_time"]
+UPDATABLE = ["number", "match_kind", "call_type", "enabled", "note", "expire_time", "action"]
 
 
 def _word(table: dict[str, int], value: str) -> int:
@@ -148,6 +149,7 @@ class EntryForm:
     # <input type=datetime-local>: YYYY-MM-DDTHH:MM in the viewer's time zone.
     expire: str = ""
     etag: str = ""
+    action: str = "block"
 
     @classmethod
     def of_entry(cls, ctx: Ctx, entry: pb.ForbiddenNumber) -> EntryForm:
@@ -162,6 +164,7 @@ class EntryForm:
             note=entry.note,
             expire=expire,
             etag=entry.etag,
+            action="allow" if entry.action == pb.ACTION_ALLOW else "block",
         )
 
     @classmethod
@@ -180,6 +183,7 @@ class EntryForm:
             note=text("note"),
             expire=text("expire").strip(),
             etag=text("etag"),
+            action=text("action") or "block",
         )
 
     def message(self, ctx: Ctx, entry_id: str = "") -> tuple[pb.ForbiddenNumber, dict[str, str]]:
@@ -194,6 +198,7 @@ class EntryForm:
             enabled=self.enabled,
             note=self.note,
             etag=self.etag,
+            action=_word(ACTIONS, self.action),  # type: ignore[arg-type]
         )
         if not self.call_type:
             errors["call_type"] = ctx._("Choose which calls this number forbids.")
@@ -217,6 +222,7 @@ _FORM_FIELDS = {
     "forbidden_number.note": "note",
     "forbidden_number.expire_time": "expire",
     "forbidden_number.enabled": "enabled",
+    "forbidden_number.action": "action",
 }
 
 

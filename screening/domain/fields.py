@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from screening.domain.model import CallType, MatchKind
+from screening.domain.model import Action, CallType, MatchKind
 
 
 class Kind(enum.Enum):
@@ -45,6 +45,8 @@ ENTRY_FIELDS: tuple[EntryField, ...] = (
     EntryField("enabled", Kind.BOOL, writable=True, column=3, screened=True),
     EntryField("note", Kind.TEXT, writable=True, column=4),
     EntryField("expire_time", Kind.TIME, writable=True, column=5, screened=True),
+    # BLOCK (the default) or ALLOW: an allow-exception to a broader entry.
+    EntryField("action", Kind.ENUM, Action, writable=True, column=6, screened=True),
     EntryField("create_time", Kind.TIME),
     EntryField("update_time", Kind.TIME),
     EntryField("etag", Kind.TEXT),

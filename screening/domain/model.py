@@ -83,6 +83,7 @@ class ForbiddenNumber:
     enabled: bool
     note: str
     expire_time: datetime | None
+    action: Action
     create_time: datetime
     update_time: datetime
     etag: str

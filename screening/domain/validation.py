@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 
 from screening.domain.errors import InvalidArgument
-from screening.domain.model import CallType, EntryStatus, ImportMode, MatchKind
+from screening.domain.model import Action, CallType, EntryStatus, ImportMode, MatchKind
 from screening.domain.numbers import normalize
 
 MAX_NOTE = 500
@@ -44,6 +44,16 @@ def call_type(value: int, field: str) -> CallType:
         raise InvalidArgument(
             field, value, f"{reason}; one of CALL_TYPE_INBOUND, CALL_TYPE_OUTBOUND, CALL_TYPE_BOTH"
         ) from None
+
+
+def action(value: int, field: str) -> Action:
+    """Unspecified means BLOCK."""
+    if value == 0:
+        return Action.BLOCK
+    try:
+        return Action(value)
+    except ValueError:
+        raise InvalidArgument(field, value, "is not a known action; one of ACTION_BLOCK, ACTION_ALLOW") from None
 
 
 def optional_call_type(value: int, field: str) -> CallType | None:

@@ -3,7 +3,8 @@
 The words a cell may hold, in English and in Chinese (the template's own
 words first): call_type inbound / outbound / both, match_kind exact / prefix
 (empty: exact), enabled true / false (empty: true), expire_time any time
-screening.domain.times reads, or a date cell of the workbook.
+screening.domain.times reads, or a date cell of the workbook, action block /
+allow (empty: block).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime, tzinfo
 from typing import NamedTuple
 
-from screening.domain.model import CallType, MatchKind
+from screening.domain.model import Action, CallType, MatchKind
 from screening.domain.times import EXAMPLES, TimeError, parse_time
 from screening.files.sheet import MAX_CELL, Line
 
@@ -33,6 +34,14 @@ MATCH_KIND_WORDS: dict[str, MatchKind] = {
     "prefix": MatchKind.PREFIX,
     "精确": MatchKind.EXACT,
     "前缀": MatchKind.PREFIX,
+}
+ACTION_WORDS: dict[str, Action] = {
+    "": Action.BLOCK,
+    "block": Action.BLOCK,
+    "allow": Action.ALLOW,
+    "拦截": Action.BLOCK,
+    "放行": Action.ALLOW,
+    "允许": Action.ALLOW,
 }
 ENABLED_WORDS: dict[str, bool | None] = {
     "": None,
@@ -60,6 +69,7 @@ class Values(NamedTuple):
     enabled: bool | None
     note: str
     expire_time: datetime | None
+    action: Action = Action.BLOCK
 
 
 class CellError(ValueError):
@@ -92,6 +102,7 @@ class Reader:
         self._enabled = at.get("enabled", -1)
         self._note = at.get("note", -1)
         self._expire = at.get("expire_time", -1)
+        self._action = at.get("action", -1)
         self._zone = zone
 
     def number_of(self, cells: list[str]) -> str:
@@ -142,7 +153,14 @@ class Reader:
         expire = None
         if 0 <= i < count and (cells[i] or line.typed is not None):
             expire = self._expire_time(line, i)
-        return Values(number, call_type, kind, enabled, note, expire)
+        i = self._action
+        action_text = cells[i] if 0 <= i < count else ""
+        action = ACTION_WORDS.get(action_text)
+        if action is None:
+            action = ACTION_WORDS.get(action_text.strip().lower())
+            if action is None:
+                raise CellError("action", f"{shown(action_text)}: expected block or allow (empty: block)")
+        return Values(number, call_type, kind, enabled, note, expire, action)
 
     def _expire_time(self, line: Line, i: int) -> datetime | None:
         typed = line.typed[i] if line.typed is not None and i < len(line.typed) else None

@@ -14,9 +14,10 @@ def example_rows(today: date | None = None) -> tuple[tuple[str, ...], ...]:
     """The template's example rows; the expiry is the end of next year, so that it is never in the past."""
     year = (today or date.today()).year + 1
     return (
-        ("+14155550100", "both", "exact", "true", "Reported for robocalls, ticket 1234", ""),
-        ("+1900", "outbound", "prefix", "true", "Premium-rate numbers", ""),
-        ("+8613800138000", "inbound", "", "false", "Paused, review by year end", f"{year}-12-31T00:00:00Z"),
+        ("+14155550100", "both", "exact", "true", "Reported for robocalls, ticket 1234", "", "block"),
+        ("+1900", "outbound", "prefix", "true", "Premium-rate numbers", "", "block"),
+        ("+1900555", "outbound", "prefix", "true", "Our partner's line: allowed despite +1900", "", "allow"),
+        ("+8613800138000", "inbound", "", "false", "Paused, review by year end", f"{year}-12-31T00:00:00Z", ""),
     )
 
 
@@ -50,6 +51,10 @@ INSTRUCTIONS = (
     (
         "expire_time: when the entry stops blocking: 2027-03-01, 2027-03-01 18:00 or 2027-03-01T18:00:00+08:00.",
         "expire_time：失效时间，如 2027-03-01、2027-03-01 18:00 或 2027-03-01T18:00:00+08:00。",
+    ),
+    (
+        "action: block (default) or allow: allow lets through what a broader entry (a shorter prefix) would block.",
+        "action：block（拦截，默认）或 allow（放行）：放行可让更宽泛的条目（更短的前缀）本会拦截的号码通过。",
     ),
     (
         "Times without an offset are read in the time zone chosen when importing (UTC unless you pick one).",
@@ -92,8 +97,21 @@ def xlsx_bytes() -> bytes:
     examples = example_rows()
     for row in examples:
         sheet.append(list(row))
-    widths = {"number": 22, "call_type": 12, "match_kind": 12, "enabled": 10, "note": 40, "expire_time": 26}
-    lists = {"call_type": "inbound,outbound,both", "match_kind": "exact,prefix", "enabled": "true,false"}
+    widths = {
+        "number": 22,
+        "call_type": 12,
+        "match_kind": 12,
+        "enabled": 10,
+        "note": 40,
+        "expire_time": 26,
+        "action": 10,
+    }
+    lists = {
+        "call_type": "inbound,outbound,both",
+        "match_kind": "exact,prefix",
+        "enabled": "true,false",
+        "action": "block,allow",
+    }
     for i, name in enumerate(COLUMNS, start=1):
         letter = get_column_letter(i)
         sheet.column_dimensions[letter].width = widths.get(name, 14)

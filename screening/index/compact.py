@@ -51,6 +51,11 @@ BUCKET = 8  # keys a bucket of the look-up table holds on average
 CALL_TYPE_MASK = 0b0011  # CallType values are bit masks of Direction values
 ENABLED = 0b0100
 EXPIRES = 0b1000
+# Why an entry with the number does not qualify, ranked: a look-up that finds
+# none qualifying reports the highest rank it passed over (screening/index/rules.py).
+MISS_EXPIRED = 1
+MISS_DISABLED = 2
+MISS_OTHER_DIRECTION = 3
 
 # What number_key encodes: a normalized number, '+' and 1-15 digits or bare digits.
 ENCODABLE = re.compile(r"\+?[0-9]{1,15}")
@@ -105,12 +110,26 @@ def format_id(hi: int, lo: int) -> str:
     return f"{h[:4]}{h[5:]}-{low[:4]}-{low[4:]}"
 
 
+# Of a batch of numbers: the positions of the encodable ones, and their keys.
+Keyed = tuple[list[int], Int64s]
+
+
+def keys_of(numbers: list[str]) -> Keyed:
+    if USE_NATIVE:
+        keys = np.empty(len(numbers), np.int64)
+        _native.number_keys(numbers, keys)
+        encodable = np.flatnonzero(keys >= 0)
+        return encodable.tolist(), keys[encodable]
+    which = [i for i, n in enumerate(numbers) if n and ENCODABLE.fullmatch(n)]
+    return which, np.fromiter((number_key(numbers[i]) for i in which), np.int64, len(which))
+
+
 class Searcher(Protocol):
     """The hot-path look-ups of one Base: _native.Searcher, or the Base itself."""
 
     def hit(
         self, tenant_id: str, number: str, direction: int, now: float, shadowed: AbstractSet[str]
-    ) -> tuple[str, int, float] | None: ...
+    ) -> tuple[str, int, float] | int | None: ...
 
     def id_at(self, pos: int) -> str: ...
 
@@ -269,6 +288,9 @@ class Base:
     def empty() -> Base:
         return Base.build(Columns.empty())
 
+    def has_tenant(self, tenant_id: str) -> bool:
+        return tenant_id in self._slices
+
     def find(self, tenant_id: str, key: int) -> int:
         """Position of the tenant's entry with this number key (flags ignored), or -1."""
         where = self._slices.get(tenant_id)
@@ -292,10 +314,11 @@ class Base:
 
     def hit(
         self, tenant_id: str, number: str, direction: int, now: float, shadowed: AbstractSet[str]
-    ) -> tuple[str, int, float] | None:
-        """(id, call type, expiry) of the tenant's qualifying entry for this normalized number, or None.
+    ) -> tuple[str, int, float] | int | None:
+        """(id, call type, expiry) of the tenant's qualifying entry for this normalized number; for
+        an entry with the number that does not qualify (a near miss), why, as a MISS_* rank; else None.
 
-        An entry whose id is in `shadowed` does not qualify. The Python form
+        An entry whose id is in `shadowed` is not there. The Python form
         of _native.Searcher.hit, which Base.searcher() hands out instead when
         the extension is built.
         """
@@ -315,25 +338,38 @@ class Base:
         if pos == end:
             return None
         found = keys[pos]
-        if found >> FLAG_BITS != key >> FLAG_BITS or not found & ENABLED or not found & direction:
+        if found >> FLAG_BITS != key >> FLAG_BITS:
             return None
         expires = self.expires_at(pos) if found & EXPIRES else NEVER
-        if not now < expires:
-            return None
+        missed = (
+            MISS_DISABLED
+            if not found & ENABLED
+            else MISS_EXPIRED
+            if not now < expires
+            else MISS_OTHER_DIRECTION
+            if not found & direction
+            else 0
+        )
         entry_id = self.id_at(pos)
-        return None if entry_id in shadowed else (entry_id, found & CALL_TYPE_MASK, expires)
+        if entry_id in shadowed:
+            return None
+        return missed or (entry_id, found & CALL_TYPE_MASK, expires)
 
-    def hits(self, tenant_id: str, numbers: list[str], direction: int, now: float) -> dict[int, tuple[int, int, float]]:
-        """hit() for many numbers, by one vectorized search: {index in numbers: (position, call type, expiry)}."""
+    def hits(
+        self, tenant_id: str, numbers: list[str], direction: int, now: float, keyed: Keyed | None = None
+    ) -> dict[int, tuple[int, int, float]]:
+        """hit() for many numbers, by one vectorized search: {index in numbers: (position, call type, expiry)}.
+
+        `keyed`: keys_of(numbers), when the caller searches several tenants (a tenant and its lists) for them.
+        """
         where = self._slices.get(tenant_id)
         if where is None:
             return {}
         _, _, buckets, offset = where
         start, end = self._table[offset], self._table[offset + buckets]
-        which = [i for i, n in enumerate(numbers) if n and ENCODABLE.fullmatch(n)]
+        which, wanted = keys_of(numbers) if keyed is None else keyed
         if not which:
             return {}
-        wanted = np.fromiter((number_key(numbers[i]) for i in which), np.int64, len(which))
         pos = np.searchsorted(self.keys[start:end], wanted) + start
         found = self.keys[np.minimum(pos, end - 1)]
         ok = (

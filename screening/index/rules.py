@@ -13,10 +13,12 @@ changed or deleted since is "shadowed": its base copy is no longer served.
 A merge folds the overlay's EXACT entries into a new base in a worker thread,
 a bounded chunk at a time, while calls are answered from the old one.
 
-Extension points: a rule set is looked up per tenant, so a list shared by all
-tenants is one more rule set consulted after the tenant's own, and an
-allow-exception is an entry with another action that wins the same way an
-exact match wins over a prefix.
+A look-up returns the most specific qualifying entry, whatever its action:
+an exact entry over any prefix, a longer prefix over a shorter one. ALLOW
+entries (allow-exceptions: few) never go into the base, whose keys have no
+bit left for an action; they stay in the overlay. When no entry qualifies, the
+look-up tells why from the entries it passed over anyway (a MISS_* rank, the
+highest seen), so the common miss, a number no entry has, costs no more.
 """
 
 from __future__ import annotations
@@ -25,22 +27,36 @@ import asyncio
 import itertools
 from dataclasses import dataclass
 
-from screening.domain.model import CallType, Direction, MatchKind
+from screening.domain.model import Action, CallType, Direction, MatchKind
 from screening.index.compact import (
     CALL_TYPES,
     ENCODABLE,
+    MISS_DISABLED,
+    MISS_EXPIRED,
+    MISS_OTHER_DIRECTION,
     NEVER,
     Base,
     Columns,
+    Keyed,
     concat,
     id_parts,
+    keys_of,
     number_key,
     release_freed_memory,
 )
 
 _EXACT = MatchKind.EXACT
+_BLOCK = Action.BLOCK
 
-__all__ = ["NEVER", "IndexEntry", "ScreeningIndex", "merge_in_background"]
+__all__ = [
+    "MISS_DISABLED",
+    "MISS_EXPIRED",
+    "MISS_OTHER_DIRECTION",
+    "NEVER",
+    "IndexEntry",
+    "ScreeningIndex",
+    "merge_in_background",
+]
 
 # A merge starts once the overlay holds this many mergeable entries, and takes
 # at most MERGE_CHUNK of them: its loop-thread steps are O(chunk), so a chunk
@@ -62,9 +78,16 @@ class IndexEntry:
     call_type: CallType
     enabled: bool
     expires_at: float = NEVER  # POSIX seconds
+    action: Action = _BLOCK
 
     def qualifies(self, direction: int, now: float) -> bool:
         return self.enabled and self.call_type & direction != 0 and now < self.expires_at
+
+    def miss(self, now: float) -> int:
+        """Why the entry does not qualify (it does not): disabled, else expired, else the other direction."""
+        if not self.enabled:
+            return MISS_DISABLED
+        return MISS_EXPIRED if not now < self.expires_at else MISS_OTHER_DIRECTION
 
 
 class TenantRules:
@@ -110,23 +133,26 @@ class TenantRules:
             self._prefix_lengths.pop(length, None)
         self._lengths_desc = tuple(sorted(self._prefix_lengths, reverse=True))
 
-    def match_prefix(self, number: str, direction: int, now: float) -> IndexEntry | None:
-        """The longest qualifying prefix entry."""
+    def match_prefix(self, number: str, direction: int, now: float, missed: int = 0) -> IndexEntry | int:
+        """The longest qualifying prefix entry; else the highest MISS_* rank: `missed`, or a prefix passed over."""
         size = len(number)
         prefix = self.prefix
         for length in self._lengths_desc:
             if length > size:
                 continue
             entry = prefix.get(number[:length])
-            if entry is not None and entry.qualifies(direction, now):
-                return entry
-        return None
+            if entry is not None:
+                if entry.qualifies(direction, now):
+                    return entry
+                missed = max(missed, entry.miss(now))
+        return missed
 
 
 def _mergeable(entry: IndexEntry) -> bool:
     """Whether the base can hold the entry: EXACT, a normalized number, a UUID id."""
     return (
         entry.match_kind is MatchKind.EXACT
+        and entry.action is _BLOCK
         and ENCODABLE.fullmatch(entry.number) is not None
         and id_parts(entry.id) is not None
     )
@@ -182,6 +208,15 @@ class ScreeningIndex:
     @property
     def base_bytes(self) -> int:
         return self._base.nbytes
+
+    @staticmethod
+    def keys_of(numbers: list[str]) -> Keyed:
+        """What screen_many searches the base for: once for a batch screened against several tenants."""
+        return keys_of(numbers)
+
+    def knows(self, tenant_id: str) -> bool:
+        """Whether the tenant has entries here (a base tenant whose entries were since all deleted: until a merge)."""
+        return tenant_id in self._tenants or self._base.has_tenant(tenant_id)
 
     def get(self, entry_id: str) -> IndexEntry | None:
         entry = self._by_id[hash(entry_id) & _ID_MASK].get(entry_id)
@@ -249,37 +284,58 @@ class ScreeningIndex:
             self._touched.add(entry_id)
 
     def screen(self, tenant_id: str, number: str, direction: Direction | int, now: float) -> IndexEntry | None:
-        """The entry that forbids this call, or None when it is allowed.
+        """The entry that decides this call (BLOCK or ALLOW), or None when no entry qualifies."""
+        found = self.lookup(tenant_id, number, direction, now)
+        return None if isinstance(found, int) else found
+
+    def lookup(self, tenant_id: str, number: str, direction: Direction | int, now: float) -> IndexEntry | int:
+        """The most specific qualifying entry of the tenant; else why none qualifies: a MISS_* rank, 0 for none.
 
         `number` is normalized (screening.domain.numbers.normalize): "" or digits
         after an optional '+', which is what the base's keys encode.
         """
         if not number:
-            return None
+            return 0
+        missed = 0
         rules = self._tenants.get(tenant_id)
         if rules is not None:
             entry = rules.exact.get(number)
-            if entry is not None and entry.qualifies(direction, now):
-                return entry
+            if entry is not None:
+                if entry.qualifies(direction, now):
+                    return entry
+                missed = entry.miss(now)
         # An overlay entry and a served base entry never share a key (upsert
         # shadows the base one), so the base is asked only now.
         found = self._search.hit(tenant_id, number, direction, now, self._shadowed)
         if found is not None:
-            entry_id, call_type, expires = found
-            return IndexEntry(entry_id, tenant_id, number, _EXACT, CALL_TYPES[call_type], True, expires)  # type: ignore[arg-type]
-        return None if rules is None else rules.match_prefix(number, direction, now)
+            if isinstance(found, int):
+                missed = found
+            else:
+                entry_id, call_type, expires = found
+                return IndexEntry(entry_id, tenant_id, number, _EXACT, CALL_TYPES[call_type], True, expires)  # type: ignore[arg-type]
+        return missed if rules is None or not rules.prefix else rules.match_prefix(number, direction, now, missed)
 
     def screen_many(
-        self, tenant_id: str, numbers: list[str], direction: Direction | int, now: float
+        self, tenant_id: str, numbers: list[str], direction: Direction | int, now: float, keyed: Keyed | None = None
     ) -> list[IndexEntry | None]:
-        """screen() of each number, with the base searched for all of them at once."""
+        """screen() of each number, with the base searched for all of them at once (`keyed`: keys_of(numbers))."""
         rules = self._tenants.get(tenant_id)
-        from_base = self._base.hits(tenant_id, numbers, direction, now)
+        from_base = self._base.hits(tenant_id, numbers, direction, now, keyed)
         shadowed = self._shadowed
+        if rules is None:
+            # Nothing of the tenant's in the overlay (a big shared list, usually): only the base's hits.
+            decided: list[IndexEntry | None] = [None] * len(numbers)
+            for i, (pos, call_type, expires) in from_base.items():
+                entry_id = self._search.id_at(pos)
+                if entry_id not in shadowed:
+                    kind = CALL_TYPES[call_type]
+                    assert kind is not None
+                    decided[i] = IndexEntry(entry_id, tenant_id, numbers[i], _EXACT, kind, True, expires)
+            return decided
         results: list[IndexEntry | None] = []
         append = results.append
         for i, number in enumerate(numbers):
-            if rules is not None and number:
+            if number:
                 entry = rules.exact.get(number)
                 if entry is not None and entry.qualifies(direction, now):
                     append(entry)
@@ -290,7 +346,8 @@ class ScreeningIndex:
                 if entry_id not in shadowed:
                     append(IndexEntry(entry_id, tenant_id, number, _EXACT, CALL_TYPES[hit[1]], True, hit[2]))  # type: ignore[arg-type]
                     continue
-            append(None if rules is None or not number else rules.match_prefix(number, direction, now))
+            found = rules.match_prefix(number, direction, now) if number and rules.prefix else None
+            append(None if isinstance(found, int) else found)
         return results
 
     def entries(self) -> list[IndexEntry]:

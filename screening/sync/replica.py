@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from screening.domain.model import CallType, MatchKind
+from screening.domain.model import Action, CallType, MatchKind
 from screening.index.compact import Base, Columns, release_freed_memory
 from screening.index.rules import NEVER, IndexEntry, ScreeningIndex, merge_in_background
 from screening.sync.listener import Connect, Listener
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 # Lookups, not Enum calls: a catch-up after a big import converts a million rows.
 _MATCH_KINDS = {kind.value: kind for kind in MatchKind}
 _CALL_TYPES = {call_type.value: call_type for call_type in CallType}
+_ACTIONS = {action.value: action for action in Action}
 
 
 def to_index_entry(row: changes.ChangedRow) -> IndexEntry:
@@ -38,6 +39,7 @@ def to_index_entry(row: changes.ChangedRow) -> IndexEntry:
         call_type=_CALL_TYPES[row.call_type],
         enabled=row.enabled,
         expires_at=row.expire_time.timestamp() if row.expire_time is not None else NEVER,
+        action=_ACTIONS[row.action],
     )
 
 

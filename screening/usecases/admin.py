@@ -70,6 +70,7 @@ class ForbiddenNumbers:
         enabled: bool | None,
         note: str,
         expire_time: datetime | None,
+        action: int = 0,
     ) -> ForbiddenNumber:
         prefix = "forbidden_number."
         kind = check.match_kind(match_kind, prefix + "match_kind")
@@ -82,6 +83,7 @@ class ForbiddenNumbers:
                 "enabled": True if enabled is None else enabled,
                 "note": check.note(note, prefix + "note"),
                 "expire_time": check.future_expire_time(expire_time, prefix + "expire_time"),
+                "action": check.action(action, prefix + "action"),
             }
         )
         with translated():
@@ -114,6 +116,8 @@ class ForbiddenNumbers:
             clean["note"] = check.note(changes["note"], prefix + "note")
         if "expire_time" in changes:
             clean["expire_time"] = check.expire_time(changes["expire_time"], prefix + "expire_time")
+        if "action" in changes:
+            clean["action"] = check.action(changes["action"], prefix + "action")
         if "number" in changes or "match_kind" in changes:
             # The number's form depends on the kind; either may come from the stored entry.
             kind: MatchKind | None = clean.get("match_kind")
@@ -216,7 +220,7 @@ class ForbiddenNumbers:
     async def tenants(
         self, *, page_size: int, page_token: str, only: Sequence[str] | None
     ) -> tuple[list[tuple[str, int]], str]:
-        """Tenants with entries, by id; `only`: the caller's tenants (None: all)."""
+        """Known tenants (with entries or with settings), by id; `only`: the caller's tenants (None: all)."""
         size = check.page_size(page_size)
         query = scope("", ("tenants", None if only is None else sorted(only)))
         tokens = await self._pages.tokens()

@@ -36,7 +36,7 @@ from typing import IO, NamedTuple
 from screening.domain import validation as check
 from screening.domain.errors import ImportFailed, InvalidArgument, ResourceExhausted
 from screening.domain.fields import COLUMNS
-from screening.domain.model import Actor, CallType, FileFormat, ImportJob, ImportMode, MatchKind
+from screening.domain.model import Action, Actor, CallType, FileFormat, ImportJob, ImportMode, MatchKind
 from screening.domain.numbers import normalize
 from screening.domain.paging import scope
 from screening.domain.times import TimeError, zone
@@ -79,6 +79,7 @@ _LATEST_US = int((datetime(9999, 12, 31, tzinfo=UTC) - _EPOCH).total_seconds()) 
 # Unspecified means EXACT.
 _KINDS = {0: MatchKind.EXACT, **{int(k): k for k in MatchKind}}
 _CALL_TYPES = {int(c): c for c in CallType}
+_ACTIONS = {0: Action.BLOCK, **{int(a): a for a in Action}}
 _FORMATS = {int(f): f for f in FileFormat}
 _WORD = {MatchKind.EXACT: "exact", MatchKind.PREFIX: "prefix"}
 
@@ -101,6 +102,7 @@ class ImportRow(NamedTuple):
     enabled: bool | None
     note: str
     expire_us: int | None  # microseconds since the epoch; None: never
+    action: int = 0  # 0: BLOCK
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +171,7 @@ def _row_cells(row: ImportRow) -> list[str]:
     call_type = _CALL_TYPES.get(row.call_type)
     kind = _KINDS.get(row.match_kind)
     expire = "" if row.expire_us is None else f"{row.expire_us // 1_000_000}s after 1970"
+    action = _ACTIONS.get(row.action)
     values = {
         "number": row.number,
         "call_type": call_type.name.lower() if call_type else str(row.call_type),
@@ -176,6 +179,7 @@ def _row_cells(row: ImportRow) -> list[str]:
         "enabled": "" if row.enabled is None else str(row.enabled).lower(),
         "note": row.note,
         "expire_time": expire,
+        "action": action.name.lower() if action else str(row.action),
     }
     return [values[c] for c in COLUMNS]
 
@@ -427,7 +431,10 @@ class Imports:
                     "expire_time", f"{row.expire_us // 1_000_000}s after 1970: must be between 1970 and 9999"
                 )
             expire = _EPOCH + timedelta(microseconds=row.expire_us)
-        return Values(row.number, call_type, kind, row.enabled, row.note, expire)
+        action = _ACTIONS.get(row.action)
+        if action is None:
+            raise CellError("action", f"{row.action}: not a known action; one of ACTION_BLOCK, ACTION_ALLOW")
+        return Values(row.number, call_type, kind, row.enabled, row.note, expire, action)
 
     async def _stage_file(
         self,
@@ -519,7 +526,19 @@ class Imports:
                 run.reject(line, values.number, cells or _value_cells(values), _short(exc.message), exc.field)
                 continue
             ordinal += 1
-            append((ordinal, line, number, int(kind), int(values.call_type), values.enabled is not False, note, expire))
+            append(
+                (
+                    ordinal,
+                    line,
+                    number,
+                    int(kind),
+                    int(values.call_type),
+                    values.enabled is not False,
+                    note,
+                    expire,
+                    int(values.action),
+                )
+            )
         run.staged = ordinal
         return staged
 
@@ -651,6 +670,7 @@ def _value_cells(values: Values) -> list[str]:
         "enabled": enabled,
         "note": values.note,
         "expire_time": expire,
+        "action": values.action.name.lower(),
     }
     return [cells[c] for c in COLUMNS]
 

@@ -10,28 +10,37 @@ list's on a tie).
 
 from __future__ import annotations
 
+import logging
 from time import time
 from typing import NamedTuple
 
 from screening.domain import validation as check
 from screening.domain.errors import InvalidArgument, Unavailable
-from screening.domain.model import MatchKind, ScreenReason
+from screening.domain.model import Action, MatchKind, ScreenReason
 from screening.domain.numbers import is_e164, is_emergency, normalize
-from screening.index.rules import IndexEntry
+from screening.index.rules import MISS_DISABLED, MISS_EXPIRED, MISS_OTHER_DIRECTION, IndexEntry
 from screening.sync.replica import Replica
 from screening.sync.settings import SettingsFollower
 from screening.usecases.hits import HitCounter
+
+log = logging.getLogger(__name__)
 
 _DIRECTIONS = (1, 2)
 _INBOUND, _OUTBOUND = 1, 2
 _ALLOW, _BLOCK = 1, 2
 _EXACT = MatchKind.EXACT
 MAX_BATCH = 10_000
+_ALLOW_ACTION = Action.ALLOW
 _BLOCK_ENTRY = int(ScreenReason.BLOCK_ENTRY)
+_ALLOW_ENTRY = int(ScreenReason.ALLOW_ENTRY)
+_NO_ENTRY = int(ScreenReason.NO_ENTRY)
 _WITHHELD = int(ScreenReason.WITHHELD)
 _EMERGENCY = int(ScreenReason.EMERGENCY_NUMBER)
-# A plain miss: why no entry decided is told apart once the index reports near misses.
-_UNTOLD = 0
+# The reason of a miss, by the index's rank of the near misses it passed over (0: none).
+_MISSES = [_NO_ENTRY, 0, 0, 0]
+_MISSES[MISS_EXPIRED] = int(ScreenReason.ONLY_EXPIRED)
+_MISSES[MISS_DISABLED] = int(ScreenReason.ONLY_DISABLED)
+_MISSES[MISS_OTHER_DIRECTION] = int(ScreenReason.OTHER_DIRECTION)
 
 
 # Tenant ids seen valid, so the hot path checks a set, not a regex; bounded
@@ -69,6 +78,10 @@ class Screener:
         self._settings = settings
         self._rules = {} if settings is None else settings.by_tenant
         self._valid_tenants: set[str] = set()
+        # Calls for tenants with neither entries nor settings, by direction (a typo'd tenant id screens
+        # against nothing and is allowed: this is how an operator sees it).
+        self.unknown_tenant_calls = [0, 0, 0]
+        self._unknown_logged: set[str] = set()
 
     def _check(self, tenant_id: str, direction: int) -> None:
         if tenant_id not in self._valid_tenants:
@@ -97,7 +110,7 @@ class Screener:
                 blocked = rules is not None and rules.block_withheld
                 return Decision("", None, _BLOCK if blocked else _ALLOW, _WITHHELD, "", version)
             if not number:
-                return Decision("", None, _ALLOW, _UNTOLD, "", version)
+                return Decision("", None, _ALLOW, _NO_ENTRY, "", version)
         region = self._region if rules is None else rules.region
         # normalize()'s own first test, made here: E.164 input needs no function call.
         normalized = number if is_e164(number) else normalize(number, region=region, allow_empty=True)
@@ -105,30 +118,51 @@ class Screener:
             return Decision(normalized, None, _ALLOW, _EMERGENCY, "", version)
         now = time()
         index = replica.index
-        entry = index.screen(tenant_id, normalized, direction, now)
+        found = index.lookup(tenant_id, normalized, direction, now)
         decided_by = ""
+        if isinstance(found, int):
+            entry, missed = None, found
+        else:
+            entry, missed = found, 0
         if rules is not None and rules.lists and (entry is None or entry.match_kind is not _EXACT):
             for list_id in rules.lists:
-                found = index.screen(list_id, normalized, direction, now)
-                if found is not None and (entry is None or _more_specific(found, entry)):
-                    entry, decided_by = found, list_id
+                listed = index.lookup(list_id, normalized, direction, now)
+                if isinstance(listed, int):
+                    if listed > missed:
+                        missed = listed
+                elif entry is None or _more_specific(listed, entry):
+                    entry, decided_by = listed, list_id
         if entry is None:
-            return Decision(normalized, None, _ALLOW, _UNTOLD, "", version)
+            if rules is None and not missed and count and not index.knows(tenant_id):
+                self._unknown(tenant_id, direction)
+            return Decision(normalized, None, _ALLOW, _MISSES[missed], "", version)
         if count:
             self.hits.hit(entry.id, now)
+        if entry.action is _ALLOW_ACTION:
+            return Decision(normalized, entry, _ALLOW, _ALLOW_ENTRY, decided_by, version)
         return Decision(normalized, entry, _BLOCK, _BLOCK_ENTRY, decided_by, version)
+
+    def _unknown(self, tenant_id: str, direction: int) -> None:
+        self.unknown_tenant_calls[direction] += 1
+        if tenant_id not in self._unknown_logged and len(self._unknown_logged) < _KNOWN_TENANTS:
+            # Once per tenant id: a switch sending a misspelt one would otherwise flood the log.
+            self._unknown_logged.add(tenant_id)
+            log.warning(
+                "screened a call for tenant %r, which has neither entries nor settings: allowed (misspelt?)", tenant_id
+            )
 
     def screen_many(
         self, tenant_id: str, numbers: list[str], direction: int
     ) -> tuple[list[str], list[IndexEntry | None], int]:
-        """(normalized numbers, winning entry or None for each, data_version)."""
+        """(normalized numbers, the deciding entry (BLOCK or ALLOW) or None for each, data_version)."""
         self._check(tenant_id, direction)
         if len(numbers) > MAX_BATCH:
             raise InvalidArgument("numbers", f"{len(numbers)} numbers", f"at most {MAX_BATCH} a call")
         rules = self._rules.get(tenant_id)
         region = self._region if rules is None else rules.region
         try:
-            normalized = [normalize(n, region=region, allow_empty=True) for n in numbers]
+            # normalize()'s own first test, made here: E.164 input needs no function call.
+            normalized = [n if is_e164(n) else normalize(n, region=region, allow_empty=True) for n in numbers]
         except InvalidArgument:
             # Again, naming the first bad number's position (not paid for on success).
             for i, n in enumerate(numbers):
@@ -137,10 +171,11 @@ class Screener:
         replica = self._replica
         now = time()
         index = replica.index
-        hits = index.screen_many(tenant_id, normalized, direction, now)
+        keyed = index.keys_of(normalized) if rules is not None and rules.lists else None
+        hits = index.screen_many(tenant_id, normalized, direction, now, keyed)
         if rules is not None and rules.lists:
             for list_id in rules.lists:
-                for i, found in enumerate(index.screen_many(list_id, normalized, direction, now)):
+                for i, found in enumerate(index.screen_many(list_id, normalized, direction, now, keyed)):
                     current = hits[i]
                     if found is not None and (current is None or _more_specific(found, current)):
                         hits[i] = found

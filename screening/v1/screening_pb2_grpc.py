@@ -438,7 +438,8 @@ class ForbiddenNumberAdminServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListTenants(self, request, context):
-        """The tenants that have entries and that the caller may act for, by id.
+        """The known tenants (with entries, or with settings: a tenant with neither
+        is unknown) that the caller may act for, by id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

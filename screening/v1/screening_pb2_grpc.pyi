@@ -139,7 +139,9 @@ class ForbiddenNumberAdminStub:
     GetCallerIdentity: _grpc.UnaryUnaryMultiCallable[_screening_pb2.GetCallerIdentityRequest, _screening_pb2.CallerIdentity]
     """Who the calling token is: its name, roles and tenants (for consoles)."""
     ListTenants: _grpc.UnaryUnaryMultiCallable[_screening_pb2.ListTenantsRequest, _screening_pb2.ListTenantsResponse]
-    """The tenants that have entries and that the caller may act for, by id."""
+    """The known tenants (with entries, or with settings: a tenant with neither
+    is unknown) that the caller may act for, by id.
+    """
     ExplainScreenCall: _grpc.UnaryUnaryMultiCallable[_screening_pb2.ScreenCallRequest, _screening_pb2.ExplainScreenCallResponse]
     """What ScreenCall answers for this request on this replica, and why: every
     entry whose number matches, and whether and why it decided. For admins
@@ -192,7 +194,9 @@ class ForbiddenNumberAdminAsyncStub(ForbiddenNumberAdminStub):
     GetCallerIdentity: _aio.UnaryUnaryMultiCallable[_screening_pb2.GetCallerIdentityRequest, _screening_pb2.CallerIdentity]  # type: ignore[assignment]
     """Who the calling token is: its name, roles and tenants (for consoles)."""
     ListTenants: _aio.UnaryUnaryMultiCallable[_screening_pb2.ListTenantsRequest, _screening_pb2.ListTenantsResponse]  # type: ignore[assignment]
-    """The tenants that have entries and that the caller may act for, by id."""
+    """The known tenants (with entries, or with settings: a tenant with neither
+    is unknown) that the caller may act for, by id.
+    """
     ExplainScreenCall: _aio.UnaryUnaryMultiCallable[_screening_pb2.ScreenCallRequest, _screening_pb2.ExplainScreenCallResponse]  # type: ignore[assignment]
     """What ScreenCall answers for this request on this replica, and why: every
     entry whose number matches, and whether and why it decided. For admins
@@ -356,7 +360,9 @@ class ForbiddenNumberAdminServicer(metaclass=_abc_1.ABCMeta):
         request: _screening_pb2.ListTenantsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_screening_pb2.ListTenantsResponse, _abc.Awaitable[_screening_pb2.ListTenantsResponse]]:
-        """The tenants that have entries and that the caller may act for, by id."""
+        """The known tenants (with entries, or with settings: a tenant with neither
+        is unknown) that the caller may act for, by id.
+        """
 
     @_abc_1.abstractmethod
     def ExplainScreenCall(

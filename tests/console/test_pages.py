@@ -18,23 +18,30 @@ async def test_export_csv_and_xlsx_with_the_lists_filters(
     console, clients: Clients, page: Page, download, xlsx_rows
 ) -> None:
     await create(clients, "+14155550100", note="机器人电话, robocall", call_type=pb.CALL_TYPE_INBOUND)
-    await create(clients, "+1900", match_kind=pb.MATCH_KIND_PREFIX, call_type=pb.CALL_TYPE_OUTBOUND, enabled=False)
+    await create(
+        clients,
+        "+1900",
+        match_kind=pb.MATCH_KIND_PREFIX,
+        call_type=pb.CALL_TYPE_OUTBOUND,
+        enabled=False,
+        action=pb.ACTION_ALLOW,
+    )
     await page.goto(console.at("/t/acme/numbers"))
     name, data = await download(page, "Export CSV")
     assert name.startswith("forbidden-numbers-acme-") and name.endswith(".csv")
     assert data.startswith(b"\xef\xbb\xbf")
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert rows == [
-        ["number", "call_type", "match_kind", "enabled", "note", "expire_time"],
-        ["+14155550100", "inbound", "exact", "true", "机器人电话, robocall", ""],
-        ["+1900", "outbound", "prefix", "false", "", ""],
+        ["number", "call_type", "match_kind", "enabled", "note", "expire_time", "action"],
+        ["+14155550100", "inbound", "exact", "true", "机器人电话, robocall", "", "block"],
+        ["+1900", "outbound", "prefix", "false", "", "", "allow"],
     ]
     name, data = await download(page, "Export XLSX")
     assert name.endswith(".xlsx")
     assert xlsx_rows(data) == [
-        ["number", "call_type", "match_kind", "enabled", "note", "expire_time"],
-        ["+14155550100", "inbound", "exact", "true", "机器人电话, robocall", ""],
-        ["+1900", "outbound", "prefix", "false", "", ""],
+        ["number", "call_type", "match_kind", "enabled", "note", "expire_time", "action"],
+        ["+14155550100", "inbound", "exact", "true", "机器人电话, robocall", "", "block"],
+        ["+1900", "outbound", "prefix", "false", "", "", "allow"],
     ]
     # The export follows the list's filters.
     await page.get_by_label("Match", exact=True).select_option("prefix")
@@ -61,6 +68,7 @@ async def test_the_import_templates(console, page: Page, shot, download) -> None
         '"inbound,outbound,both"',
         '"exact,prefix"',
         '"true,false"',
+        '"block,allow"',
     }
     assert book["instructions"]["B1"].value == "如何填写本模板"
     name, data = await download(page, "CSV (.csv)")
