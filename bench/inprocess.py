@@ -35,7 +35,7 @@ def build(entries: int) -> ScreeningIndex:
     i = np.arange(entries, dtype=np.int64)
     values = 12_000_000_000 + (i * STEP) % SPAN  # int("+1" + ten digits)
     # number_key of "+1" and ten digits (12 characters), flags BOTH | ENABLED.
-    keys = (values << 9) | ((12 << 5) - 16) | 7
+    keys = (values << 13) | ((12 << 9) - 256) | 7
     rng = np.random.default_rng(1)
     hi = rng.integers(0, 2**63, entries, dtype=np.uint64)
     lo = rng.integers(0, 2**63, entries, dtype=np.uint64)

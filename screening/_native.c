@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define FLAG_BITS 4
+#define FLAG_BITS 8 /* compact.FLAG_BITS */
 #define ENABLED 0x4
 #define EXPIRES 0x8
 #define CALL_TYPE_MASK 0x3
@@ -29,31 +29,32 @@
 /* float("inf"): the expiry of an entry that never expires (compact.NEVER). */
 static PyObject *never;
 
+/* A tenant's part of the look-up table: four int64 in the slices array. */
 typedef struct {
-    int shift;
+    int64_t shift;
     int64_t base;
     int64_t buckets;
     int64_t offset;
 } Slice;
 
+#define NVIEWS 6
+
 typedef struct {
     PyObject_HEAD
-    Py_buffer keys, table, ids, exp_pos, exp_at; /* ids: (high, low) of each key's UUID */
+    Py_buffer keys, table, ids, exp_pos, exp_at, slices; /* ids: (high, low) of each key's UUID */
     int views; /* how many of the buffers above are held */
     PyObject *tenants; /* dict: tenant id -> index into slices */
-    Slice *slices;
     Py_ssize_t nslices;
 } Searcher;
 
 static void
 Searcher_dealloc(Searcher *self)
 {
-    Py_buffer *views[] = {&self->keys, &self->table, &self->ids, &self->exp_pos, &self->exp_at};
+    Py_buffer *views[] = {&self->keys, &self->table, &self->ids, &self->exp_pos, &self->exp_at, &self->slices};
     for (int i = 0; i < self->views; i++) {
         PyBuffer_Release(views[i]);
     }
     Py_XDECREF(self->tenants);
-    PyMem_Free(self->slices);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -71,29 +72,30 @@ get_view(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, const char *name)
     return 0;
 }
 
-/* Searcher(keys, table, ids, exp_pos, exp_at, slices)
- * slices: {tenant id: (shift, base, buckets, offset)}, as compact.Base holds them. */
+/* Searcher(keys, table, ids, exp_pos, exp_at, tenants, slices)
+ * tenants: {tenant id: ordinal}; slices: int64 (shift, base, buckets, offset) of each ordinal in turn,
+ * as compact.Base holds them (built without an object per tenant). */
 static PyObject *
 Searcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    PyObject *arrays[5];
-    PyObject *slices;
+    PyObject *arrays[NVIEWS];
+    PyObject *tenants;
     if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
         PyErr_SetString(PyExc_TypeError, "Searcher takes positional arguments only");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "OOOOOO!:Searcher", &arrays[0], &arrays[1], &arrays[2], &arrays[3], &arrays[4],
-                          &PyDict_Type, &slices)) {
+    if (!PyArg_ParseTuple(args, "OOOOOO!O:Searcher", &arrays[0], &arrays[1], &arrays[2], &arrays[3], &arrays[4],
+                          &PyDict_Type, &tenants, &arrays[5])) {
         return NULL;
     }
     Searcher *self = (Searcher *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
     }
-    Py_buffer *views[] = {&self->keys, &self->table, &self->ids, &self->exp_pos, &self->exp_at};
-    static const Py_ssize_t sizes[] = {8, 4, 8, 4, 8};
-    static const char *names[] = {"keys", "table", "ids", "exp_pos", "exp_at"};
-    for (int i = 0; i < 5; i++) {
+    Py_buffer *views[] = {&self->keys, &self->table, &self->ids, &self->exp_pos, &self->exp_at, &self->slices};
+    static const Py_ssize_t sizes[] = {8, 4, 8, 4, 8, 8};
+    static const char *names[] = {"keys", "table", "ids", "exp_pos", "exp_at", "slices"};
+    for (int i = 0; i < NVIEWS; i++) {
         if (get_view(arrays[i], views[i], sizes[i], names[i]) < 0) {
             Py_DECREF(self);
             return NULL;
@@ -105,45 +107,35 @@ Searcher_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         Py_DECREF(self);
         return NULL;
     }
-    self->tenants = PyDict_New();
-    if (self->tenants == NULL) {
+    self->nslices = self->slices.len / (Py_ssize_t)sizeof(Slice);
+    if (self->slices.len % (Py_ssize_t)sizeof(Slice) != 0 || PyDict_GET_SIZE(tenants) != self->nslices) {
+        PyErr_SetString(PyExc_ValueError, "slices: four int64 for each tenant expected");
         Py_DECREF(self);
         return NULL;
     }
-    Py_ssize_t n = PyDict_GET_SIZE(slices);
-    self->slices = PyMem_Calloc(n > 0 ? (size_t)n : 1, sizeof(Slice));
-    if (self->slices == NULL) {
-        Py_DECREF(self);
-        return PyErr_NoMemory();
+    const Slice *slices = (const Slice *)self->slices.buf;
+    for (Py_ssize_t i = 0; i < self->nslices; i++) {
+        const Slice *s = &slices[i];
+        if (s->shift < 0 || s->shift > 63 || s->buckets < 0 || s->offset < 0 ||
+            (s->offset + s->buckets + 1) * 4 > self->table.len) {
+            PyErr_Format(PyExc_ValueError, "slice %zd is outside the table", i);
+            Py_DECREF(self);
+            return NULL;
+        }
     }
-    PyObject *name, *where;
+    PyObject *name, *ordinal;
     Py_ssize_t at = 0;
-    while (PyDict_Next(slices, &at, &name, &where)) {
-        Slice *s = &self->slices[self->nslices];
-        long long shift, base, buckets, offset;
-        if (!PyArg_ParseTuple(where, "LLLL:slice", &shift, &base, &buckets, &offset)) {
+    while (PyDict_Next(tenants, &at, &name, &ordinal)) {
+        Py_ssize_t i = PyLong_AsSsize_t(ordinal);
+        if (i < 0 || i >= self->nslices) {
+            if (!PyErr_Occurred()) {
+                PyErr_Format(PyExc_ValueError, "tenant %R has no slice", name);
+            }
             Py_DECREF(self);
             return NULL;
         }
-        if (shift < 0 || shift > 62 || buckets < 0 || offset < 0 ||
-            (offset + buckets + 1) * 4 > self->table.len) {
-            PyErr_Format(PyExc_ValueError, "slice of tenant %R is outside the table", name);
-            Py_DECREF(self);
-            return NULL;
-        }
-        s->shift = (int)shift;
-        s->base = base;
-        s->buckets = buckets;
-        s->offset = offset;
-        PyObject *ordinal = PyLong_FromSsize_t(self->nslices);
-        if (ordinal == NULL || PyDict_SetItem(self->tenants, name, ordinal) < 0) {
-            Py_XDECREF(ordinal);
-            Py_DECREF(self);
-            return NULL;
-        }
-        Py_DECREF(ordinal);
-        self->nslices++;
     }
+    self->tenants = Py_NewRef(tenants);
     return (PyObject *)self;
 }
 
@@ -235,7 +227,7 @@ Searcher_hit(Searcher *self, PyObject *const *args, Py_ssize_t nargs)
     if (key < 0) {
         Py_RETURN_NONE;
     }
-    const Slice *s = &self->slices[PyLong_AsSsize_t(ordinal)];
+    const Slice *s = &((const Slice *)self->slices.buf)[PyLong_AsSsize_t(ordinal)];
     int64_t bucket = (key >> s->shift) - s->base;
     if (bucket < 0 || bucket >= s->buckets) {
         Py_RETURN_NONE;

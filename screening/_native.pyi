@@ -5,6 +5,7 @@ from collections.abc import Set as AbstractSet
 class Searcher:
     # The arrays are anything with the buffer protocol (numpy arrays, memoryviews),
     # C-contiguous, of the item sizes compact.Base uses; checked at construction.
+    # slices: int64, (shift, base, buckets, offset) for each tenant ordinal in turn.
     def __init__(
         self,
         keys: object,
@@ -12,7 +13,8 @@ class Searcher:
         ids: object,
         exp_pos: object,
         exp_at: object,
-        slices: dict[str, tuple[int, int, int, int]],
+        tenants: dict[str, int],
+        slices: object,
         /,
     ) -> None: ...
     def hit(

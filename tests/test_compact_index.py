@@ -300,6 +300,32 @@ async def test_a_server_says_when_it_searches_in_python(
     assert type(app.replica.index._search) is Base  # the look-ups it serves are Base's own
 
 
+async def test_a_first_load_of_many_tenants_lists_them_by_one_scan(
+    start_server, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the walk's limit the tenants are listed by a scan: the same index either way."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        await conn.execute(
+            "INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type)"
+            " SELECT 'tenant-' || (i % 40), '+1706' || lpad(i::text, 7, '0'), 1 + (i % 9 = 0)::int, 3"
+            " FROM generate_series(0, 399) AS i"
+        )
+    finally:
+        await conn.close()
+    walked = await start_server()
+    monkeypatch.setattr(changes, "TENANT_WALK_LIMIT", 5)
+    scanned = await start_server()
+    digests = [
+        sorted((e.id, e.tenant_id, e.number, e.match_kind) for e in app.replica.index.entries())
+        for app in (walked, scanned)
+    ]
+    assert len(digests[0]) == 400
+    assert digests[0] == digests[1]
+    assert scanned.replica.index.screen("tenant-7", "+17060000007", 1, NOW) is not None
+
+
 def test_c_and_python_key_a_batch_alike(monkeypatch: pytest.MonkeyPatch) -> None:
     batch = [*NUMBERS, "", "+", "12a", "+1234567890123456", "1234567890123456", "٤١٥", "+14155550199", "0"]
     native = compact.keys_of(batch)

@@ -161,6 +161,7 @@ async def test_database_stopped_hard_and_restarted(start_server: StartServer, co
     one = connect(await start_server(database_url=own_cluster.url))
     two = connect(await start_server(database_url=own_cluster.url))
     await create(one, "+2200")
+    await until_verdict(one, "+2200", BLOCK)  # the writer applies its own change through the feed too
     await until_verdict(two, "+2200", BLOCK)
 
     own_cluster.stop_hard()

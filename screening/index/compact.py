@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import ctypes
 import re
-from bisect import bisect_left, bisect_right
+import time
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -46,7 +47,9 @@ USE_NATIVE = _native is not None
 
 NEVER = float("inf")
 
-FLAG_BITS = 4
+# The low bits of a key: its entry's flags. 50 + 4 + 1 bits of number leave
+# 8; bits 4 to 7 are free for what an entry may come to carry (an action).
+FLAG_BITS = 8
 BUCKET = 8  # keys a bucket of the look-up table holds on average
 CALL_TYPE_MASK = 0b0011  # CallType values are bit masks of Direction values
 ENABLED = 0b0100
@@ -76,10 +79,10 @@ def number_key(number: str) -> int:
     The value, then the digit count (keeps "01" and "1" apart), then whether
     it has a '+' (keeps "+1" and "1" apart): at most 50 + 4 + 1 bits.
     """
-    # Written out (FLAG_BITS = 4): ((value << 4 | digits) << 1 | plus) << 4.
+    # Written out (FLAG_BITS = 8): ((value << 4 | digits) << 1 | plus) << 8.
     if number[0] == "+":
-        return int(number) << 9 | (len(number) << 5) - 16
-    return int(number) << 9 | len(number) << 5
+        return int(number) << 13 | (len(number) << 9) - 256
+    return int(number) << 13 | len(number) << 9
 
 
 def key_number(key: int) -> str:
@@ -178,6 +181,64 @@ class Columns:
         return Columns(names, tenant, keys, hi, lo, expires)
 
 
+def _bit_length(values: Int64s) -> Int64s:
+    """int.bit_length() of each of these non-negative values."""
+    lengths = np.zeros(len(values), np.int64)
+    rest = values.copy()
+    while True:
+        more = rest > 0
+        if not more.any():
+            return lengths
+        lengths += more
+        rest >>= 1
+
+
+_ORDINALS_AT_ONCE = 20_000
+
+
+def _ordinals(names: list[str]) -> dict[str, int]:
+    """{name: its position}, built a slice at a time: one dict call for 250,000 tenants holds the GIL
+    for tens of milliseconds, a stall for the event loop when built in a worker thread."""
+    ordinal: dict[str, int] = {}
+    for start in range(0, len(names), _ORDINALS_AT_ONCE):
+        end = min(len(names), start + _ORDINALS_AT_ONCE)
+        ordinal.update(zip(names[start:end], range(start, end), strict=True))
+        time.sleep(0)  # lets the event loop's thread take the GIL
+    return ordinal
+
+
+def _tables(keys: Int64s, starts: Int64s) -> tuple[Int64s, UInt32s]:
+    """Every tenant's part of the look-up table, and the table: tenant i holds keys[starts[i]:starts[i + 1]].
+
+    A tenant's keys are spread over about count / BUCKET buckets by their
+    high bits: the smallest shift that leaves fewer distinct high parts than
+    wanted buckets. The table lists each bucket's first key position.
+    """
+    n = len(starts) - 1
+    if n <= 0:
+        return np.empty((0, 4), np.int64), np.empty(0, np.uint32)
+    first, last = keys[starts[:-1]], keys[starts[1:] - 1]
+    low, high = first >> FLAG_BITS, last >> FLAG_BITS
+    wanted = np.maximum(1, np.diff(starts) // BUCKET)
+    shift = np.maximum(0, _bit_length(high - low) - _bit_length(wanted))
+    while True:
+        wide = (high >> shift) - (low >> shift) >= wanted
+        if not wide.any():
+            break
+        shift[wide] += 1
+    shift += FLAG_BITS
+    base = first >> shift
+    buckets = (last >> shift) - base + 1
+    offset = np.zeros(n, np.int64)
+    np.cumsum(buckets[:-1] + 1, out=offset[1:])
+    counts = np.diff(starts)
+    # Each key's bucket, numbered across the whole table: non-decreasing, so
+    # the table is one search of every bucket number.
+    numbered = (keys >> np.repeat(shift, counts)) - np.repeat(base - offset, counts)
+    table = np.searchsorted(numbered, np.arange(int(offset[-1] + buckets[-1] + 1))).astype(np.uint32)
+    return np.ascontiguousarray(np.stack((shift, base, buckets, offset), axis=1)), table
+
+
 class Base:
     """An immutable set of EXACT entries, looked up by (tenant, number) or by id."""
 
@@ -187,6 +248,7 @@ class Base:
         "_exp_pos",
         "_ids",
         "_keys",
+        "_ordinal",
         "_slices",
         "_starts",
         "_table",
@@ -194,12 +256,14 @@ class Base:
         "by_id",
         "ids",
         "keys",
+        "slices",
+        "table",
     )
 
     def __init__(
         self,
         tenant_names: list[str],
-        starts: list[int],
+        starts: Int64s,
         keys: Int64s,
         ids: UInt64s,
         by_id: UInt32s,
@@ -214,32 +278,27 @@ class Base:
         self._exp_pos: Sequence[int] = cast("Sequence[int]", exp_pos.data)
         self._exp_at: Sequence[float] = cast("Sequence[float]", exp_at.data)
         self._tenant_names = tenant_names
-        self._starts = starts  # tenant i holds keys[starts[i]:starts[i + 1]]
+        self._starts = np.asarray(starts, np.int64)  # tenant i holds keys[starts[i]:starts[i + 1]]
         # A look-up table per tenant: the high bits of a key pick a bucket of
         # about BUCKET keys, so a look-up reads 2 table entries and about 3
         # keys, not the ~20 scattered ones of a binary search over millions
         # (in a busy server those reads are cache misses). Skewed numbers only
         # make some buckets larger, and a bucket is still binary searched.
-        self._slices: dict[str, tuple[int, int, int, int]] = {}  # tenant -> (shift, base, buckets, offset)
-        tables = []
-        offset = 0
-        for i, name in enumerate(tenant_names):
-            start, end = starts[i], starts[i + 1]
-            low, high = int(keys[start]) >> FLAG_BITS, int(keys[end - 1]) >> FLAG_BITS
-            wanted = max(1, (end - start) // BUCKET)
-            shift = max(0, (high - low).bit_length() - wanted.bit_length())
-            while (high >> shift) - (low >> shift) >= wanted:
-                shift += 1
-            shift += FLAG_BITS
-            base = int(keys[start]) >> shift
-            buckets = (int(keys[end - 1]) >> shift) - base + 1
-            of_key = (keys[start:end] >> shift) - base
-            tables.append(start + np.searchsorted(of_key, np.arange(buckets + 1)).astype(np.uint32))
-            self._slices[name] = (shift, base, buckets, offset)
-            offset += buckets + 1
-        self._table: Sequence[int] = cast(
-            "Sequence[int]", (np.concatenate(tables) if tables else np.empty(0, np.uint32)).data
-        )
+        # Built for every tenant at once, in numpy: a load of 250,000 small
+        # tenants would otherwise spend seconds in a Python loop holding the GIL.
+        self._ordinal = _ordinals(tenant_names)
+        self.slices, table = _tables(keys, self._starts)
+        self._slices: Sequence[int] = cast("Sequence[int]", self.slices.reshape(-1).data)
+        self.table = table
+        self._table: Sequence[int] = cast("Sequence[int]", table.data)
+
+    def _slice(self, tenant_id: str) -> tuple[int, int, int, int] | None:
+        """(shift, base, buckets, offset) of the tenant's part of the look-up table."""
+        ordinal = self._ordinal.get(tenant_id)
+        if ordinal is None:
+            return None
+        s, at = self._slices, 4 * ordinal
+        return s[at], s[at + 1], s[at + 2], s[at + 3]
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -248,11 +307,13 @@ class Base:
         """What answers hit() and id_at(): the C searcher over these arrays when built, else this Base."""
         if not USE_NATIVE:
             return self
-        return _native.Searcher(self.keys, self._table, self.ids, self._exp_pos, self._exp_at, self._slices)
+        return _native.Searcher(
+            self.keys, self.table, self.ids, self._exp_pos, self._exp_at, self._ordinal, self.slices
+        )
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.keys, self.ids, self.by_id)) + len(self._table) * 4
+        return sum(a.nbytes for a in (self.keys, self.ids, self.by_id, self.table, self.slices))
 
     @staticmethod
     def build(columns: Columns) -> Base:
@@ -278,10 +339,10 @@ class Base:
         has_expiry = (keys & EXPIRES) != 0
         exp_pos = np.flatnonzero(has_expiry).astype(np.uint32)
         exp_at = np.ascontiguousarray(expires[has_expiry])
-        bounds = np.searchsorted(tenant, np.arange(len(c.tenants) + 1, dtype=np.int32)).tolist()
-        present = [i for i in range(len(c.tenants)) if bounds[i] < bounds[i + 1]]
-        names = [c.tenants[i] for i in present]
-        starts = [bounds[i] for i in present] + [len(keys)]
+        bounds = np.searchsorted(tenant, np.arange(len(c.tenants) + 1, dtype=np.int32))
+        present = np.flatnonzero(bounds[:-1] < bounds[1:])
+        names = c.tenants if len(present) == len(c.tenants) else [c.tenants[i] for i in present.tolist()]
+        starts = np.append(bounds[present], len(keys)).astype(np.int64)
         return Base(names, starts, keys, ids, by_id, exp_pos, exp_at)
 
     @staticmethod
@@ -289,11 +350,11 @@ class Base:
         return Base.build(Columns.empty())
 
     def has_tenant(self, tenant_id: str) -> bool:
-        return tenant_id in self._slices
+        return tenant_id in self._ordinal
 
     def find(self, tenant_id: str, key: int) -> int:
         """Position of the tenant's entry with this number key (flags ignored), or -1."""
-        where = self._slices.get(tenant_id)
+        where = self._slice(tenant_id)
         if where is None:
             return -1
         shift, base, buckets, offset = where
@@ -322,7 +383,7 @@ class Base:
         of _native.Searcher.hit, which Base.searcher() hands out instead when
         the extension is built.
         """
-        where = self._slices.get(tenant_id)
+        where = self._slice(tenant_id)
         if where is None or len(number) > MAX_ENCODED:
             return None
         key = number_key(number)
@@ -362,7 +423,7 @@ class Base:
 
         `keyed`: keys_of(numbers), when the caller searches several tenants (a tenant and its lists) for them.
         """
-        where = self._slices.get(tenant_id)
+        where = self._slice(tenant_id)
         if where is None:
             return {}
         _, _, buckets, offset = where
@@ -390,7 +451,7 @@ class Base:
     def entry_at(self, pos: int, tenant_id: str | None = None) -> tuple[str, str, str, CallType, bool, float]:
         """(id, tenant, number, call_type, enabled, expires_at) at a position."""
         if tenant_id is None:
-            tenant_id = self._tenant_names[bisect_right(self._starts, pos) - 1]
+            tenant_id = self._tenant_names[int(np.searchsorted(self._starts, pos, "right")) - 1]
         key = self._keys[pos]
         call_type = CALL_TYPES[key & CALL_TYPE_MASK]
         assert call_type is not None
@@ -409,6 +470,23 @@ class Base:
             where += 1
         return -1
 
+    def columns_where(self, keep: npt.NDArray[np.bool_]) -> Columns:
+        """The entries at the positions `keep` marks, as columns."""
+        tenant = np.repeat(
+            np.arange(len(self._tenant_names), dtype=np.int32),
+            np.diff(self._starts),
+        )
+        expires = np.zeros(len(self.keys), np.float64)
+        expires[np.asarray(self._exp_pos, np.int64)] = np.asarray(self._exp_at, np.float64)
+        return Columns(
+            list(self._tenant_names),
+            tenant[keep],
+            self.keys[keep],
+            self.ids[:, 0][keep],
+            self.ids[:, 1][keep],
+            expires[keep],
+        )
+
     def columns(self, drop_ids: Iterable[tuple[int, int]]) -> Columns:
         """All entries as columns, less those with the given ids (for a merge)."""
         n = len(self.keys)
@@ -418,7 +496,7 @@ class Base:
             keep[np.asarray(where, np.int64)] = False
         tenant = np.repeat(
             np.arange(len(self._tenant_names), dtype=np.int32),
-            np.diff(np.array(self._starts, dtype=np.int64)).astype(np.int64),
+            np.diff(self._starts),
         )
         expires = np.zeros(n, np.float64)
         expires[np.asarray(self._exp_pos, np.int64)] = np.asarray(self._exp_at, np.float64)
@@ -430,6 +508,37 @@ class Base:
             self.ids[:, 1][keep],
             expires[keep],
         )
+
+
+_MIX_HI = np.uint64(0x9E3779B97F4A7C15)
+_MIX_LO = np.uint64(0xC2B2AE3D27D4EB4F)
+
+
+def _mix(hi: UInt64s, lo: UInt64s) -> UInt64s:
+    """A 64-bit hash of 128-bit ids: equal ids hash alike, others almost never."""
+    with np.errstate(over="ignore"):
+        h: UInt64s = hi * _MIX_HI ^ lo * _MIX_LO
+        mixed: UInt64s = h ^ (h >> np.uint64(31))
+        return mixed
+
+
+def ids_in(hi: UInt64s, lo: UInt64s, other_hi: UInt64s, other_lo: UInt64s) -> npt.NDArray[np.bool_]:
+    """Which of the ids (hi, lo) are among the other ids, vectorised (no Python object per id)."""
+    found: npt.NDArray[np.bool_] = np.zeros(len(hi), bool)
+    if not len(hi) or not len(other_hi):
+        return found
+    hashes = _mix(other_hi, other_lo)
+    order = np.argsort(hashes)
+    hashes = hashes[order]
+    wanted = _mix(hi, lo)
+    left = np.searchsorted(hashes, wanted, "left")
+    right = np.searchsorted(hashes, wanted, "right")
+    at = order[np.minimum(left, len(order) - 1)]
+    found = (left < right) & (other_hi[at] == hi) & (other_lo[at] == lo)
+    for i in np.flatnonzero(right - left > 1).tolist():  # two ids with one hash: ~never
+        candidates = order[left[i] : right[i]]
+        found[i] = bool(((other_hi[candidates] == hi[i]) & (other_lo[candidates] == lo[i])).any())
+    return found
 
 
 def release_freed_memory() -> None:

@@ -11,12 +11,16 @@ load and never modified. The overlay holds PREFIX entries and every change
 since the base was built, as objects in dicts. An id in the base that was
 changed or deleted since is "shadowed": its base copy is no longer served.
 A merge folds the overlay's EXACT entries into a new base in a worker thread,
-a bounded chunk at a time, while calls are answered from the old one.
+a bounded chunk at a time, while calls are answered from the old one. A big
+change set takes another way (`rebuilt`): a new index, built in a worker
+thread with everything this one holds and the whole set, which the replica
+swaps in at once.
 
 A look-up returns the most specific qualifying entry, whatever its action:
 an exact entry over any prefix, a longer prefix over a shorter one. ALLOW
-entries (allow-exceptions: few) never go into the base, whose keys have no
-bit left for an action; they stay in the overlay. When no entry qualifies, the
+entries (allow-exceptions: few) never go into the base, whose look-ups read
+no action (its keys have free flag bits that could hold one); they stay in
+the overlay. When no entry qualifies, the
 look-up tells why from the entries it passed over anyway (a MISS_* rank, the
 highest seen), so the common miss, a number no entry has, costs no more.
 """
@@ -26,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import dataclass
+
+import numpy as np
 
 from screening.domain.model import Action, CallType, Direction, MatchKind
 from screening.index.compact import (
@@ -38,8 +44,10 @@ from screening.index.compact import (
     Base,
     Columns,
     Keyed,
+    UInt64s,
     concat,
     id_parts,
+    ids_in,
     keys_of,
     number_key,
     release_freed_memory,
@@ -208,6 +216,41 @@ class ScreeningIndex:
     @property
     def base_bytes(self) -> int:
         return self._base.nbytes
+
+    def rebuilt(
+        self, added: Columns, changed_hi: UInt64s, changed_lo: UInt64s, others: list[IndexEntry]
+    ) -> ScreeningIndex:
+        """A new index: this one with a whole change set applied; this one is left as it is.
+
+        `added` holds the change set's live EXACT entries with UUID ids and
+        numbers the key packs; `others` its other live entries; `changed_*`
+        every id it changed, tombstones included. Everything this index
+        holds and the set did not change goes into one new base with
+        `added`, in one sort that releases the GIL, so it can run in a worker
+        thread while this index keeps answering; nothing may change this
+        index meanwhile.
+        """
+        base = self._base
+        keep = np.ones(len(base), bool)
+        stale = [base.position_of_id(*parts) for parts in map(id_parts, self._shadowed) if parts is not None]
+        keep[[pos for pos in stale if pos >= 0]] = False
+        if len(base):
+            keep &= ~ids_in(base.ids[:, 0], base.ids[:, 1], changed_hi, changed_lo)
+        overlay = [entry for shard in self._by_id for entry in shard.values()]
+        parts = [id_parts(entry.id) or (0, 0) for entry in overlay]
+        hi = np.fromiter((p[0] for p in parts), np.uint64, len(parts))
+        lo = np.fromiter((p[1] for p in parts), np.uint64, len(parts))
+        changed = ids_in(hi, lo, changed_hi, changed_lo).tolist()
+        kept = [entry for entry, gone in zip(overlay, changed, strict=True) if not gone]
+        mergeable = [(e.id, e.tenant_id, e.number, e.call_type, e.enabled, e.expires_at) for e in kept if _mergeable(e)]
+        columns = concat(concat(base.columns_where(keep), Columns.of_entries(mergeable)), added)
+        index = ScreeningIndex(Base.build(columns))
+        for entry in kept:
+            if not _mergeable(entry):
+                index.upsert(entry)
+        for entry in others:
+            index.upsert(entry)
+        return index
 
     @staticmethod
     def keys_of(numbers: list[str]) -> Keyed:

@@ -7,14 +7,25 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
+import numpy as np
 from asyncpg.pool import PoolConnectionProxy
 
 from screening.domain.model import Action, CallType, MatchKind
-from screening.index.compact import Base, Columns, release_freed_memory
+from screening.index.compact import (
+    CALL_TYPE_MASK,
+    ENABLED,
+    EXPIRES,
+    Base,
+    Columns,
+    format_id,
+    id_parts,
+    key_number,
+    release_freed_memory,
+)
 from screening.index.rules import NEVER, IndexEntry, ScreeningIndex, merge_in_background
 from screening.sync.listener import Connect, Listener
 from storage import changes, tombstones
@@ -22,6 +33,11 @@ from storage.db import borrow
 from storage.errors import RETRYABLE
 
 log = logging.getLogger(__name__)
+
+# A change set this size or smaller is applied to the index in place, with
+# no await in between (a few milliseconds); a bigger one is built into a new
+# index in a worker thread and swapped in.
+APPLY_IN_PLACE = 2000
 
 
 # Lookups, not Enum calls: a catch-up after a big import converts a million rows.
@@ -53,6 +69,18 @@ def _settle() -> None:
     so few short-lived objects that happen to be alive get frozen too.
     """
     gc.freeze()
+
+
+def _rebuild(index: ScreeningIndex, change: changes.ChangeSet) -> ScreeningIndex:
+    """`index` with the whole change set applied, as a new index (in a worker thread: a million rows take a while)."""
+    others = [to_index_entry(row) for row in change.others]
+    parts = [id_parts(entry.id) or (0, 0) for entry in others]
+    changed_hi = np.concatenate((change.hi, np.fromiter((p[0] for p in parts), np.uint64, len(parts))))
+    changed_lo = np.concatenate((change.lo, np.fromiter((p[1] for p in parts), np.uint64, len(parts))))
+    live = ~change.deleted
+    c = change
+    added = Columns(c.tenants, c.tenant[live], c.keys[live], c.hi[live], c.lo[live], c.expires[live])
+    return index.rebuilt(added, changed_hi, changed_lo, others)
 
 
 class Stall:
@@ -128,6 +156,10 @@ class Replica:
         self.ready = False
         self.full_loads = 0
         self._position: changes.Position | None = None
+        # Changed rows read since start: with every row read once, it grows with the changes only.
+        self.rows_read = 0
+        # Tenant names by the 64-bit hash the change feed gives instead (a hash names one tenant for good).
+        self._tenant_names: dict[int, str] = {}
         self._pool = pool
         self._poll_interval = poll_interval
         self._retry_interval = retry_interval
@@ -198,7 +230,7 @@ class Replica:
         log.info(
             "full load: %d entries at data_version %d in %.2fs",
             len(index),
-            position.watermark,
+            self.data_version,
             time.monotonic() - started,
         )
 
@@ -228,29 +260,47 @@ class Replica:
                 await asyncio.sleep(delay)
 
     async def catch_up(self) -> None:
+        """Read the next change set whole, then switch to the index with all of it in one step.
+
+        A caller sees the index before the change set or after it, with the
+        data_version that goes with it, never a part of a transaction however
+        big: a small set is applied with no await in between, a big one is
+        built into a new index in a worker thread, then swapped in.
+        """
         assert self._position is not None
-        async with (
-            borrow(self._pool) as conn,
-            contextlib.aclosing(changes.read_since(conn, self._position)) as feed,
-        ):
+        started = time.monotonic()
+        async with borrow(self._pool) as conn:
             # Each read is bounded (a connection that stopped answering), not the whole catch-up.
             with Stall(conn, self._read_timeout) as stall:
-                position = await anext(feed)
-                assert isinstance(position, changes.Position)
-                while True:
-                    stall.progress()
-                    batch = await anext(feed)
-                    assert isinstance(batch, list)
-                    self.apply(batch)
-                    stall.progress()  # applying is not waiting on the database
-                    if len(batch) < changes.CATCH_UP_BATCH:
-                        break
-                    _settle()
-                    await asyncio.sleep(0)  # a big change set must not stall ScreenCall
-            # With no await since the last batch: an answer that sees the
-            # change set's last rows also sees the data_version they complete.
-            self._advance(position)
+                change = await changes.read_changes(conn, self._position, self._tenant_names, stall.progress)
+        self.rows_read += len(change)
+        if len(change) > APPLY_IN_PLACE:
+            read = time.monotonic()
+            index = await self._rebuilt(change)
+            self.index = index
+            log.info(
+                "a change set of %d rows switched in: read in %.2fs, built in %.2fs",
+                len(change),
+                read - started,
+                time.monotonic() - read,
+            )
+        else:
+            self.apply(change)
+        # With no await since the index changed: an answer that sees the
+        # change set also sees the data_version it completes.
+        self._advance(change.position, changed=len(change) > 0)
         self._maybe_merge()
+
+    async def _rebuilt(self, change: changes.ChangeSet) -> ScreeningIndex:
+        if self._merging is not None:
+            # A merge finishing would change the index the new one is built from: it is folded in anyway.
+            self._merging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._merging
+        index = self.index
+        built = await asyncio.to_thread(_rebuild, index, change)
+        await asyncio.to_thread(release_freed_memory)
+        return built
 
     async def _purge_tombstones(self) -> None:
         self._next_gc = time.monotonic() + self._gc_interval
@@ -261,13 +311,30 @@ class Replica:
         if purged:
             log.info("purged %d tombstones older than %.0fs", purged, self._retention)
 
-    def apply(self, rows: Iterable[changes.ChangedRow]) -> None:
+    def apply(self, change: changes.ChangeSet) -> None:
+        """Apply a change set to the index in place, all of it before any caller looks again."""
         index = self.index
-        for row in rows:
-            if row.deleted:
-                index.remove(row.id)
-            else:
-                index.upsert(to_index_entry(row))
+        deleted = change.deleted.tolist()
+        hi, lo, keys, tenant = change.hi.tolist(), change.lo.tolist(), change.keys.tolist(), change.tenant.tolist()
+        for i, gone in enumerate(deleted):
+            if gone:
+                index.remove(format_id(hi[i], lo[i]))
+        for i, gone in enumerate(deleted):
+            if not gone:
+                key = keys[i]
+                index.upsert(
+                    IndexEntry(
+                        id=format_id(hi[i], lo[i]),
+                        tenant_id=change.tenants[tenant[i]],
+                        number=key_number(key),
+                        match_kind=MatchKind.EXACT,
+                        call_type=_CALL_TYPES[key & CALL_TYPE_MASK],
+                        enabled=bool(key & ENABLED),
+                        expires_at=float(change.expires[i]) if key & EXPIRES else NEVER,
+                    )
+                )
+        for row in change.others:
+            index.upsert(to_index_entry(row))
 
     def _maybe_merge(self) -> None:
         # Only once a change set has been read to its end: merging while a big
@@ -283,11 +350,23 @@ class Replica:
         finally:
             self._merging = None
 
-    def _advance(self, position: changes.Position, *, reset: bool = False) -> None:
-        # Within one cluster the watermark never moves back; a reload may reset it.
-        if reset or self._position is None or position.watermark > self._position.watermark:
-            self._position = position
-        self.data_version = self._position.watermark
+    def _advance(self, position: changes.Position, *, reset: bool = False, changed: bool = True) -> None:
+        """Move to the position just read; the data_version follows its xmax.
+
+        A transaction below xmax can commit without moving xmax (a newer one
+        finished first): a change set that changed something always moves
+        the data_version on by at least one, so that one data_version never
+        names two states of the index.
+        """
+        previous = self.data_version
+        same_cluster = self._position is not None and self._position.cluster == position.cluster
+        self._position = position
+        if reset and not same_cluster:  # another cluster's transaction ids: nothing to compare with
+            self.data_version = position.horizon
+        elif changed:
+            self.data_version = max(position.horizon, previous + 1)
+        else:
+            self.data_version = max(position.horizon, previous)
         self._last_sync = time.time()
         self._last_sync_monotonic = time.monotonic()
 

@@ -1,0 +1,160 @@
+"""The index against a plain dict model: any interleaving of changes, merges and switches answers alike.
+
+The model is the contract's rules written as plainly as possible: a dict of
+entries by id, a screen that looks at all of them. The index under test gets
+the same changes one at a time (the overlay), as whole change sets built
+into a new index (the atomic switch of a big change set), and merges begun,
+built and finished in between with changes arriving meanwhile.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from screening.domain.model import CallType, MatchKind
+from screening.index.compact import Columns, id_parts
+from screening.index.rules import NEVER, IndexEntry, Merge, ScreeningIndex
+
+NOW = 1_800_000_000.0
+TENANTS = ("acme", "globex")
+EXACT_NUMBERS = ("+1", "1", "+12", "+123", "12", "01", "+1234567", "+999999999999999", "12a")
+PREFIXES = ("+1", "+12", "1", "+9", "+1234")
+PROBES = (*EXACT_NUMBERS, "+12345678", "+19", "10", "+9", "")
+# Three ids share each high half, as time-ordered ids made in one millisecond do.
+IDS = tuple(str(uuid.UUID(int=(i // 3 + 1) << 64 | (i * 0x9E3779B97F4A7C15) & (2**64 - 1))) for i in range(12))
+
+entries = st.builds(
+    lambda id_, tenant, kind, exact, prefix, call_type, enabled, expires: IndexEntry(
+        id_, tenant, exact if kind is MatchKind.EXACT else prefix, kind, call_type, enabled, expires
+    ),
+    st.sampled_from(IDS),
+    st.sampled_from(TENANTS),
+    st.sampled_from(MatchKind),
+    st.sampled_from(EXACT_NUMBERS),
+    st.sampled_from(PREFIXES),
+    st.sampled_from(CallType),
+    st.booleans(),
+    st.sampled_from((NEVER, NEVER, NOW - 1, NOW + 1)),
+)
+
+
+def _key(e: IndexEntry) -> tuple[str, MatchKind, str]:
+    return e.tenant_id, e.match_kind, e.number
+
+
+class Model:
+    """Entries by id; at most one per (tenant, kind, number), the newest change winning."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, IndexEntry] = {}
+
+    def upsert(self, entry: IndexEntry) -> None:
+        self.by_id.pop(entry.id, None)
+        for other in [e for e in self.by_id.values() if _key(e) == _key(entry)]:
+            del self.by_id[other.id]  # displaced: its own change is still to come
+        self.by_id[entry.id] = entry
+
+    def remove(self, entry_id: str) -> None:
+        self.by_id.pop(entry_id, None)
+
+    def screen(self, tenant: str, number: str, direction: int) -> IndexEntry | None:
+        if not number:
+            return None
+        mine = [e for e in self.by_id.values() if e.tenant_id == tenant]
+        for e in mine:
+            if e.match_kind is MatchKind.EXACT and e.number == number and e.qualifies(direction, NOW):
+                return e
+        prefixes = [
+            e
+            for e in mine
+            if e.match_kind is MatchKind.PREFIX and number.startswith(e.number) and e.qualifies(direction, NOW)
+        ]
+        return max(prefixes, key=lambda e: len(e.number), default=None)
+
+
+def _packs(e: IndexEntry) -> bool:
+    return e.match_kind is MatchKind.EXACT and e.number != "12a"
+
+
+class IndexAgainstModel(RuleBasedStateMachine):
+    @initialize()
+    def start(self) -> None:
+        self.model = Model()
+        self.index = ScreeningIndex()
+        self.merge: Merge | None = None
+
+    @rule(entry=entries)
+    def upsert(self, entry: IndexEntry) -> None:
+        self.model.upsert(entry)
+        self.index.upsert(entry)
+
+    @rule(entry_id=st.sampled_from(IDS))
+    def remove(self, entry_id: str) -> None:
+        self.model.remove(entry_id)
+        self.index.remove(entry_id)
+
+    @precondition(lambda self: self.merge is None)
+    @rule(chunk=st.sampled_from((1, 3, 1000)))
+    def begin_merge(self, chunk: int) -> None:
+        self.merge = self.index.begin_merge(chunk)
+        self.merge.build()
+
+    @precondition(lambda self: self.merge is not None)
+    @rule()
+    def finish_merge(self) -> None:
+        assert self.merge is not None
+        self.index.finish_merge(self.merge)
+        self.merge = None
+
+    @rule(changes=st.lists(st.one_of(entries, st.sampled_from(IDS)), max_size=8))
+    def switch_to_a_rebuilt_index(self, changes: list[IndexEntry | str]) -> None:
+        """A change set applied whole: the replica's path for a big one (a running merge is dropped first)."""
+        if self.merge is not None:
+            self.index.abort_merge()
+            self.merge = None
+        before = dict(self.model.by_id)
+        for change in changes:
+            if isinstance(change, str):
+                self.model.remove(change)
+            else:
+                self.model.upsert(change)
+        after = self.model.by_id
+        changed = {i for i in before.keys() | after.keys() if before.get(i) is not after.get(i)}
+        live = [after[i] for i in sorted(changed) if i in after]
+        added = [e for e in live if _packs(e)]
+        parts = [id_parts(i) for i in sorted(changed)]
+        self.index = self.index.rebuilt(
+            Columns.of_entries([(e.id, e.tenant_id, e.number, e.call_type, e.enabled, e.expires_at) for e in added]),
+            np.array([p[0] for p in parts if p], np.uint64),
+            np.array([p[1] for p in parts if p], np.uint64),
+            [e for e in live if not _packs(e)],
+        )
+
+    @invariant()
+    def answers_alike(self) -> None:
+        index, model = self.index, self.model
+        for tenant in TENANTS:
+            for direction in (1, 2):
+                many = index.screen_many(tenant, list(PROBES), direction, NOW)
+                for number, batch in zip(PROBES, many, strict=True):
+                    want = model.screen(tenant, number, direction)
+                    got = index.screen(tenant, number, direction, NOW)
+                    assert (got and _fields(got)) == (want and _fields(want)), (tenant, number, direction)
+                    assert (batch and _fields(batch)) == (want and _fields(want)), (tenant, number, direction)
+        for entry_id in IDS:
+            assert index.get(entry_id) == model.by_id.get(entry_id)
+        assert len(index) == len(model.by_id)
+        assert sorted(e.id for e in index.entries()) == sorted(model.by_id)
+
+
+def _fields(e: IndexEntry) -> tuple[object, ...]:
+    return e.id, e.tenant_id, e.number, e.match_kind, e.call_type, e.expires_at
+
+
+IndexAgainstModel.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+test_index_agrees_with_a_dict_model = IndexAgainstModel.TestCase
