@@ -31,7 +31,7 @@ from typing import Any
 
 import grpc
 
-from bench import data, h2load
+from bench import data, followers, h2load
 from bench.servers import ROOT, Server, load, run_json
 from screening.app import embedded
 from screening.v1 import screening_pb2 as pb
@@ -157,9 +157,33 @@ class Bench:
                 "start_to_serving_s": server.started_to_serving,
                 "rss_mb": rss / 2**20,
                 "bytes_per_entry": (rss - base_rss) / n,
-            }
+            } | self._from_snapshot(name, dsn)
             log(f"   {n:,} entries: SERVING after {server.started_to_serving:.1f}s, {(rss - base_rss) / n:.1f} B/entry")
         return figures
+
+    def _from_snapshot(self, name: str, dsn: str) -> Figures:
+        """The same start from a snapshot file (`screening snapshot`, then --snapshot-url)."""
+        path = self.dir / f"{name}.snapshot"
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "screening", "snapshot", "--from", dsn, "--to", str(path)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        written = time.perf_counter() - started
+        server = Server.screening(dsn, "--snapshot-url", str(path), log=self.dir / f"serve-{name}-snapshot.log")
+        server.wait_serving(within=300)
+        server.stop()
+        log(
+            f"   from a snapshot ({path.stat().st_size / 2**20:.0f} MB, written in {written:.1f}s):"
+            f" SERVING after {server.started_to_serving:.1f}s"
+        )
+        return {
+            "snapshot_written_s": written,
+            "snapshot_mb": path.stat().st_size / 2**20,
+            "start_to_serving_from_snapshot_s": server.started_to_serving,
+        }
 
     def versus_floor(self) -> Figures:
         log("a: ScreenCall against the no-op floor")
@@ -546,6 +570,11 @@ class Bench:
         result["client_cpu_us_per_call"] = result["client_cpu_s"] / answered * 1e6
         return result
 
+    def scale(self) -> Figures:
+        plan = followers.plan_of(self.args, "scale-")
+        log(f"s: {plan.followers} followers on a primary, then on two standbys (bench/followers.py)")
+        return asyncio.run(followers.scale(plan))
+
     def imports(self, url: str) -> Figures | str:
         """Figure d: end-to-end file imports (bench/import_1m.py) on this run's cluster: 1M-row CSV, 100k-row xlsx."""
         found: Figures = {}
@@ -663,7 +692,13 @@ def _rows_c(c: Figures) -> list[Row]:
         rows.append(
             (
                 f"c {n:,} entries",
-                f"{value['bytes_per_entry']:.1f} B/entry, SERVING after {value['start_to_serving_s']:.1f} s",
+                f"{value['bytes_per_entry']:.1f} B/entry, SERVING after {value['start_to_serving_s']:.1f} s"
+                + (
+                    f"; from a snapshot file after {value['start_to_serving_from_snapshot_s']:.1f} s"
+                    f" ({value['snapshot_mb']:.0f} MB, written in {value['snapshot_written_s']:.1f} s)"
+                    if "start_to_serving_from_snapshot_s" in value
+                    else ""
+                ),
                 "<= 32 B, <= 30 s" if large else "",
                 _ok(value["bytes_per_entry"] <= 32 and value["start_to_serving_s"] <= 30) if large else "",
             )
@@ -768,6 +803,39 @@ def _rows_f(f: Figures) -> list[Row]:
     ]
 
 
+def _rows_s(s: Figures) -> list[Row]:
+    rows: list[Row] = []
+    for layout, label in (("primary", "every follower on the primary"), ("standbys", "feeds on 2 standbys")):
+        r = s[layout]
+        rows.append(
+            (
+                f"s {r['followers']} followers, {label}",
+                f"primary: {r['primary_connections']} connections ({r['primary_connections_per_follower']:.2f} a"
+                f" follower), {r['primary_rows_read_per_change']['*']:.1f} rows read a change"
+                f" ({r['primary_rows_read_per_change'].get('forbidden_numbers', 0.0):.1f} of entries),"
+                f" CPU {r['primary_cpu_ms_per_change']:.1f} ms a change ({r['primary_cpu_pct_of_a_core']:.0f}%"
+                f" of a core at {r['rate_per_s']:.0f} changes/s); every follower answered a commit after"
+                f" p50 {r['lag_p50_ms']:.0f} ms, p99 {r['lag_p99_ms']:.0f} ms ({r['never_seen']} never)"
+                + (
+                    "; each standby: "
+                    + ", ".join(
+                        f"{rows['*']:.1f} rows read and {cpu:.1f} ms CPU a change"
+                        for rows, cpu in zip(
+                            r["standby_rows_read_per_change"], r.get("standby_cpu_ms_per_change", []), strict=False
+                        )
+                    )
+                    if layout == "standbys"
+                    else ""
+                ),
+                "<= 1 connection a follower, rows a change independent of followers" if layout == "standbys" else "",
+                _ok(r["primary_connections_per_follower"] <= 1 and r["primary_rows_read_per_change"]["*"] < 2)
+                if layout == "standbys"
+                else "",
+            )
+        )
+    return rows
+
+
 def _rows_h(h: Figures) -> list[Row]:
     rows: list[Row] = []
     for c in (1, 16, 64):
@@ -832,6 +900,7 @@ _ROWS: dict[str, Callable[[Any], list[Row]]] = {
     "h_rules": _rows_h,
     "g_scaling": _rows_g,
     "i_engine": _rows_i,
+    "s_scale": _rows_s,
 }
 
 
@@ -867,8 +936,10 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=250_000, help="tenants (of 4 entries) for figure i")
     parser.add_argument("--out", default=str(ROOT / "bench-results.json"))
     parser.add_argument(
-        "--only", help="comma-separated figures to run (a, a2, b, c, d, e, f, g, h, i); the table shows only those"
+        "--only", help="comma-separated figures to run (a, a2, b, c, d, e, f, g, h, i, s); the table shows only those"
     )
+    # Figure s: followers on a primary and two standbys (bench/followers.py), in a cluster of its own.
+    followers.add_arguments(parser, "scale-")
     args = parser.parse_args()
     started = time.perf_counter()
     results: Figures = {
@@ -885,7 +956,8 @@ def main() -> None:
         url, stop_database = embedded.start(workdir / "pg")
         try:
             bench = Bench(args, workdir)
-            if args.only is None or set(args.only.split(",")) - {"d", "i"}:  # d and i fill their own
+            # d, i and s fill databases of their own (s: a primary and standbys); alone they need no data sets.
+            if args.only is None or set(args.only.split(",")) - {"d", "i", "s"}:
                 asyncio.run(bench.setup(url))
             steps: list[tuple[str, Callable[[], Any]]] = [
                 ("b_in_process_ns", bench.in_process),
@@ -898,6 +970,7 @@ def main() -> None:
                 ("d_import", lambda: bench.imports(url)),
                 ("h_rules", bench.rules),
                 ("i_engine", lambda: bench.engine(url)),
+                ("s_scale", bench.scale),
             ]
             only = None if args.only is None else {f"{name}_" for name in args.only.split(",")}
             for key, step in steps:

@@ -34,6 +34,7 @@ import numpy.typing as npt
 
 from storage.db import Conn
 from storage.rows import columns
+from storage.standby import in_recovery
 
 _POSITION = """SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint,
                       array(SELECT x::text::bigint FROM pg_snapshot_xip(s) AS x ORDER BY 1),
@@ -89,6 +90,29 @@ def unseen_args(since: Position, now: Position) -> tuple[str, str, list[str]]:
 
 class ReloadNeeded(Exception):
     """The replica's index can no longer be brought up to date by changes alone."""
+
+
+class FeedBehind(Exception):
+    """The feed is a standby that has not yet replayed up to the replica's watermark: wait for it, never go back."""
+
+    def __init__(self, watermark: int, feed: int) -> None:
+        super().__init__(f"the standby is at {feed}, behind this replica's watermark {watermark}")
+        self.watermark = watermark
+        self.feed = feed
+
+
+async def went_back(conn: Conn, watermark: int, feed: int) -> None:
+    """The feed is behind `watermark` in the same cluster: a standby still replaying (wait), or a restore (reload).
+
+    A standby lags its primary; one restarted may even show less than it did
+    before. Read as it is, it would take the replica back in time (answers
+    that blocked a number would allow it again), so it is waited for. A
+    primary whose transaction ids went back was restored, or is a promoted
+    standby that lost transactions: the index may hold changes it does not.
+    """
+    if await in_recovery(conn):
+        raise FeedBehind(watermark, feed)
+    raise ReloadNeeded(f"transaction ids went back ({watermark} -> {feed}): restored?")
 
 
 def _to_row(record: asyncpg.Record) -> ChangedRow:
@@ -345,7 +369,7 @@ async def read_changes(
         if cluster != since.cluster:
             raise ReloadNeeded(f"the database is another cluster now ({since.cluster} -> {cluster})")
         if xmax < since.horizon or watermark < since.watermark:
-            raise ReloadNeeded(f"transaction ids went back ({since.horizon} -> {xmax}): restored?")
+            await went_back(conn, since.horizon, xmax)
         if purged >= since.watermark:
             raise ReloadNeeded(f"tombstones up to {purged} were purged past our watermark {since.watermark}")
         position = Position(int(watermark), int(cluster), int(xmax), tuple(running))

@@ -48,3 +48,15 @@ class StaleRevision(StorageError):
         self.entry_id = entry_id
         self.expected = expected
         self.current = current
+
+
+class NoPrimary(ConnectionError):
+    """This replica was given no primary database, so what needs one (a write, a migration) cannot be done here.
+
+    A ConnectionError, so everything that treats an unreachable database as
+    UNAVAILABLE treats this the same; the message names what to configure.
+    """
+
+
+class SchemaNotReady(StorageError):
+    """The database a replica without a primary reads has no schema yet, or an older one than this release's."""

@@ -121,6 +121,58 @@ audited AS (
 SELECT (SELECT count(*) FROM {_SOURCE}) AS entries, (SELECT count(*) FROM written) AS created, 0 AS updated,
        (SELECT count(*) FROM audited) AS audited"""
 
+# The fast path of an apply, taken unless another writer gets in its way.
+# The entries the source names as they stand now, and whether the source
+# changes them; then the changed ones are updated and the others inserted
+# with plain INSERTs (no ON CONFLICT: its speculative insertion costs a
+# second WAL record and a look-up per row), each statement writing its rows'
+# history from its own RETURNING. A writer that creates one of the new keys
+# meanwhile makes the INSERT fail, one that deletes or changes a stored one
+# makes the UPDATE miss it; either way the fast path rolls back to its
+# savepoint and the one-statement apply above runs instead.
+_BEFORE = "import_before"
+_KEY = "(number, match_kind)"
+_MAKE_BEFORE = f"""CREATE TEMP TABLE {_BEFORE} ON COMMIT DROP AS
+    SELECT {", ".join(AUDITED)}, true AS changed FROM forbidden_numbers WITH NO DATA"""
+_FILL_BEFORE = f"""INSERT INTO {_BEFORE}
+    SELECT {", ".join(f"f.{c}" for c in AUDITED)},
+           ({", ".join(f"f.{c}" for c in _VALUES)}) IS DISTINCT FROM ({", ".join(f"s.{c}" for c in _VALUES)})
+    FROM forbidden_numbers f JOIN {_SOURCE} s USING {_KEY}
+    WHERE f.tenant_id = $1 AND NOT f.deleted"""
+_COUNT_BEFORE = f"SELECT count(*) AS stored, count(*) FILTER (WHERE changed) AS changed FROM {_BEFORE}"
+_CHANGED_FROM_BEFORE = (
+    "array_remove(ARRAY["
+    + ", ".join(f"CASE WHEN b.{c} IS DISTINCT FROM f.{c} THEN '{c}' END" for c in _VALUES)
+    + "], NULL)"
+)
+_FAST_UPDATE = f"""WITH written AS (
+    UPDATE forbidden_numbers f SET {", ".join(f"{c} = s.{c}" for c in _VALUES)}
+    FROM {_SOURCE} s JOIN {_BEFORE} b USING {_KEY}
+    WHERE f.id = b.id AND b.changed AND NOT f.deleted
+    RETURNING f.id, {_CHANGED_FROM_BEFORE} AS changed, {_json("b")} AS before, {_json("f")} AS after
+)
+INSERT INTO audit_events
+    (tenant_id, actor, action, resource_id, request_id, import_job_id, changed_fields, before, after)
+SELECT $1, $2, 'update', id::text, $3, $4::uuid, changed, before, after FROM written"""
+_FAST_INSERT = f"""WITH written AS (
+    INSERT INTO forbidden_numbers (tenant_id, {", ".join(_WRITTEN)})
+    SELECT $1, {", ".join(_WRITTEN)} FROM {_SOURCE} s
+    WHERE NOT EXISTS (SELECT FROM {_BEFORE} b WHERE b.number = s.number AND b.match_kind = s.match_kind)
+    RETURNING id
+)
+INSERT INTO audit_events (tenant_id, actor, action, resource_id, request_id, import_job_id, changed_fields)
+SELECT $1, $2, 'create', id::text, $3, $4::uuid, $5::text[] FROM written"""
+
+
+class _Raced(Exception):
+    """Another writer changed or deleted an entry between the fast path's statements."""
+
+
+def _count(status: str) -> int:
+    """The row count of a command's status ("INSERT 0 12", "SELECT 12")."""
+    return int(status.rsplit(" ", 1)[1])
+
+
 # Lines a later line of the same import replaced, with the line that won.
 _SUPERSEDED = f"""INSERT INTO import_job_rows (job_id, kind, line, number, by_line)
     SELECT $1, {SUPERSEDED}, s.line, s.number, w.line
@@ -216,22 +268,39 @@ class ImportTransaction:
     async def apply(self, who: Who, tenant_id: str, job_id: str, upsert: bool, staged: int) -> Applied:
         """Write the winning rows and their history; record the superseded ones. `staged`: rows staged."""
         conn = self._conn
-        await conn.execute(_MAKE_SOURCE, timeout=IMPORT_STATEMENT_TIMEOUT)
-        row = await conn.fetchrow(
-            _APPLY_UPSERT if upsert else _APPLY_INSERT_ONLY,
-            tenant_id,
-            who.actor,
-            who.request_id,
-            uuid.UUID(job_id),
-            list(_WRITTEN),
-            timeout=IMPORT_STATEMENT_TIMEOUT,
-        )
-        assert row is not None
-        entries = int(row["entries"])
+        entries = _count(await conn.execute(_MAKE_SOURCE, timeout=IMPORT_STATEMENT_TIMEOUT))
+        args = (tenant_id, who.actor, who.request_id, uuid.UUID(job_id))
+        try:
+            async with conn.transaction():  # a savepoint: the fast path is undone whole when raced
+                created, updated = await self._fast(args, upsert)
+        except (_Raced, asyncpg.UniqueViolationError):
+            row = await conn.fetchrow(
+                _APPLY_UPSERT if upsert else _APPLY_INSERT_ONLY,
+                *args,
+                list(_WRITTEN),
+                timeout=IMPORT_STATEMENT_TIMEOUT,
+            )
+            assert row is not None
+            created, updated = int(row["created"]), int(row["updated"])
         superseded = staged - entries
         if superseded:
             await conn.execute(_SUPERSEDED, uuid.UUID(job_id), timeout=IMPORT_STATEMENT_TIMEOUT)
-        return Applied(entries=entries, created=int(row["created"]), updated=int(row["updated"]), superseded=superseded)
+        return Applied(entries=entries, created=created, updated=updated, superseded=superseded)
+
+    async def _fast(self, args: tuple[Any, ...], upsert: bool) -> tuple[int, int]:
+        """(created, updated), or _Raced / UniqueViolationError when another writer got in the way."""
+        conn = self._conn
+        await conn.execute(_MAKE_BEFORE)
+        await conn.execute(_FILL_BEFORE, args[0], timeout=IMPORT_STATEMENT_TIMEOUT)
+        before = await conn.fetchrow(_COUNT_BEFORE)
+        assert before is not None
+        updated = 0
+        if upsert and before["changed"]:
+            updated = _count(await conn.execute(_FAST_UPDATE, *args, timeout=IMPORT_STATEMENT_TIMEOUT))
+            if updated != before["changed"]:
+                raise _Raced
+        created = _count(await conn.execute(_FAST_INSERT, *args, list(_WRITTEN), timeout=IMPORT_STATEMENT_TIMEOUT))
+        return created, updated
 
     async def succeed(self, who: Who, tenant_id: str, job_id: str, outcome: Outcome) -> None:
         """Record the job's own audit event and its result, both committed with the entries."""

@@ -7,7 +7,10 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
+import asyncpg
+
 from storage.db import Conn
+from storage.errors import SchemaNotReady
 
 log = logging.getLogger(__name__)
 
@@ -68,3 +71,27 @@ async def migrate(conn: Conn) -> list[str]:
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return applied
+
+
+async def check(conn: Conn) -> int:
+    """The schema version of a database this replica may not migrate (a standby); SchemaNotReady if it is behind.
+
+    A replica without a primary only reads: the migrations are applied by a
+    replica (or any `screening serve`) that has --database-url.
+    """
+    needed = available()[-1]
+    try:
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    except asyncpg.UndefinedTableError:
+        raise SchemaNotReady(
+            "the feed database has no schema yet: start one replica with --database-url (the primary)"
+            " to apply the migrations, then this one reads them from its standby"
+        ) from None
+    missing = [m.name for m in available() if m.version not in done]
+    if missing:
+        raise SchemaNotReady(
+            f"the feed database's schema is older than this release's (version {max(done, default=0)},"
+            f" needs {needed.version}; missing {', '.join(missing)}): start one replica of this release"
+            " with --database-url (the primary) to apply the migrations"
+        )
+    return int(max(done))

@@ -23,7 +23,7 @@ from screening.app import embedded
 from screening.app.config import Config
 from screening.app.service import App
 from tests.support import Clients, Process, StartServer, wait_until, with_database
-from tests.support.clusters import OwnCluster
+from tests.support.clusters import OwnCluster, Standby
 from tests.support.faultproxy import FaultProxy
 
 # Property tests draw the same examples on every run (CI must not fail by chance); run them with
@@ -64,9 +64,12 @@ async def start_server(dsn: str) -> AsyncIterator[StartServer]:
     """Start a server (a replica) on port 0; all are stopped after the test."""
     apps: list[App] = []
 
-    async def start(*, database_url: str | None = None, wait_ready: bool = True, **overrides: Any) -> App:
-        config = Config(**{"listen": "127.0.0.1:0", **overrides}, database_url=database_url or dsn)
-        app = await App(config, config.database_url or dsn).start()
+    async def start(
+        *, database_url: str | None = None, wait_ready: bool = True, primary: bool = True, **overrides: Any
+    ) -> App:
+        """primary=False: a replica without --database-url (give it feed_url)."""
+        config = Config(**{"listen": "127.0.0.1:0", **overrides}, database_url=database_url or dsn if primary else None)
+        app = await App(config, config.database_url).start()
         apps.append(app)
         if wait_ready:
             await wait_until(lambda: app.replica.ready, within=20)
@@ -139,3 +142,11 @@ def own_cluster(pg_home: Path) -> Iterator[OwnCluster]:
     cluster = OwnCluster(pg_home / "own")
     yield cluster
     cluster.close()
+
+
+@pytest.fixture
+def standby(own_cluster: OwnCluster, pg_home: Path) -> Iterator[Standby]:
+    """A hot standby streaming from `own_cluster` (pg_basebackup -R), hot_standby_feedback on."""
+    replica = Standby(own_cluster, pg_home / "standby")
+    yield replica
+    replica.close()

@@ -265,3 +265,32 @@ def test_a_cell_that_looks_like_a_formula_stays_text_in_a_workbook() -> None:
     cells = ['=HYPERLINK("http://evil","x")', "=0", "+14155550100", "@SUM(1)", "007"]
     _, found = lines(write_xlsx(["number", "call_type", "note", "match_kind", "reason"], [cells]), sheet.XLSX)
     assert [line.cells for line in found] == [cells]
+
+
+_SIX = ["number", "call_type", "match_kind", "enabled", "note", "expire_time"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.tuples(
+        st.sampled_from(["+14155550100", " 0755 1234 5678 ", "", "abc", "+1" + "9" * 1200]),
+        st.sampled_from(["both", "inbound", "out", "呼入", " Both ", "x", ""]),
+        st.sampled_from(["", "exact", "prefix", "PREFIX", "x"]),
+        st.sampled_from(["", "true", "no", "1", " TRUE ", "x"]),
+        st.text(max_size=20),
+        st.sampled_from(["", "", "", "2030-01-01", "soon", " "]),
+    ),
+    st.sampled_from([None, "", "allow", "block", " Allow ", "放行", "deny"]),
+)
+def test_a_line_of_the_six_columns_reads_as_any_other_line(cells: tuple[str, ...], action: str | None) -> None:
+    """The one-call reading of a line of the template's columns gives what the general reading gives."""
+
+    def read(columns: list[str], line: list[str]) -> object:
+        try:
+            return Reader(columns, UTC).values(sheet.Line(2, line))
+        except CellError as exc:
+            return (exc.column, str(exc))
+
+    columns, line = (_SIX, list(cells)) if action is None else ([*_SIX, "action"], [*cells, action])
+    assert Reader(columns, UTC)._all is not None  # the one-call reading, which a column it does not read turns off
+    assert read(columns, line) == read([*columns, "reason"], [*line, "why"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime
 
@@ -147,6 +148,82 @@ async def test_upsert_updates_and_insert_only_skips(clients: Clients) -> None:
     assert (updated.call_type, updated.enabled, updated.note) == (pb.CALL_TYPE_INBOUND, False, "v3")
     assert updated.id == before[e164(1)].id and updated.etag != before[e164(1)].etag
     assert len(final) == 16
+
+
+async def _blocked(dsn: str, call: grpc.aio.StreamUnaryCall[Request, pb.ImportJob]) -> None:
+    """Wait until the import's apply waits for another transaction's uncommitted write."""
+    # Watched from a connection of its own: within a transaction, pg_stat_activity keeps its first reading.
+    observer = await asyncpg.connect(dsn)
+    try:
+
+        async def waiting() -> bool:
+            assert not call.done(), call
+            return bool(
+                await observer.fetchval(
+                    """SELECT count(*) FROM pg_stat_activity
+                       WHERE datname = current_database() AND wait_event_type = 'Lock'"""
+                )
+            )
+
+        await wait_until(waiting, within=30)
+    finally:
+        await observer.close()
+
+
+async def test_an_entry_another_writer_creates_during_the_apply_counts_as_updated(clients: Clients, dsn: str) -> None:
+    """The apply's fast path (plain INSERTs) meets a key created meanwhile: the import still succeeds, whole."""
+    numbers = [e164(i) for i in range(200)]
+    writer = await asyncpg.connect(dsn)
+    try:
+        async with writer.transaction():
+            await writer.execute(
+                """INSERT INTO forbidden_numbers (tenant_id, number, match_kind, call_type, note)
+                   VALUES ($1, $2, 1, 1, 'w')""",
+                TENANT,
+                numbers[150],
+            )
+            job = clients.admin.ImportForbiddenNumbers(
+                stream([header(), rows(row(i + 2, n, note="i") for i, n in enumerate(numbers))])
+            )
+            await _blocked(dsn, job)
+        done = await job
+    finally:
+        await writer.close()
+    assert done.state == pb.IMPORT_JOB_STATE_SUCCEEDED
+    assert counts(done) == (200, 199, 1, 0, 0, 0, 0)
+    exported = {e.number: e for e in await export(clients)}
+    assert len(exported) == 200 and {e.note for e in exported.values()} == {"i"}
+    raced = exported[numbers[150]]
+    assert raced.call_type == pb.CALL_TYPE_BOTH
+    events = await clients.admin.ListAuditEvents(pb.ListAuditEventsRequest(tenant_id=TENANT, resource_id=raced.id))
+    assert [(e.action, e.import_job_id) for e in events.audit_events] == [("update", done.id)]
+    by_job = await clients.admin.ListAuditEvents(
+        pb.ListAuditEventsRequest(tenant_id=TENANT, import_job_id=done.id, page_size=1000)
+    )
+    assert sorted(e.action for e in by_job.audit_events) == ["create"] * 199 + ["import", "update"]
+
+
+async def test_an_entry_deleted_while_the_import_changes_it_is_created_again(clients: Clients, dsn: str) -> None:
+    """The fast path's UPDATE misses an entry tombstoned meanwhile: the import falls back and creates it anew."""
+    first = await import_all(clients, [header(), rows(row(i + 2, e164(i), note="v1") for i in range(50))])
+    assert counts(first) == (50, 50, 0, 0, 0, 0, 0)
+    gone = {e.number: e for e in await export(clients)}[e164(10)]
+    writer = await asyncpg.connect(dsn)
+    try:
+        async with writer.transaction():
+            await writer.execute("UPDATE forbidden_numbers SET deleted = true WHERE id = $1", uuid.UUID(gone.id))
+            job = clients.admin.ImportForbiddenNumbers(
+                stream([header(), rows(row(i + 2, e164(i), note="v2") for i in range(50))])
+            )
+            await _blocked(dsn, job)
+        done = await job
+    finally:
+        await writer.close()
+    assert done.state == pb.IMPORT_JOB_STATE_SUCCEEDED
+    assert counts(done) == (50, 1, 49, 0, 0, 0, 0)
+    exported = {e.number: e for e in await export(clients)}
+    assert len(exported) == 50 and {e.note for e in exported.values()} == {"v2"}
+    assert exported[e164(10)].id != gone.id
 
 
 async def _stalled(messages: Sequence[Request], sent: asyncio.Event) -> AsyncIterator[Request]:

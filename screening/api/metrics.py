@@ -230,6 +230,24 @@ class ReplicaCollector(Collector):
         yield CounterMetricFamily(
             "screening_listener_reconnects", "Times the change listener reconnected", s.listener_reconnects
         )
+        yield GaugeMetricFamily(
+            "screening_feed_standby", "1 when the feed this replica reads is a hot standby", int(s.feed_standby)
+        )
+        yield GaugeMetricFamily(
+            "screening_feed_hot_standby_feedback",
+            "0 when the feed is a standby with hot_standby_feedback off (its reads may be cancelled: set it on)",
+            int(s.hot_standby_feedback),
+        )
+        yield GaugeMetricFamily(
+            "screening_feed_behind_transactions",
+            "Transaction ids the feed (a lagging standby) is behind data_version; 0 when not waiting for it",
+            s.feed_behind,
+        )
+        yield CounterMetricFamily(
+            "screening_feed_waits",
+            "Reads that found the feed behind data_version and waited for it rather than go back",
+            s.feed_waits,
+        )
         yield CounterMetricFamily(
             "screening_full_loads",
             "Times this replica loaded every entry (the first load, and reloads when the feed broke continuity)",

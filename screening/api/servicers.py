@@ -466,4 +466,8 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
             ),
             seconds_behind=state.seconds_behind,
             listener_reconnects=state.listener_reconnects,
+            has_primary=self._replica.listener is not None,
+            feed_standby=state.feed_standby,
+            hot_standby_feedback=state.hot_standby_feedback,
+            feed_behind=state.feed_behind,
         )

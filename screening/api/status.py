@@ -17,7 +17,7 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from screening.domain import errors
-from storage.errors import UNREACHABLE
+from storage.errors import UNREACHABLE, NoPrimary
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ def to_status(exc: BaseException) -> grpc.Status:
             details.append(error_details_pb2.ResourceInfo(resource_type=exc.kind, resource_name=name))
     elif isinstance(exc, asyncpg.exceptions.QueryCanceledError):
         code, message = grpc.StatusCode.DEADLINE_EXCEEDED, "the database query took too long"
+    elif isinstance(exc, NoPrimary):
+        code, message = grpc.StatusCode.UNAVAILABLE, str(exc)
     elif isinstance(exc, UNREACHABLE):
         code = grpc.StatusCode.UNAVAILABLE
         message = f"database unavailable ({type(exc).__name__}); screening keeps answering, retry admin calls later"

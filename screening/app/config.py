@@ -105,6 +105,10 @@ def _region(value: str) -> str | None:
     return None if is_valid_region(value) else "not a region libphonenumber knows (e.g. US, CN, GB)"
 
 
+def _postgres_url(url: str) -> str | None:
+    return None if url.startswith(("postgres://", "postgresql://")) else "expected postgresql://..."
+
+
 def _workers(text: str) -> int:
     return len(os.sched_getaffinity(0)) if text.strip().lower() == "auto" else int(text)
 
@@ -120,10 +124,23 @@ class Config:
     )
     database_url: str | None = flag(
         None,
-        "postgresql://user:pass@host:5432/db; unset: start an embedded PostgreSQL in --data-dir",
-        check=_optional(
-            lambda url: None if url.startswith(("postgres://", "postgresql://")) else "expected postgresql://..."
-        ),
+        "the primary, postgresql://user:pass@host:5432/db: migrations, admin writes, tombstone purges and LISTEN;"
+        " unset: start an embedded PostgreSQL in --data-dir, or with --feed-url a read-only replica (it polls"
+        " the feed and admin RPCs answer UNAVAILABLE)",
+        check=_optional(_postgres_url),
+        metavar="URL",
+    )
+    feed_url: str | None = flag(
+        None,
+        "where the first load and the change feed are read: a streaming hot standby of --database-url (set"
+        " hot_standby_feedback = on there); unset: the primary itself",
+        check=_optional(_postgres_url),
+        metavar="URL",
+    )
+    snapshot_url: str | None = flag(
+        None,
+        "a snapshot written by `screening snapshot` (a path, or an fsspec URL: file://, s3://...): start from it"
+        " and catch up from its position; missing, unreadable or older than --tombstone-retention: a full load",
         metavar="URL",
     )
     data_dir: Path = flag(

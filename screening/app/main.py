@@ -8,7 +8,10 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
+
+import asyncpg
 
 # gRPC core writes its own INFO lines (e.g. about fork handlers) straight to
 # stderr, between our one-line events; set before grpc is first imported.
@@ -21,6 +24,8 @@ from screening.app.config import Config, add_serve_arguments, from_namespace
 from screening.app.service import App
 from screening.app.workers import Supervisor, die_with_supervisor, restarted_worker
 from screening.domain.errors import ConfigError
+from screening.sync import snapshots
+from storage import changes
 
 log = logging.getLogger("screening")
 
@@ -28,10 +33,9 @@ log = logging.getLogger("screening")
 async def serve(config: Config, argv: Sequence[str] = ()) -> int:
     stop_embedded = None
     dsn = config.database_url
-    if dsn is None:
+    if dsn is None and config.feed_url is None:
         dsn, stop_embedded = await asyncio.to_thread(embedded.start, config.data_dir)
     try:
-        assert dsn is not None
         if config.workers > 1:
             return await Supervisor(config, dsn, argv).run()
         stopping = asyncio.Event()
@@ -60,9 +64,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("--role", action="append", choices=tokens.ROLES, required=True, help="repeat for several")
     token.add_argument("--tenant", action="append", required=True, help='a tenant id, or "*"; repeat for several')
     console.add_arguments(commands.add_parser("console", help="serve the admin web console"), os.environ)
+    snapshot = commands.add_parser(
+        "snapshot", help="write every entry and its position to a snapshot file, for replicas' --snapshot-url"
+    )
+    snapshot.add_argument(
+        "--from",
+        dest="source",
+        metavar="URL",
+        default=os.environ.get("SCREENING_FEED_URL") or os.environ.get("SCREENING_DATABASE_URL"),
+        help="the database to read, best a standby (default: $SCREENING_FEED_URL, else $SCREENING_DATABASE_URL)",
+    )
+    snapshot.add_argument(
+        "--to",
+        metavar="URL",
+        default=os.environ.get("SCREENING_SNAPSHOT_URL"),
+        help="a path or an fsspec URL (file://, s3://...) (default: $SCREENING_SNAPSHOT_URL)",
+    )
     args = parser.parse_args(argv)
     if args.command == "console":
         return console.run(args)
+    if args.command == "snapshot":
+        if not args.source or not args.to:
+            snapshot.error("give --from (a postgresql:// URL) and --to (where to write)")
+        return asyncio.run(_write_snapshot(args.source, args.to))
     if args.command == "token":
         return _print_token(args.name, args.role, args.tenant)
     try:
@@ -74,6 +98,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(serve(config, _serve_args(argv)))
     except ConfigError as exc:
         parser.error(str(exc))
+
+
+async def _write_snapshot(source: str, to: str) -> int:
+    started = time.monotonic()
+    conn = await asyncpg.connect(source, server_settings={"application_name": "screening-snapshot"})
+    try:
+        snapshot = await changes.load_snapshot(conn)
+    finally:
+        await conn.close()
+    size = await asyncio.to_thread(snapshots.write, to, snapshot)
+    print(
+        f"{len(snapshot.keys) + len(snapshot.others)} entries at data_version {snapshot.position.watermark}"
+        f" of cluster {snapshot.position.cluster} written to {to} ({size} bytes) in {time.monotonic() - started:.1f}s"
+    )
+    return 0
 
 
 def _print_token(name: str, roles: list[str], tenants: list[str]) -> int:

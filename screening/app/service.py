@@ -7,7 +7,9 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import grpc
@@ -28,6 +30,8 @@ from screening.api.wrapping import Translation, wrap
 from screening.app.config import Config, is_loopback
 from screening.domain.errors import ConfigError
 from screening.index import compact
+from screening.sync import snapshots
+from screening.sync.feed import FeedWatch
 from screening.sync.replica import Replica
 from screening.sync.settings import SettingsFollower
 from screening.usecases.admin import ForbiddenNumbers
@@ -38,12 +42,11 @@ from screening.usecases.screener import Screener
 from screening.usecases.tenants import Tenants
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
-from storage import keys
+from storage import changes, keys, migrate
 from storage.db import borrow
-from storage.errors import RETRYABLE
+from storage.errors import RETRYABLE, NoPrimary, SchemaNotReady
 from storage.forbidden_numbers import ForbiddenNumberStore
 from storage.import_jobs import ImportJobStore
-from storage.migrate import migrate
 from storage.tenancy import Tenancy
 from storage.tenants import TenantSettingsStore
 
@@ -51,12 +54,30 @@ log = logging.getLogger(__name__)
 
 SERVICES = tuple(s.full_name for s in pb.DESCRIPTOR.services_by_name.values())
 CONNECT_TIMEOUT = 5.0
+# A standby may replay a commit a moment after the primary notified it: read it again after these.
+STANDBY_ECHOES = (0.01, 0.05, 0.2)
+# A replica fed by a standby keeps no idle admin connection on the primary for long.
+STANDBY_FED_IDLE = 30.0
+NO_PRIMARY = (
+    "this replica has no primary database: it only reads --feed-url (a standby); give it --database-url"
+    " (the primary) to serve admin RPCs, or send them to a replica that has one"
+)
+
+
+def _named(purpose: str, settings: dict[str, str] | None = None) -> dict[str, str]:
+    """Each connection says what it is for in pg_stat_activity (application_name): screening-listener, ...-feed."""
+    return {**(settings or {}), "application_name": f"screening-{purpose}"}
+
+
+async def _no_primary(*_args: object, **_kwargs: object) -> asyncpg.Connection:
+    raise NoPrimary(NO_PRIMARY)
 
 
 @dataclass
 class App:
     config: Config
-    dsn: str
+    # The primary: migrations, writes, tombstone purges, LISTEN. None: a read-only replica of --feed-url.
+    dsn: str | None
     # Bind the port only once the data is loaded: a worker restarted next to
     # others that are serving takes no calls it would have to refuse.
     listen_when_loaded: bool = False
@@ -92,19 +113,41 @@ class App:
             self.auth = Auth(tokens.load(self.config.auth_file), throttle=throttle)
             self.metrics.watch_failures(self.auth.failures)
         server_tls = tls.server_tls(self.config.tls_cert, self.config.tls_key, self.config.tls_client_ca)
-        admin_pool = await self._pool(max_size=10, command_timeout=30)
-        sync_pool = await self._pool(max_size=1, command_timeout=30)
+        feed_url = self.config.feed_url or self.dsn
+        if feed_url is None:
+            raise ConfigError("--database-url or --feed-url: give at least one")
+        standby_fed = self.config.feed_url is not None
+        # Lazy (min_size=0) on the primary: a replica fed by a standby holds one connection there, its listener's.
+        admin_pool = await self._pool("admin", self.dsn, max_size=10, command_timeout=30, standby_fed=standby_fed)
         # An import's staging tables are temporary: room for them in memory keeps a big import off the disk.
         import_pool = await self._pool(
-            max_size=MAX_CONCURRENT_IMPORTS, command_timeout=30, settings={"temp_buffers": "256MB"}
+            "import",
+            self.dsn,
+            max_size=MAX_CONCURRENT_IMPORTS,
+            command_timeout=30,
+            settings={"temp_buffers": "256MB"},
+            standby_fed=standby_fed,
         )
+        feed = FeedWatch()
+        # Two: the replica's reads, and the tenant settings' (a full load holds its connection for long).
+        feed_pool = await self._pool("feed", feed_url, max_size=2, command_timeout=30, init=feed.on_connect)
+        primary = self.dsn
         self.replica = Replica(
-            sync_pool,
-            lambda: asyncpg.connect(self.dsn, timeout=CONNECT_TIMEOUT),
+            feed_pool,
+            None
+            if primary is None
+            else lambda: asyncpg.connect(
+                primary, timeout=CONNECT_TIMEOUT, command_timeout=30, server_settings=_named("listener")
+            ),
             poll_interval=self.config.poll_interval,
             tombstone_retention=self.config.tombstone_retention,
             on_ready=self._serving,
+            echo_wakeups=STANDBY_ECHOES if standby_fed else (),
+            feed=feed,
+            snapshot=self._snapshot_reader(),
         )
+        if primary is None:
+            log.warning("no --database-url: %s", NO_PRIMARY)
         self.metrics.watch(self.replica)
         limit = self.config.max_metadata_bytes
         # No interceptor: grpc.aio runs each one on every call. Handlers are
@@ -133,10 +176,13 @@ class App:
             return wrap(handler, concerns, Translation(budget=method.kind is not Kind.SCREEN and not method.streaming))
 
         region = self.config.default_region
-        self.settings = SettingsFollower(admin_pool, region, self.config.poll_interval)
+        self.settings = SettingsFollower(feed_pool, region, self.config.poll_interval)
         screener = Screener(self.replica, region, self.settings)
         self.metrics.watch_unknown_tenants(screener.unknown_tenant_calls)
-        self._hits = HitFlusher(screener.hits, admin_pool, self.config.hit_flush_interval)
+        listener = self.replica.listener
+        self._hits = HitFlusher(
+            screener.hits, None if listener is None else listener.borrow, self.config.hit_flush_interval
+        )
         pages = Pages(lambda: keys.key(admin_pool, keys.PAGE_TOKENS))
         self.imports = Imports(
             ImportJobStore(admin_pool, import_pool, self._tenancy),
@@ -188,7 +234,7 @@ class App:
                 "screening/_native.c is not compiled: the index is searched in Python, more slowly"
                 " (reinstall where a C compiler is present)"
             )
-        self._task = asyncio.create_task(self._sync(sync_pool), name="replica")
+        self._task = asyncio.create_task(self._sync(feed_pool), name="replica")
         metrics_address = self.config.metrics_host_port
         if metrics_address is not None:
             self.metrics_server = serve_metrics(self.metrics.registry, *metrics_address)
@@ -248,39 +294,77 @@ class App:
         self.reload_tls()
 
     async def _pool(
-        self, *, max_size: int, command_timeout: float, settings: dict[str, str] | None = None
+        self,
+        purpose: str,
+        dsn: str | None,
+        *,
+        max_size: int,
+        command_timeout: float,
+        settings: dict[str, str] | None = None,
+        standby_fed: bool = False,
+        init: Callable[[asyncpg.Connection], Coroutine[Any, Any, None]] | None = None,
     ) -> asyncpg.Pool:
         # min_size=0: creating the pool does not connect, so a replica whose
         # database is down still starts, answers UNAVAILABLE and retries.
+        # Without a primary, every connection is refused with what to configure.
         pool = await asyncpg.create_pool(
-            self.dsn,
+            dsn,
+            connect=_no_primary if dsn is None else None,
             min_size=0,
             max_size=max_size,
             timeout=CONNECT_TIMEOUT,
             command_timeout=command_timeout,
-            server_settings=settings,
+            server_settings=_named(purpose, settings),
+            init=init,
+            max_inactive_connection_lifetime=STANDBY_FED_IDLE if standby_fed else 300.0,
         )
         self._pools.append(pool)
         return pool
 
-    async def _sync(self, pool: asyncpg.Pool) -> None:
+    def _snapshot_reader(self) -> Callable[[], Coroutine[Any, Any, changes.Snapshot | None]] | None:
+        url = self.config.snapshot_url
+        if url is None:
+            return None
+        return lambda: asyncio.to_thread(snapshots.read, url)
+
+    async def _prepare(self, feed_pool: asyncpg.Pool) -> None:
+        """Migrate the primary; without one, check that the feed's schema is this release's."""
+        if self.dsn is None:
+            async with borrow(feed_pool) as conn:
+                await migrate.check(conn)
+            return
+        # Its own connection, closed after: a replica fed by a standby keeps none idle on the primary.
+        primary = await asyncpg.connect(
+            self.dsn, timeout=CONNECT_TIMEOUT, command_timeout=60, server_settings=_named("migrate")
+        )
+        try:
+            await migrate.migrate(primary)
+            await self._tenancy.check(primary)
+        finally:
+            await primary.close(timeout=5)
+
+    async def _sync(self, feed_pool: asyncpg.Pool) -> None:
         while True:
             try:
-                async with borrow(pool) as conn:
-                    await migrate(conn)
-                    await self._tenancy.check(conn)
+                await self._prepare(feed_pool)
                 # Tenants' settings are in memory before the first call is answered (the replica is ready after).
                 await self.settings.catch_up()
                 break
+            except SchemaNotReady as exc:
+                log.error("cannot serve yet, retrying in 5s: %s", exc)
+                await asyncio.sleep(5.0)
             except RETRYABLE as exc:
                 log.warning("cannot prepare the database yet, retrying: %s: %s", type(exc).__name__, exc)
                 await asyncio.sleep(1.0)
         following = asyncio.create_task(self.settings.run(), name="tenant settings")
         counting = asyncio.create_task(self._hits.run(), name="hit counts")
+        replica = asyncio.create_task(self.replica.run(), name="replica follower")
         try:
-            await self.replica.run()
+            # Shielded: on shutdown the hit counts' last write goes out over the
+            # listener's connection, so the replica (and its listener) stops last.
+            await asyncio.shield(replica)
         finally:
-            for task in (following, counting):
+            for task in (counting, following, replica):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

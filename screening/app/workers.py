@@ -59,7 +59,7 @@ def restarted_worker() -> bool:
 
 
 class Supervisor:
-    def __init__(self, config: Config, dsn: str, argv: Sequence[str]) -> None:
+    def __init__(self, config: Config, dsn: str | None, argv: Sequence[str]) -> None:
         self._config = config
         # The worker's command line: the parent's own flags, then overrides
         # (argparse keeps the last value of a repeated flag).
@@ -71,8 +71,7 @@ class Supervisor:
             *argv,
             "--workers",
             "1",
-            "--database-url",
-            dsn,
+            *(() if dsn is None else ("--database-url", dsn)),
         ]
         self._stopping = asyncio.Event()
         self.pids: dict[int, int] = {}  # worker slot -> pid of its current process

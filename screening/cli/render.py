@@ -218,6 +218,18 @@ REPLICA_STATUS = Kind(
         Column("LAST SYNC", "last_sync_time", _time("last_sync_time")),
         Column("SECONDS BEHIND", "seconds_behind", lambda m: f"{m.seconds_behind:.3f}"),
         Column("LISTENER RECONNECTS", "listener_reconnects", lambda m: str(m.listener_reconnects)),
+        Column("HAS PRIMARY", "has_primary", lambda m: str(m.has_primary).lower()),
+        Column("FEED", "feed", lambda m: "standby" if m.feed_standby else "primary"),
+        Column(
+            "HOT STANDBY FEEDBACK",
+            "hot_standby_feedback",
+            lambda m: (
+                ("on" if m.hot_standby_feedback else "OFF: set hot_standby_feedback = on on the standby")
+                if m.feed_standby
+                else ""
+            ),
+        ),
+        Column("FEED BEHIND", "feed_behind", lambda m: str(m.feed_behind) if m.feed_behind else ""),
     ),
 )
 

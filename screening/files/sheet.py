@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from screening.domain.fields import COLUMNS
 
@@ -39,8 +39,9 @@ class FileFault(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):
+    """One line of cells (a tuple: a million of them are made for a big file)."""
+
     number: int
     cells: list[str]
     # Spreadsheet cells as the workbook typed them (dates, numbers, booleans); None for CSV.

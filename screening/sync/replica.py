@@ -7,12 +7,11 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
 import numpy as np
-from asyncpg.pool import PoolConnectionProxy
 
 from screening.domain.model import Action, CallType, MatchKind
 from screening.index.compact import (
@@ -27,9 +26,11 @@ from screening.index.compact import (
     release_freed_memory,
 )
 from screening.index.rules import NEVER, IndexEntry, ScreeningIndex, merge_in_background
-from screening.sync.listener import Connect, Listener
-from storage import changes, tombstones
-from storage.db import borrow
+from screening.sync import snapshots
+from screening.sync.feed import FeedWatch
+from screening.sync.listener import Connect, Listener, echoed
+from storage import changes, standby, tombstones
+from storage.db import Conn, borrow
 from storage.errors import RETRYABLE
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class Stall:
     Closing the socket fails all of it at once.
     """
 
-    def __init__(self, conn: PoolConnectionProxy, limit: float) -> None:
+    def __init__(self, conn: Conn, limit: float) -> None:
         self._conn = conn
         self._limit = limit
         self._loop = asyncio.get_running_loop()
@@ -127,13 +128,20 @@ class SyncState:
     seconds_behind: float
     listener_reconnects: int
     full_loads: int
+    # Transaction ids the feed (a standby) is behind this replica's watermark; 0 unless waiting for it.
+    feed_behind: int = 0
+    feed_waits: int = 0  # times a catch-up found the feed behind and waited
+    feed_standby: bool = False
+    # On a standby feed, whether hot_standby_feedback is on (a primary feed: True).
+    hot_standby_feedback: bool = True
 
 
 class Replica:
     """Loads the index in one snapshot, then follows the change feed.
 
-    Wake-ups come from NOTIFY through the listener, and from a backstop poll
-    that bounds staleness even when notifications are lost. When the feed
+    Wake-ups come from NOTIFY through the listener (on the primary), and from
+    a backstop poll that bounds staleness even when notifications are lost;
+    a replica without a primary (`connect_listener` None) only polls. When the feed
     says the index can no longer be patched (another cluster, purged
     tombstones), a new index is loaded in the background and swapped in;
     screening goes on from the old one meanwhile.
@@ -142,7 +150,7 @@ class Replica:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        connect_listener: Connect,
+        connect_listener: Connect | None,
         *,
         poll_interval: float = 0.5,
         retry_interval: float = 1.0,
@@ -150,7 +158,14 @@ class Replica:
         load_stall_timeout: float = 30.0,
         tombstone_retention: float = 7 * 86400,
         on_ready: Callable[[], None] = lambda: None,
+        echo_wakeups: Sequence[float] = (),
+        feed: FeedWatch | None = None,
+        snapshot: Callable[[], Awaitable[changes.Snapshot | None]] | None = None,
     ) -> None:
+        # Where the first index comes from when a snapshot file may be there (screening.sync.snapshots).
+        self._snapshot = snapshot
+        self.loaded_from = ""  # "snapshot" or "database", once loaded
+        self.feed = FeedWatch() if feed is None else feed
         self.index = ScreeningIndex()
         self.data_version = 0
         self.ready = False
@@ -173,15 +188,21 @@ class Replica:
         self._merging: asyncio.Task[None] | None = None
         self._last_sync: float | None = None
         self._last_sync_monotonic: float | None = None
-        self.listener = Listener(connect_listener, self._wake.set)
+        self.feed_behind = 0
+        self.feed_waits = 0
+        self._behind_since: float | None = None
+        self.listener = (
+            None if connect_listener is None else Listener(connect_listener, echoed(self.wake, echo_wakeups))
+        )
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
-        listener = asyncio.create_task(self.listener.run(), name="listener")
+        listener = None if self.listener is None else asyncio.create_task(self.listener.run(), name="listener")
         try:
-            await self._load_until_done()
+            if not await self._start_from_snapshot():
+                await self._load_until_done()
             self.ready = True
             self._on_ready()
             await self._follow()
@@ -196,11 +217,46 @@ class Replica:
         while True:
             try:
                 await self._load()
+                self._caught_up_with_feed()
                 return
+            except changes.FeedBehind as behind:
+                self._wait_for_feed(behind)
+                await asyncio.sleep(self._poll_interval)
             except RETRYABLE as exc:
                 log.warning(
                     "full load failed, retrying in %.1fs: %s: %s", self._retry_interval, type(exc).__name__, exc
                 )
+                await asyncio.sleep(self._retry_interval)
+
+    async def _start_from_snapshot(self) -> bool:
+        """The first index from a snapshot file, caught up through the feed; False: load from the database."""
+        if self._snapshot is None:
+            return False
+        started = time.monotonic()
+        try:
+            snapshot = await self._snapshot()
+        except snapshots.UNREADABLE as exc:  # the database is still there
+            log.warning("snapshot not used, loading from the database: %s: %s", type(exc).__name__, exc)
+            return False
+        if snapshot is None:
+            log.info("no snapshot file yet: loading from the database")
+            return False
+        await self._install(snapshot, started, "snapshot")
+        # Serving only once caught up: the file may be hours old.
+        while True:
+            try:
+                await self.catch_up()
+                self._caught_up_with_feed()
+                log.info("caught up from the snapshot in %.2fs", time.monotonic() - started)
+                return True
+            except changes.ReloadNeeded as why:
+                log.warning("the snapshot cannot be caught up (%s): loading from the database", why)
+                return False
+            except changes.FeedBehind as behind:
+                self._wait_for_feed(behind)
+                await asyncio.sleep(self._poll_interval)
+            except RETRYABLE as exc:
+                log.warning("catch-up from the snapshot failed, retrying: %s: %s", type(exc).__name__, exc)
                 await asyncio.sleep(self._retry_interval)
 
     async def _load(self) -> None:
@@ -210,6 +266,13 @@ class Replica:
             # A load takes as long as the data does: bounded by its progress.
             with Stall(conn, self._load_stall_timeout) as stall:
                 snapshot = await changes.load_snapshot(conn, stall.progress)
+            if self._older(snapshot.position) and await standby.in_recovery(conn):
+                assert self._position is not None
+                raise changes.FeedBehind(self._position.horizon, snapshot.position.horizon)
+        await self._install(snapshot, started, "database")
+
+    async def _install(self, snapshot: changes.Snapshot, started: float, source: str) -> None:
+        """Build a whole new index from a snapshot (read from the database or a file) and swap it in."""
         position, others = snapshot.position, snapshot.others
         columns = Columns(snapshot.tenants, snapshot.tenant, snapshot.keys, snapshot.hi, snapshot.lo, snapshot.expires)
         del snapshot
@@ -224,11 +287,13 @@ class Replica:
                 await asyncio.sleep(0)  # keep answering calls and health checks
         self.index = index
         self.full_loads += 1
+        self.loaded_from = source
         self._advance(position, reset=True)
         # malloc_trim walks the whole heap: off the event loop (ctypes releases the GIL).
         await asyncio.to_thread(release_freed_memory)
         log.info(
-            "full load: %d entries at data_version %d in %.2fs",
+            "full load from the %s: %d entries at data_version %d in %.2fs",
+            source,
             len(index),
             self.data_version,
             time.monotonic() - started,
@@ -244,9 +309,12 @@ class Replica:
             self._wake.clear()
             try:
                 await self.catch_up()
+                self._caught_up_with_feed()
                 failures = 0
                 if time.monotonic() >= self._next_gc:
                     await self._purge_tombstones()
+            except changes.FeedBehind as behind:
+                self._wait_for_feed(behind)
             except changes.ReloadNeeded as why:
                 log.warning("reloading fully: %s", why)
                 await self._load_until_done()
@@ -291,6 +359,29 @@ class Replica:
         self._advance(change.position, changed=len(change) > 0)
         self._maybe_merge()
 
+    def _older(self, position: changes.Position) -> bool:
+        """Whether a position of this replica's own cluster is behind its watermark."""
+        return (
+            self._position is not None
+            and position.cluster == self._position.cluster
+            and (position.horizon < self._position.horizon or position.watermark < self._position.watermark)
+        )
+
+    def _wait_for_feed(self, behind: changes.FeedBehind) -> None:
+        """Keep answering from the index as it is: the standby will catch up, and data_version never goes back."""
+        self.feed_waits += 1
+        self.feed_behind = behind.watermark - behind.feed
+        now = time.monotonic()
+        if self._behind_since is None:
+            self._behind_since = now
+            log.warning("waiting for the feed: %s (answering from memory meanwhile)", behind)
+
+    def _caught_up_with_feed(self) -> None:
+        if self._behind_since is not None:
+            log.info("the feed caught up after %.1fs of waiting", time.monotonic() - self._behind_since)
+            self._behind_since = None
+        self.feed_behind = 0
+
     async def _rebuilt(self, change: changes.ChangeSet) -> ScreeningIndex:
         if self._merging is not None:
             # A merge finishing would change the index the new one is built from: it is folded in anyway.
@@ -304,7 +395,9 @@ class Replica:
 
     async def _purge_tombstones(self) -> None:
         self._next_gc = time.monotonic() + self._gc_interval
-        async with borrow(self._pool) as conn:
+        if self.listener is None:
+            return  # without a primary: replicas that have one purge
+        async with self.listener.borrow() as conn:
             # Bounded like a load (the pool's command timeout is as long).
             with Stall(conn, self._load_stall_timeout):
                 purged = await tombstones.purge(conn, self._retention)
@@ -376,9 +469,13 @@ class Replica:
             serving=self.ready,
             data_version=self.data_version,
             entries=len(self.index),
-            connected=self.listener.connected,
+            connected=self.listener is not None and self.listener.connected,
             last_sync_time=self._last_sync,
             seconds_behind=behind,
-            listener_reconnects=self.listener.reconnects,
+            listener_reconnects=0 if self.listener is None else self.listener.reconnects,
             full_loads=self.full_loads,
+            feed_behind=self.feed_behind,
+            feed_waits=self.feed_waits,
+            feed_standby=self.feed.standby,
+            hot_standby_feedback=self.feed.hot_standby_feedback,
         )

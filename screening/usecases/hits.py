@@ -4,7 +4,9 @@ The hot path pays one dict update for a call an entry decided, and never
 waits for the database: every `interval` seconds (10 at most) the counts
 gathered since are swapped out and added to `entry_hits`, where every
 replica's counts sum. Counts a failed write could not add are kept for the
-next one; on shutdown the last ones are written.
+next one; on shutdown the last ones are written. The writes go over the
+replica's one connection to the primary (its listener's); a replica without
+a primary counts nothing it could not write.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-
-import asyncpg
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 from storage import hits
-from storage.db import borrow
+from storage.db import Conn
 from storage.errors import RETRYABLE
 
 log = logging.getLogger(__name__)
@@ -53,10 +55,14 @@ class HitCounter:
             counted[1] = max(counted[1], when)
 
 
+# A connection on the primary, for one piece of work.
+Borrow = Callable[[], AbstractAsyncContextManager[Conn]]
+
+
 class HitFlusher:
-    def __init__(self, counter: HitCounter, pool: asyncpg.Pool, interval: float = FLUSH_INTERVAL) -> None:
+    def __init__(self, counter: HitCounter, borrow: Borrow | None, interval: float = FLUSH_INTERVAL) -> None:
         self._counter = counter
-        self._pool = pool
+        self._borrow = borrow
         self._interval = interval
 
     async def run(self) -> None:
@@ -72,10 +78,10 @@ class HitFlusher:
 
     async def flush(self) -> None:
         taken = self._counter.take()
-        if not taken:
+        if not taken or self._borrow is None:
             return
         try:
-            async with borrow(self._pool) as conn:
+            async with self._borrow() as conn:
                 await hits.add(conn, {k: (int(v[0]), v[1]) for k, v in taken.items()})
         except RETRYABLE as exc:
             self._counter.give_back(taken)

@@ -156,14 +156,9 @@ class _Run:
         self.pending.append(JobLine(FAILED, line, number[:MAX_NUMBER_IN_ERROR], cells, reason, column))
 
 
-class _Line(NamedTuple):
-    """A line to check: where it is, its number as written and its cells (for the job), its values or why not."""
-
-    line: int
-    number: str
-    cells: list[str]
-    values: Values | None
-    error: CellError | None
+# A line to check: where it is, its number as written and its cells (for the job), its values or why not.
+# A plain tuple: a million of them are made for a big file.
+_Line = tuple[int, str, list[str], Values | None, CellError | None]
 
 
 def _row_cells(row: ImportRow) -> list[str]:
@@ -409,9 +404,9 @@ class Imports:
             try:
                 values = self._row_values(row)
             except CellError as exc:
-                yield _Line(line, row.number, _row_cells(row), None, exc)
+                yield (line, row.number, _row_cells(row), None, exc)
                 continue
-            yield _Line(line, row.number, [], values, None)
+            yield (line, row.number, [], values, None)
 
     @staticmethod
     def _row_values(row: ImportRow) -> Values:
@@ -469,9 +464,9 @@ class Imports:
             if run.received > limit:
                 self._count(run, 0)
             try:
-                yield _Line(line.number, "", line.cells, values(line), None)
+                yield (line.number, "", line.cells, values(line), None)
             except CellError as exc:
-                yield _Line(line.number, reader.number_of(line.cells), line.cells, None, exc)
+                yield (line.number, reader.number_of(line.cells), line.cells, None, exc)
 
     async def _stage(self, tx: ImportTransaction, run: _Run, job_id: str, lines: Iterator[_Line]) -> None:
         """Check the lines a chunk at a time; COPY the valid ones in bigger batches while the next are checked."""

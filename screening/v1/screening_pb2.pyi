@@ -544,7 +544,7 @@ class GetReplicaStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ReplicaStatus(_message.Message):
-    __slots__ = ("serving", "data_version", "entries", "connected", "last_sync_time", "seconds_behind", "listener_reconnects")
+    __slots__ = ("serving", "data_version", "entries", "connected", "last_sync_time", "seconds_behind", "listener_reconnects", "has_primary", "feed_standby", "hot_standby_feedback", "feed_behind")
     SERVING_FIELD_NUMBER: _ClassVar[int]
     DATA_VERSION_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
@@ -552,6 +552,10 @@ class ReplicaStatus(_message.Message):
     LAST_SYNC_TIME_FIELD_NUMBER: _ClassVar[int]
     SECONDS_BEHIND_FIELD_NUMBER: _ClassVar[int]
     LISTENER_RECONNECTS_FIELD_NUMBER: _ClassVar[int]
+    HAS_PRIMARY_FIELD_NUMBER: _ClassVar[int]
+    FEED_STANDBY_FIELD_NUMBER: _ClassVar[int]
+    HOT_STANDBY_FEEDBACK_FIELD_NUMBER: _ClassVar[int]
+    FEED_BEHIND_FIELD_NUMBER: _ClassVar[int]
     serving: bool
     data_version: int
     entries: int
@@ -559,7 +563,11 @@ class ReplicaStatus(_message.Message):
     last_sync_time: _timestamp_pb2.Timestamp
     seconds_behind: float
     listener_reconnects: int
-    def __init__(self, serving: _Optional[bool] = ..., data_version: _Optional[int] = ..., entries: _Optional[int] = ..., connected: _Optional[bool] = ..., last_sync_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seconds_behind: _Optional[float] = ..., listener_reconnects: _Optional[int] = ...) -> None: ...
+    has_primary: bool
+    feed_standby: bool
+    hot_standby_feedback: bool
+    feed_behind: int
+    def __init__(self, serving: _Optional[bool] = ..., data_version: _Optional[int] = ..., entries: _Optional[int] = ..., connected: _Optional[bool] = ..., last_sync_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seconds_behind: _Optional[float] = ..., listener_reconnects: _Optional[int] = ..., has_primary: _Optional[bool] = ..., feed_standby: _Optional[bool] = ..., hot_standby_feedback: _Optional[bool] = ..., feed_behind: _Optional[int] = ...) -> None: ...
 
 class GetCallerIdentityRequest(_message.Message):
     __slots__ = ()
