@@ -2,7 +2,7 @@
 
 The config file is named by the SCREENING_KAMAILIO_CONFIG environment variable,
 else screening.toml next to this script. It is read with the standard library
-first, because it names the site-packages that hold grpcio and the stubs.
+first, because it may name site-packages to put on sys.path.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from sipscreen.settings import load  # noqa: E402  # needs HERE on sys.path
 def mod_init() -> object:
     settings = load(Path(os.environ.get("SCREENING_KAMAILIO_CONFIG") or HERE / "screening.toml"))
     settings.activate_site_packages()
-    # Imported (the generated stubs and protobuf included) in the main process so that
-    # a broken install stops Kamailio at start; connections are only made in the forked workers.
+    # Imported in the main process so that a broken install stops Kamailio at start;
+    # connections are only made in the forked workers.
     from sipscreen.router import Router
 
     router = Router(settings)

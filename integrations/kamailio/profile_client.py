@@ -5,7 +5,9 @@ time from this process, as a Kamailio worker makes them:
   unary    grpcio, ScreenCall (what the router used before)
   stream   grpcio, ScreenCallStream fed from a queue (grpcio's sync streams
            read the requests on a thread of their own)
-  h2       sipscreen.h2: ScreenCallStream on a blocking socket (what the router uses)
+  h2       sipscreen.h2: ScreenCallStream on a blocking socket (the router, over gRPC)
+  switch   sipscreen.wire: the service's switch socket (`serve --switch-listen`), no
+           gRPC, the messages written and read by hand (the router, on the same host)
 Rounds alternate the order (a b c, c b a, ...). CPU: this process's
 (time.process_time, all its threads) and the service's (/proc), per call.
 
@@ -24,7 +26,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
+from sipscreen import wire
 from sipscreen.h2 import Stream
+from sipscreen.wire import SwitchSocket
 from testbed import Service
 
 from screening.v1 import screening_pb2 as pb
@@ -50,7 +54,7 @@ def main() -> None:
         for i in range(args.calls)
     ]
     with tempfile.TemporaryDirectory(prefix="profile-client-") as tmp:
-        service = Service(Path(tmp)).start()
+        service = Service(Path(tmp), switch_socket=True).start()
         assert service.proc is not None
         channel = grpc.insecure_channel(service.target, options=[("grpc.enable_retries", 0)])
         stub = pb_grpc.ScreeningStub(channel)
@@ -58,6 +62,8 @@ def main() -> None:
         answers: Iterator[pb.ScreenCallResponse] = stub.ScreenCallStream(iter(feed.get, None))
         h2 = Stream(service.target)
         h2.connect(1)
+        switch = SwitchSocket(service.switch_socket)
+        switch.connect(1)
 
         def unary(request: pb.ScreenCallRequest) -> None:
             stub.ScreenCall(request, timeout=0.2)
@@ -69,7 +75,16 @@ def main() -> None:
         def raw(request: pb.ScreenCallRequest) -> None:
             pb.ScreenCallResponse.FromString(h2.call(request.SerializeToString(), time.monotonic() + 0.2))
 
-        clients: dict[str, Callable[[pb.ScreenCallRequest], None]] = {"unary": unary, "stream": stream, "h2": raw}
+        def local(request: pb.ScreenCallRequest) -> None:
+            message = wire.encode_request(request.tenant_id, request.number, request.direction, request.call_id)
+            wire.decode_response(switch.call(message, time.monotonic() + 0.2))
+
+        clients: dict[str, Callable[[pb.ScreenCallRequest], None]] = {
+            "unary": unary,
+            "stream": stream,
+            "h2": raw,
+            "switch": local,
+        }
         figures: dict[str, dict[str, list[float]]] = {n: {"client": [], "service": [], "wall": []} for n in clients}
         for call in clients.values():
             for request in requests[:500]:
@@ -87,6 +102,7 @@ def main() -> None:
                 figures[name]["wall"].append((w1 - w0) / args.calls * 1e6)
         feed.put(None)
         h2.close()
+        switch.close()
         channel.close()
         service.stop()
     print(f"{args.rounds} rounds x {args.calls} calls, one at a time; median of rounds (min-max), us per call")
@@ -98,7 +114,7 @@ def main() -> None:
         ]
         print(f"{name:8} {cells[0]:>20} {cells[1]:>20} {cells[2]:>20}")
     base = figures["unary"]
-    for name in ("stream", "h2"):
+    for name in ("stream", "h2", "switch"):
         ratios = [
             (a + b) / (c + d)
             for a, b, c, d in zip(

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,12 +90,19 @@ class ClientTls:
 class Service:
     """`screening serve` with its embedded PostgreSQL in a fresh data directory."""
 
-    def __init__(self, workdir: Path, *, args: Sequence[str] = (), tls: ClientTls | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, args: Sequence[str] = (), tls: ClientTls | None = None, switch_socket: bool = False
+    ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port(socket.SOCK_STREAM)
         self.target = f"{HOST}:{self.port}"
         self.args = list(args)
+        # `--switch-listen`: short, a Unix socket's path has at most 107 bytes.
+        self.switch_socket = ""
+        if switch_socket:
+            self.switch_socket = tempfile.mkdtemp(prefix="sw-") + "/switch.sock"
+            self.args += ["--switch-listen", f"unix:{self.switch_socket}"]
         self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / "screening.log"
@@ -156,6 +164,7 @@ class Kamailio:
         service: Sequence[str] = (),
         tables: Sequence[str] = (),
         shm_mb: int = 64,
+        pkg_mb: int = 16,
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -165,6 +174,7 @@ class Kamailio:
         self.log = workdir / "kamailio.log"
         self.children = children
         self.shm_mb = shm_mb
+        self.pkg_mb = pkg_mb
         self.proc: subprocess.Popen[bytes] | None = None
         site_packages = next((ROOT / ".venv" / "lib").glob("python3.*/site-packages"))
         lines = [
@@ -204,7 +214,7 @@ class Kamailio:
             "-m",
             str(self.shm_mb),
             "-M",
-            "16",
+            str(self.pkg_mb),
             "-P",
             str(self.workdir / "kamailio.pid"),
             "-Y",

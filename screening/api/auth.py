@@ -146,6 +146,9 @@ class Auth:
         # Failed authentications by reason: missing, malformed, unknown, throttled (read by the metrics).
         self.failures = dict.fromkeys(FAILURE_REASONS, 0)
 
+    def rule(self, path: str) -> Rule | None:
+        return self._rules.get(path)
+
     def concern(self, path: str) -> Concern | None:
         """The checks of the method at `path`; None for a method no rule covers."""
         rule = self._rules.get(path)

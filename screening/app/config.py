@@ -76,6 +76,12 @@ def _listen(value: str) -> str | None:
     return _host_port(value)
 
 
+def _unix(value: str) -> str | None:
+    if value.startswith(UNIX) and len(value) > len(UNIX):
+        return None
+    return "expected unix:PATH, e.g. unix:/run/screening-switch.sock"
+
+
 def _host_port(value: str) -> str | None:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -273,6 +279,13 @@ class Config:
         check=_optional(_host_port),
         metavar="HOST:PORT",
     )
+    switch_listen: str | None = flag(
+        None,
+        "also serve ScreenCall on a Unix socket without gRPC, for switches on this host (a lighter protocol:"
+        " screening/api/switch.py); the socket file's permissions (0660) say who may connect; unset: off",
+        check=_optional(_unix),
+        metavar="unix:PATH",
+    )
     workers: int = flag(
         1,
         "server processes sharing the port (SO_REUSEPORT); auto: one per core",
@@ -298,10 +311,18 @@ class Config:
             raise ConfigError("--tls-cert and --tls-key: give both or neither")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ConfigError("--tls-client-ca: needs --tls-cert and --tls-key (client certificates need TLS)")
+        if self.workers > 1 and self.switch_listen is not None:
+            raise ConfigError(
+                f"--switch-listen {self.switch_listen}: one process serves a Unix socket, not --workers {self.workers}"
+            )
         if self.workers > 1 and (port == 0 or self.listens_on_unix):
             raise ConfigError(
                 f"--listen {self.listen}: --workers {self.workers} share one TCP port, so it must be a port (not 0)"
             )
+
+    @property
+    def switch_socket_path(self) -> str | None:
+        return None if self.switch_listen is None else self.switch_listen.removeprefix(UNIX)
 
     @property
     def listen_host_port(self) -> tuple[str, int]:

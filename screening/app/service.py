@@ -24,6 +24,7 @@ from screening.api.metrics import Metrics, MetricsServer
 from screening.api.metrics import serve as serve_metrics
 from screening.api.registration import Handler, add_generic_only, add_registered
 from screening.api.servicers import AdminServicer, ScreeningServicer
+from screening.api.switch import SwitchServer
 from screening.api.throttle import FailedAuthThrottle
 from screening.api.wrapping import Translation, wrap
 from screening.app.config import Config, is_loopback
@@ -88,6 +89,8 @@ class App:
     auth: Auth | None = field(init=False, default=None)
     metrics: Metrics = field(init=False)
     metrics_server: MetricsServer | None = field(init=False, default=None)
+    # --switch-listen: ScreenCall on a Unix socket without gRPC.
+    switch: SwitchServer | None = field(init=False, default=None)
     imports: Imports = field(init=False)
     settings: SettingsFollower = field(init=False)
     _hits: HitFlusher = field(init=False)
@@ -190,12 +193,11 @@ class App:
             region_of=self.settings.region,
         )
         numbers_store = ForbiddenNumberStore(admin_pool, self._tenancy)
-        add_registered(
-            pb_grpc.add_ScreeningServicer_to_server,
-            ScreeningServicer(screener, self.metrics),
-            self.server,
-            wrap=serve,
-        )
+        screening = ScreeningServicer(screener, self.metrics)
+        add_registered(pb_grpc.add_ScreeningServicer_to_server, screening, self.server, wrap=serve)
+        switch_path = self.config.switch_socket_path
+        if switch_path is not None:
+            self.switch = SwitchServer(switch_path, screening.screen, self.auth)
         # Only Screening is registered method by method (screening/registration.py).
         add_generic_only(
             pb_grpc.add_ForbiddenNumberAdminServicer_to_server,
@@ -248,6 +250,12 @@ class App:
         except RuntimeError as exc:
             raise ConfigError(f"--listen {self.config.listen!r}: cannot listen: {exc}") from None
         await self.server.start()
+        if self.switch is not None:
+            try:
+                await self.switch.start()
+            except OSError as exc:
+                raise ConfigError(f"--switch-listen {self.config.switch_listen!r}: cannot listen: {exc}") from None
+            log.info("switch socket on %s", self.config.switch_listen)
         if self.config.listens_on_unix:
             log.info("listening on %s", self.config.listen)
         else:
@@ -381,6 +389,9 @@ class App:
         await self.health.enter_graceful_shutdown()
         # An import cut off by the end of the grace period says the server stopped, not that its client left.
         self.imports.stopping = True
+        if self.switch is not None:
+            # Its calls are answered as they arrive: nothing is in flight to wait for.
+            await self.switch.stop()
         await self.server.stop(self.config.shutdown_grace if grace is None else grace)
         await self.imports.close()
         if self.metrics_server is not None:

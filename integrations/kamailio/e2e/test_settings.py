@@ -34,6 +34,14 @@ def test_defaults_when_the_service_table_is_empty() -> None:
     assert source.identity == "from" and source.numbers == NumberPlan(national=False, international_prefix="00")
 
 
+def test_the_switch_socket_is_a_path_relative_to_the_file_and_takes_no_tls(tmp_path: Path) -> None:
+    assert parse(settings(), Path("/")).switch_socket == ""
+    assert parse(settings(switch_socket="run/switch.sock"), tmp_path).switch_socket == str(tmp_path / "run/switch.sock")
+    assert parse(settings(switch_socket="/run/s.sock"), tmp_path).switch_socket == "/run/s.sock"
+    with pytest.raises(SettingsError, match="a Unix socket has no TLS"):
+        parse(settings(switch_socket="/run/s.sock", tls_ca="ca.pem"), tmp_path)
+
+
 def test_a_national_trunk_defaults_to_the_trunk_prefix_0_and_international_00() -> None:
     parsed = parse({**settings(), "sources": [{**SOURCE, "numbers": "national", "country_code": "44"}]}, Path("/"))
     assert parsed.sources[0].numbers == NumberPlan(True, "44", "0", "00")

@@ -1,6 +1,8 @@
-"""Screening from a Kamailio worker: one ScreenCallStream per process, a deadline on every call.
+"""Screening from a Kamailio worker: one connection per process, a deadline on every call.
 
-Each worker keeps its own connection (sipscreen/h2.py), opened after the fork
+Each worker keeps its own connection (the service's switch socket,
+sipscreen/wire.py, when `switch_socket` is set; else a ScreenCallStream,
+sipscreen/h2.py), opened after the fork
 (and again if the process id changes), never inherited. The circuit breaker and
 the count of waiting workers are shared by all workers (sipscreen/breaker.py).
 """
@@ -11,13 +13,14 @@ import enum
 import time
 from dataclasses import dataclass
 
-from screening.v1 import screening_pb2 as pb
+from sipscreen import wire
 from sipscreen.breaker import Breaker
 from sipscreen.h2 import Stream, StreamError, Timeout, TlsFiles
 from sipscreen.settings import Settings
+from sipscreen.wire import SwitchSocket
 
-DIRECTIONS = {"inbound": pb.DIRECTION_INBOUND, "outbound": pb.DIRECTION_OUTBOUND}
-KINDS = {pb.MATCH_KIND_EXACT: "exact", pb.MATCH_KIND_PREFIX: "prefix"}
+DIRECTIONS = {"inbound": wire.DIRECTION_INBOUND, "outbound": wire.DIRECTION_OUTBOUND}
+KINDS = {wire.MATCH_KIND_EXACT: "exact", wire.MATCH_KIND_PREFIX: "prefix"}
 
 
 class Outcome(enum.Enum):
@@ -52,11 +55,15 @@ class ScreeningClient:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         tls = settings.tls
-        self._stream = Stream(
-            settings.target,
-            token=settings.token,
-            tls=None if tls is None else TlsFiles(tls.ca, tls.cert, tls.key, tls.server_name),
-        )
+        self._stream: Stream | SwitchSocket
+        if settings.switch_socket:
+            self._stream = SwitchSocket(settings.switch_socket, token=settings.token)
+        else:
+            self._stream = Stream(
+                settings.target,
+                token=settings.token,
+                tls=None if tls is None else TlsFiles(tls.ca, tls.cert, tls.key, tls.server_name),
+            )
         # In the main process, before the fork: every worker shares it.
         self.breaker = Breaker(settings.breaker_failures, settings.breaker_cooldown)
         self.max_waiting = settings.max_waiting or 1_000_000
@@ -90,9 +97,7 @@ class ScreeningClient:
             return self._when_open
         if breaker.stuck(now - self._stuck_after) >= self.max_waiting:
             return self._busy
-        request = pb.ScreenCallRequest(
-            tenant_id=tenant, number=number, direction=DIRECTIONS[direction], call_id=call_id
-        ).SerializeToString()
+        request = wire.encode_request(tenant, number, DIRECTIONS[direction], call_id)
         breaker.wait_begins(now)
         try:
             answer = self._stream.call(request, now + self._settings.deadline)
@@ -103,8 +108,8 @@ class ScreeningClient:
         finally:
             breaker.wait_ends()
         closed = breaker.succeeded()
-        response = pb.ScreenCallResponse.FromString(answer)
-        if response.verdict == pb.VERDICT_BLOCK:
+        response = wire.decode_response(answer)
+        if response.verdict == wire.VERDICT_BLOCK:
             return Decision(
                 Outcome.BLOCK,
                 matched_id=response.matched_id,

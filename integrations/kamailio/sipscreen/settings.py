@@ -69,6 +69,8 @@ class Settings:
     next_hop: str
     sources: tuple[Source, ...]
     site_packages: tuple[Path, ...]
+    # The service's switch socket (`serve --switch-listen unix:PATH`); "": `target`, over gRPC.
+    switch_socket: str = ""
     # Circuit breaker: after this many failures in a row the policy answers at
     # once for `breaker_cooldown` s; then one call probes the service again.
     breaker_failures: int = 3
@@ -85,8 +87,9 @@ class Settings:
     def activate_site_packages(self) -> None:
         """Put the configured site-packages (with their .pth files) first on sys.path.
 
-        Kamailio embeds the system Python; grpcio and the generated stubs live in
-        the project's virtualenv, which must be built for the same minor version.
+        Kamailio embeds the system Python; the router itself needs only its
+        standard library, but a changed router may import from a virtualenv,
+        which must be built for the same minor version.
         """
         tag = f"python{sys.version_info.major}.{sys.version_info.minor}"
         before = list(sys.path)
@@ -245,8 +248,16 @@ def parse(data: Mapping[str, Any], base: Path) -> Settings:
             if address in seen:
                 raise SettingsError(f"sources: address {address!r} is in both {seen[address]!r} and {source.name!r}")
             seen[address] = source.name
+    switch_socket = _get(service, "service", "switch_socket", str, "")
+    if switch_socket:
+        switch_socket = str((base / switch_socket).resolve())
+        if any(key in service for key in ("tls_ca", "tls_cert", "tls_key")):
+            raise SettingsError(
+                f"service.switch_socket {switch_socket!r}: a Unix socket has no TLS; remove service.tls_*"
+            )
     return Settings(
         target=_target(service),
+        switch_socket=switch_socket,
         deadline=deadline_ms / 1000,
         on_failure=on_failure,
         enabled=_get(service, "service", "enabled", bool, True),

@@ -1,0 +1,197 @@
+"""--switch-listen: ScreenCall on a Unix socket without gRPC, for switches on the same host (api/switch.py)."""
+
+import asyncio
+import os
+import stat
+import struct
+from pathlib import Path
+
+import grpc
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from screening.api import switch
+from screening.app.config import Config
+from screening.domain.errors import ConfigError
+from screening.v1 import screening_pb2 as pb
+from tests.support import Clients, StartServer, create, until_verdict, write_auth_file
+
+IN = pb.DIRECTION_INBOUND
+HEADER = struct.Struct(">BI")
+
+
+class Switch:
+    """A switch's connection: frames out, frames in."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def connect(cls, path: Path) -> "Switch":
+        return cls(*await asyncio.open_unix_connection(str(path)))
+
+    def send(self, kind: int, body: bytes) -> None:
+        self.writer.write(HEADER.pack(kind, len(body)) + body)
+
+    def ask(self, number: str, tenant: str = "acme", call_id: str = "") -> None:
+        request = pb.ScreenCallRequest(tenant_id=tenant, number=number, direction=IN, call_id=call_id)
+        self.send(switch.REQUEST, request.SerializeToString())
+
+    async def answer(self) -> tuple[int, bytes]:
+        kind, length = HEADER.unpack(await asyncio.wait_for(self.reader.readexactly(5), 5))
+        return kind, await asyncio.wait_for(self.reader.readexactly(length), 5)
+
+    async def response(self) -> pb.ScreenCallResponse:
+        kind, body = await self.answer()
+        assert kind == switch.OK, body.decode()
+        return pb.ScreenCallResponse.FromString(body)
+
+    async def closed(self) -> bool:
+        return await asyncio.wait_for(self.reader.read(1), 5) == b""
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+async def test_a_switch_screens_on_the_socket_as_on_grpc(start_server: StartServer, tmp_path: Path) -> None:
+    path = tmp_path / "switch.sock"
+    app = await start_server(switch_listen=f"unix:{path}")
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{app.port}")
+    clients = Clients(channel)
+    entry = await create(clients, "+4930123456")
+    await until_verdict(clients, "+4930123456", pb.VERDICT_BLOCK)
+    assert stat.S_IMODE(os.stat(path).st_mode) == switch.SOCKET_MODE
+    s = await Switch.connect(path)
+    # Several requests in one write: one answer each, in order.
+    s.ask("+49 30 123456", call_id="a")
+    s.ask("+4930123457", call_id="b")
+    s.ask("not a number", call_id="c")
+    s.ask("+4930123456", call_id="d")
+    await s.writer.drain()
+    first = await s.response()
+    assert (first.verdict, first.matched_id, first.normalized_number, first.call_id) == (
+        pb.VERDICT_BLOCK,
+        entry.id,
+        "+4930123456",
+        "a",
+    )
+    second = await s.response()
+    assert (second.verdict, second.call_id) == (pb.VERDICT_ALLOW, "b")
+    code, message = await s.answer()
+    assert code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert message.decode().startswith("number 'not a number'")
+    assert (await s.response()).call_id == "d"
+    await s.close()
+    await channel.close()
+
+
+async def test_a_request_split_across_writes_is_answered_once_whole(start_server: StartServer, tmp_path: Path) -> None:
+    path = tmp_path / "switch.sock"
+    await start_server(switch_listen=f"unix:{path}")
+    s = await Switch.connect(path)
+    body = pb.ScreenCallRequest(tenant_id="acme", number="+4930123456", direction=IN, call_id="x").SerializeToString()
+    data = HEADER.pack(switch.REQUEST, len(body)) + body
+    for i in range(len(data)):
+        s.writer.write(data[i : i + 1])
+        await s.writer.drain()
+        await asyncio.sleep(0)
+    assert (await s.response()).call_id == "x"
+    await s.close()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=64))
+def test_undecodable_requests_get_invalid_argument_and_the_connection_stays(data: bytes) -> None:
+    answers: list[bytes] = []
+
+    class Transport:
+        def write(self, chunk: bytes) -> None:
+            answers.append(chunk)
+
+        def close(self) -> None:
+            answers.append(b"closed")
+
+    def screen(request: pb.ScreenCallRequest) -> pb.ScreenCallResponse:
+        return pb.ScreenCallResponse(verdict=pb.VERDICT_ALLOW, call_id=request.call_id)
+
+    protocol = switch.SwitchProtocol(screen, None, set())
+    protocol._transport = Transport()  # type: ignore[assignment]
+    protocol.data_received(HEADER.pack(switch.REQUEST, len(data)) + data)
+    assert len(answers) == 1 and answers[0] != b"closed"
+    kind, length = HEADER.unpack_from(answers[0])
+    assert len(answers[0]) == 5 + length
+    # Bytes protobuf accepts are screened; others are refused as undecodable, never dropped.
+    if kind != switch.OK:
+        assert kind == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        assert answers[0][5:].startswith(b"request: the message could not be decoded")
+
+
+async def test_an_unreadable_frame_closes_the_connection(start_server: StartServer, tmp_path: Path) -> None:
+    path = tmp_path / "switch.sock"
+    await start_server(switch_listen=f"unix:{path}")
+    s = await Switch.connect(path)
+    s.send(7, b"what")
+    assert await s.closed()
+    big = await Switch.connect(path)
+    big.writer.write(HEADER.pack(switch.REQUEST, switch.MAX_FRAME + 1))
+    assert await big.closed()
+
+
+async def test_with_tokens_the_switch_presents_one_that_may_screen_the_tenant(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    auth = write_auth_file(
+        tmp_path / "tokens.toml",
+        {
+            "kamailio": ("s3cret-switch", ["screen"], ["acme"]),
+            "viewer": ("s3cret-viewer", ["viewer"], ["*"]),
+        },
+    )
+    path = tmp_path / "switch.sock"
+    await start_server(switch_listen=f"unix:{path}", auth_file=auth)
+    # No token: UNAUTHENTICATED, then the connection ends.
+    s = await Switch.connect(path)
+    s.ask("+4930123456")
+    code, message = await s.answer()
+    assert code == grpc.StatusCode.UNAUTHENTICATED.value[0] and b"token" in message
+    assert await s.closed()
+    # A token without the screen role.
+    s = await Switch.connect(path)
+    s.send(switch.TOKEN, b"s3cret-viewer")
+    s.ask("+4930123456")
+    code, message = await s.answer()
+    assert code == grpc.StatusCode.PERMISSION_DENIED.value[0] and b"screen" in message
+    assert await s.closed()
+    # The switch's token: its tenant screens, another tenant is refused and the connection stays.
+    s = await Switch.connect(path)
+    s.send(switch.TOKEN, b"s3cret-switch")
+    s.ask("+4930123456", call_id="mine")
+    s.ask("+4930123456", tenant="globex")
+    s.ask("+4930123456", call_id="again")
+    assert (await s.response()).call_id == "mine"
+    code, message = await s.answer()
+    assert code == grpc.StatusCode.PERMISSION_DENIED.value[0] and b"globex" in message
+    assert (await s.response()).call_id == "again"
+    await s.close()
+
+
+async def test_stopping_closes_the_connections_and_removes_the_socket(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    path = tmp_path / "switch.sock"
+    app = await start_server(switch_listen=f"unix:{path}")
+    s = await Switch.connect(path)
+    s.ask("+4930123456")
+    await s.response()
+    await app.stop(grace=0)
+    assert await s.closed()
+    assert not path.exists()
+
+
+def test_the_switch_socket_is_served_by_one_process() -> None:
+    with pytest.raises(ConfigError, match="--switch-listen"):
+        Config(switch_listen="unix:/tmp/x.sock", workers=2, listen="127.0.0.1:50051")
+    with pytest.raises(ConfigError, match="unix:PATH"):
+        Config(switch_listen="/tmp/x.sock")
