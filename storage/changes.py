@@ -316,22 +316,8 @@ CASE WHEN f.deleted THEN 0 WHEN {_EXACT_PACKS} THEN {_KEY} ELSE -1 END, {_EXPIRE
 FROM forbidden_numbers f WHERE {_UNSEEN}"""
 _ROWS_BY_ID = f"SELECT {_ROW} FROM forbidden_numbers f WHERE f.id = ANY($1::uuid[])"
 _TENANTS_BY_ID = f"SELECT {_TENANT_HASH}, f.tenant_id FROM forbidden_numbers f WHERE f.id = ANY($1::uuid[])"
-_CHANGED_ROW = np.dtype(
-    [
-        ("fields", ">i2"),
-        ("n_tenant", ">i4"),
-        ("tenant", ">i8"),
-        ("n_id", ">i4"),
-        ("hi", ">u8"),
-        ("lo", ">u8"),
-        ("n_key", ">i4"),
-        ("key", ">i8"),
-        ("n_expires", ">i4"),
-        ("expires", ">i8"),
-        ("n_deleted", ">i4"),
-        ("deleted", "u1"),
-    ]
-)
+# The load's row and the deletion flag.
+_CHANGED_ROW = np.dtype([*_COPY_ROW.descr, ("n_deleted", ">i4"), ("deleted", "u1")])
 _CHANGED_LAYOUT = (("fields", 5), ("n_tenant", 8), ("n_id", 16), ("n_key", 8), ("n_expires", 8), ("n_deleted", 1))
 
 

@@ -259,7 +259,24 @@ def _tls_context(tls: TlsFiles) -> ssl.SSLContext:
     return context
 
 
-class Stream:
+class ProcessSocket:
+    """A connection owned by the process that opened it: after a fork the child forgets it, never closes it."""
+
+    _sock: socket.socket | None = None
+    _pid = 0
+
+    def close(self) -> None:
+        if self._sock is not None and self._pid == os.getpid():
+            # Inherited across a fork, the socket is the parent's: only forget it.
+            self._sock.close()
+        self._sock = None
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None and self._pid == os.getpid()
+
+
+class Stream(ProcessSocket):
     """One connection and its one ScreenCallStream, used by one thread (a Kamailio worker)."""
 
     def __init__(
@@ -340,16 +357,6 @@ class Stream:
         self._dynamic.clear()
         self._header_block.clear()
         self._going_away = False
-
-    def close(self) -> None:
-        if self._sock is not None and self._pid == os.getpid():
-            # Inherited across a fork, the socket is the parent's: only forget it.
-            self._sock.close()
-        self._sock = None
-
-    @property
-    def connected(self) -> bool:
-        return self._sock is not None and self._pid == os.getpid()
 
     # -- one call -------------------------------------------------------------------
 

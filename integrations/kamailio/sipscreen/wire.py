@@ -23,7 +23,7 @@ import struct
 import time
 from typing import NamedTuple
 
-from sipscreen.h2 import MAX_STALE, StreamError, Timeout
+from sipscreen.h2 import MAX_STALE, ProcessSocket, StreamError, Timeout
 
 DIRECTION_INBOUND, DIRECTION_OUTBOUND = 1, 2
 VERDICT_ALLOW, VERDICT_BLOCK = 1, 2
@@ -128,7 +128,7 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-class SwitchSocket:
+class SwitchSocket(ProcessSocket):
     """One connection to the switch socket, used by one thread (a Kamailio worker); the interface of h2.Stream."""
 
     def __init__(self, path: str, *, token: str = "") -> None:
@@ -159,16 +159,6 @@ class SwitchSocket:
         self._pid = os.getpid()
         self._buffer.clear()
         self._stale = 0
-
-    def close(self) -> None:
-        if self._sock is not None and self._pid == os.getpid():
-            # Inherited across a fork, the socket is the parent's: only forget it.
-            self._sock.close()
-        self._sock = None
-
-    @property
-    def connected(self) -> bool:
-        return self._sock is not None and self._pid == os.getpid()
 
     def call(self, request: bytes, deadline: float) -> bytes:
         """Send one serialized request; the serialized answer to it. `deadline` is a monotonic time."""
