@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import numpy as np
 import pytest
 
 from screening.app.main import main
 from screening.app.service import App
+from screening.index.compact import (
+    CALL_TYPE_MASK,
+    ENABLED,
+    EXPIRES,
+    NEVER,
+    Base,
+    Columns,
+    format_id,
+    key_number,
+)
 from screening.sync import snapshots
 from screening.v1 import screening_pb2 as pb
 from storage import changes
@@ -97,23 +112,212 @@ async def test_a_snapshot_older_than_the_purged_tombstones_or_unreadable_means_a
     assert missing.replica.loaded_from == "database"
 
 
-async def test_a_snapshot_round_trips_every_column(dsn: str, start_server: StartServer, tmp_path: Path) -> None:
+async def load(dsn: str) -> changes.Snapshot:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await changes.load_snapshot(conn)
+    finally:
+        await conn.close()
+
+
+def entries_of(snapshot: changes.Snapshot) -> set[tuple[str, str, str, int, bool, float]]:
+    """(id, tenant, number, call type, enabled, expiry) of each EXACT entry a load read from the database."""
+    s = snapshot
+    return {
+        (
+            format_id(int(s.hi[i]), int(s.lo[i])),
+            s.tenants[int(s.tenant[i])],
+            key_number(int(s.keys[i])),
+            int(s.keys[i]) & CALL_TYPE_MASK,
+            bool(int(s.keys[i]) & ENABLED),
+            float(s.expires[i]) if int(s.keys[i]) & EXPIRES else NEVER,
+        )
+        for i in range(len(s.keys))
+    }
+
+
+def entries_in(base: Base) -> set[tuple[str, str, str, int, bool, float]]:
+    return {(*e[:3], e[3].value, *e[4:]) for e in map(base.entry_at, range(len(base)))}
+
+
+async def test_a_snapshot_holds_the_built_base_and_round_trips_every_entry(
+    dsn: str, start_server: StartServer, tmp_path: Path
+) -> None:
     app = await start_server()
     await create_many(app, dsn)
     path = tmp_path / "s.snapshot"
     await take_snapshot(dsn, path)
-    conn = await asyncpg.connect(dsn)
-    try:
-        direct = await changes.load_snapshot(conn)
-    finally:
-        await conn.close()
+    direct = await load(dsn)
     read = await asyncio.to_thread(snapshots.read, str(path))
     assert read is not None
-    assert read.position.cluster == direct.position.cluster
-    assert read.tenants == direct.tenants and read.others == direct.others
-    for name in ("tenant", "keys", "hi", "lo", "expires"):
-        assert (getattr(read, name) == getattr(direct, name)).all(), name
-        assert getattr(read, name).dtype == getattr(direct, name).dtype, name
+    assert read.position == direct.position and read.others == direct.others
+    base = read.base
+    assert len(base) == len(direct.keys) == 3000
+    got = entries_in(base)
+    assert got == entries_of(direct)
+    assert sum(1 for e in got if e[5] != NEVER) == 750 and sum(1 for e in got if not e[4]) == 600
+    # The base as a load builds it, array for array, and by id too.
+    names, arrays = base.arrays()
+    built_names, built = Base.build(
+        Columns(direct.tenants, direct.tenant, direct.keys, direct.hi, direct.lo, direct.expires)
+    ).arrays()
+    assert names == built_names == [f"t{i}" for i in range(7)]
+    for name, array in built.items():
+        assert arrays[name].dtype == array.dtype and (arrays[name] == array).all(), name
+        # Used where they lie in the buffer the file was read into: no copy, aligned for the C searcher.
+        assert not arrays[name].flags.owndata and arrays[name].flags.aligned, name
+    for pos in range(0, 3000, 97):
+        hi, lo = (int(half) for half in base.ids[pos])
+        assert base.position_of_id(hi, lo) == pos
+    # Still an .npz that numpy reads, with the version and what a reader validates in its meta.
+    with np.load(path) as members:
+        meta = json.loads(bytes(members["meta"]))
+        assert (members["keys"] == built["keys"]).all()
+    assert meta["format"] == snapshots.FORMAT and meta["version"] == 2 and meta["entries"] == 3000
+    assert meta["position"]["cluster"] == direct.position.cluster
+
+
+async def test_a_cold_start_from_a_snapshot_answers_every_tenant_as_a_database_load(
+    dsn: str, start_server: StartServer, connect: Callable[[App], Clients], tmp_path: Path
+) -> None:
+    app = await start_server()
+    await create_many(app, dsn)
+    path = tmp_path / "s.snapshot"
+    await take_snapshot(dsn, path)
+    from_file, from_database = await start_server(snapshot_url=str(path)), await start_server()
+    assert from_file.replica.loaded_from == "snapshot" and from_database.replica.loaded_from == "database"
+    numbers = [f"+1555{i:07d}" for i in range(0, 3002)]
+    verdicts = set()
+    for tenant in [f"t{i}" for i in range(7)] + ["nobody"]:
+        for at in range(0, len(numbers), 500):
+            batch = numbers[at : at + 500]
+            got = await answers(connect(from_file), batch, tenant)
+            assert got == await answers(connect(from_database), batch, tenant), tenant
+            verdicts.update(verdict for verdict, _ in got)
+    assert verdicts == {BLOCK, ALLOW}
+
+
+def damaged(path: Path, to: Path, how: str) -> Path:
+    data = bytearray(path.read_bytes())
+    if how == "truncated":
+        del data[len(data) // 2 :]
+    else:  # one bit flipped in the middle of the keys
+        with np.load(path) as members:
+            keys = members["keys"]
+        at = data.find(keys[len(keys) // 2 : len(keys) // 2 + 4].tobytes())
+        assert at > 0
+        data[at] ^= 1
+    to.write_bytes(data)
+    return to
+
+
+@pytest.mark.parametrize(("how", "why"), [("truncated", "not a zip file"), ("flipped", "CRC-32")])
+async def test_a_damaged_snapshot_means_a_load_from_the_database(
+    dsn: str,
+    start_server: StartServer,
+    connect: Callable[[App], Clients],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    how: str,
+    why: str,
+) -> None:
+    caplog.set_level(logging.INFO)
+    app = await start_server()
+    await create_many(app, dsn)
+    path = tmp_path / "s.snapshot"
+    await take_snapshot(dsn, path)
+    bad = damaged(path, tmp_path / "bad.snapshot", how)
+    with pytest.raises(snapshots.SnapshotUnusable, match=why):
+        await asyncio.to_thread(snapshots.read, str(bad))
+    replica = await start_server(snapshot_url=str(bad))
+    assert replica.replica.loaded_from == "database"
+    assert "snapshot not used" in caplog.text
+    assert len(replica.replica.index) == 3000
+    assert (await answers(connect(replica), ["+15550000011"], "t4"))[0][0] == BLOCK
+
+
+def small_base() -> Base:
+    entries = [
+        (
+            str(uuid.UUID(int=(i * 7919) << 64 | i)),
+            f"t{i % 3}",
+            f"+1555{i:07d}",
+            1 + i % 3,
+            i % 5 != 0,
+            2e9 if i % 4 == 0 else NEVER,
+        )
+        for i in range(1, 400)
+    ]
+    return Base.build(Columns.of_entries(entries))
+
+
+def test_a_base_from_its_arrays_answers_as_the_built_one() -> None:
+    built = small_base()
+    names, arrays = built.arrays()
+    again = Base.from_arrays(names, arrays)
+    for base in (built, again):
+        assert base.searcher().hit("t1", "+15550000001", 1, 0.0, frozenset()) is not None
+    for i in range(0, 420, 7):
+        number, tenant = f"+1555{i:07d}", f"t{i % 3}"
+        for direction in (1, 2):
+            assert again.searcher().hit(tenant, number, direction, 1e9, frozenset()) == built.searcher().hit(
+                tenant, number, direction, 1e9, frozenset()
+            )
+            assert again.hit(tenant, number, direction, 3e9, frozenset()) == built.hit(
+                tenant, number, direction, 3e9, frozenset()
+            )
+
+
+def tampered(arrays: dict[str, Any], name: str) -> dict[str, Any]:
+    changed = {k: v.copy() for k, v in arrays.items()}
+    a = changed[name]
+    if name == "table":
+        a[len(a) // 2] = len(arrays["keys"]) + 1
+    elif name == "keys":
+        a[[10, 11]] = a[[11, 10]]
+    elif name == "by_id":
+        a[0] = len(a)
+    elif name == "exp_pos":
+        changed[name], changed["exp_at"] = a[1:], changed["exp_at"][1:]
+    elif name == "starts":
+        a[1] = a[2]
+    else:  # another type
+        changed[name] = a.astype(np.int32)
+    return changed
+
+
+@pytest.mark.parametrize("name", ["table", "keys", "by_id", "exp_pos", "starts", "ids"])
+def test_arrays_no_base_could_have_are_refused(name: str) -> None:
+    """What a CRC-32 cannot catch (a writer's bug): nothing unchecked reaches the C searcher."""
+    names, arrays = small_base().arrays()
+    with pytest.raises(ValueError, match=name):
+        Base.from_arrays(names, tampered(arrays, name))
+    with pytest.raises(ValueError, match="distinct"):
+        Base.from_arrays(["t0", "t0", "t2"], arrays)
+
+
+async def test_a_version_1_snapshot_is_still_read_and_sorted_as_a_load(
+    dsn: str, start_server: StartServer, connect: Callable[[App], Clients], tmp_path: Path
+) -> None:
+    app = await start_server()
+    await create_many(app, dsn)
+    direct = await load(dsn)
+    meta = {
+        "format": snapshots.FORMAT,
+        "version": 1,
+        "position": dataclasses.asdict(direct.position),
+        "tenants": direct.tenants,
+        "others": [],
+    }
+    path = tmp_path / "v1.snapshot"
+    columns = {name: getattr(direct, name) for name in ("tenant", "keys", "hi", "lo", "expires")}
+    np.savez(path.open("wb"), meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **columns)
+    read = await asyncio.to_thread(snapshots.read, str(path))
+    assert read is not None and read.position == direct.position
+    assert entries_in(read.base) == entries_of(direct)
+    replica = await start_server(snapshot_url=str(path))
+    assert replica.replica.loaded_from == "snapshot" and len(replica.replica.index) == 3000
+    assert (await answers(connect(replica), ["+15550000011"], "t4"))[0][0] == BLOCK
 
 
 async def create_many(app: App, dsn: str) -> None:

@@ -42,7 +42,7 @@ from screening.usecases.screener import Screener
 from screening.usecases.tenants import Tenants
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
-from storage import changes, keys, migrate
+from storage import keys, migrate
 from storage.db import borrow
 from storage.errors import RETRYABLE, NoPrimary, SchemaNotReady
 from storage.forbidden_numbers import ForbiddenNumberStore
@@ -321,7 +321,7 @@ class App:
         self._pools.append(pool)
         return pool
 
-    def _snapshot_reader(self) -> Callable[[], Coroutine[Any, Any, changes.Snapshot | None]] | None:
+    def _snapshot_reader(self) -> Callable[[], Coroutine[Any, Any, snapshots.Stored | None]] | None:
         url = self.config.snapshot_url
         if url is None:
             return None

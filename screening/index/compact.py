@@ -26,10 +26,10 @@ import ctypes
 import re
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -239,6 +239,19 @@ def _tables(keys: Int64s, starts: Int64s) -> tuple[Int64s, UInt32s]:
     return np.ascontiguousarray(np.stack((shift, base, buckets, offset), axis=1)), table
 
 
+# What Base.arrays() holds, and each array's type.
+_ARRAY_TYPES: dict[str, type[np.generic]] = {
+    "starts": np.int64,
+    "keys": np.int64,
+    "ids": np.uint64,
+    "by_id": np.uint32,
+    "exp_pos": np.uint32,
+    "exp_at": np.float64,
+    "slices": np.int64,
+    "table": np.uint32,
+}
+
+
 class Base:
     """An immutable set of EXACT entries, looked up by (tenant, number) or by id."""
 
@@ -270,6 +283,29 @@ class Base:
         exp_pos: UInt32s,
         exp_at: Float64s,
     ) -> None:
+        starts = np.asarray(starts, np.int64)  # tenant i holds keys[starts[i]:starts[i + 1]]
+        # A look-up table per tenant: the high bits of a key pick a bucket of
+        # about BUCKET keys, so a look-up reads 2 table entries and about 3
+        # keys, not the ~20 scattered ones of a binary search over millions
+        # (in a busy server those reads are cache misses). Skewed numbers only
+        # make some buckets larger, and a bucket is still binary searched.
+        # Built for every tenant at once, in numpy: a load of 250,000 small
+        # tenants would otherwise spend seconds in a Python loop holding the GIL.
+        slices, table = _tables(keys, starts)
+        self._hold(tenant_names, starts, keys, ids, by_id, exp_pos, exp_at, slices, table)
+
+    def _hold(
+        self,
+        tenant_names: list[str],
+        starts: Int64s,
+        keys: Int64s,
+        ids: UInt64s,
+        by_id: UInt32s,
+        exp_pos: UInt32s,
+        exp_at: Float64s,
+        slices: Int64s,
+        table: UInt32s,
+    ) -> None:
         self.keys, self.ids, self.by_id = keys, ids, by_id
         # Memoryviews: indexing one gives a plain int ~3x faster than a numpy scalar.
         self._keys: Sequence[int] = cast("Sequence[int]", keys.data)
@@ -278,19 +314,78 @@ class Base:
         self._exp_pos: Sequence[int] = cast("Sequence[int]", exp_pos.data)
         self._exp_at: Sequence[float] = cast("Sequence[float]", exp_at.data)
         self._tenant_names = tenant_names
-        self._starts = np.asarray(starts, np.int64)  # tenant i holds keys[starts[i]:starts[i + 1]]
-        # A look-up table per tenant: the high bits of a key pick a bucket of
-        # about BUCKET keys, so a look-up reads 2 table entries and about 3
-        # keys, not the ~20 scattered ones of a binary search over millions
-        # (in a busy server those reads are cache misses). Skewed numbers only
-        # make some buckets larger, and a bucket is still binary searched.
-        # Built for every tenant at once, in numpy: a load of 250,000 small
-        # tenants would otherwise spend seconds in a Python loop holding the GIL.
+        self._starts = starts
         self._ordinal = _ordinals(tenant_names)
-        self.slices, table = _tables(keys, self._starts)
-        self._slices: Sequence[int] = cast("Sequence[int]", self.slices.reshape(-1).data)
+        self.slices = slices
+        self._slices: Sequence[int] = cast("Sequence[int]", slices.reshape(-1).data)
         self.table = table
         self._table: Sequence[int] = cast("Sequence[int]", table.data)
+
+    def arrays(self) -> tuple[list[str], dict[str, npt.NDArray[Any]]]:
+        """The tenant names and every array of this Base as built (sorted, look-up table included):
+        what from_arrays() takes back without sorting anything. Views, not copies."""
+        return list(self._tenant_names), {
+            "starts": self._starts,
+            "keys": self.keys,
+            "ids": self.ids,
+            "by_id": self.by_id,
+            "exp_pos": np.asarray(self._exp_pos),
+            "exp_at": np.asarray(self._exp_at),
+            "slices": self.slices,
+            "table": self.table,
+        }
+
+    @staticmethod
+    def from_arrays(tenant_names: list[str], arrays: Mapping[str, npt.NDArray[Any]]) -> Base:
+        """The Base whose arrays() these were, holding these arrays themselves (read-only ones do).
+
+        Raises ValueError for arrays no Base could have (another shape or
+        type, positions outside the keys, keys out of order): the C searcher
+        reads wherever the table points, so nothing unchecked reaches it.
+        O(entries) numpy passes, no sort.
+        """
+        a = {name: arrays[name] for name in _ARRAY_TYPES}
+        for name, dtype in _ARRAY_TYPES.items():
+            if a[name].dtype != dtype or not a[name].flags.c_contiguous:
+                raise ValueError(f"{name}: {a[name].dtype} array, {np.dtype(dtype)} expected")
+        keys, ids, starts, slices, table = a["keys"], a["ids"], a["starts"], a["slices"], a["table"]
+        n, tenants = len(keys), len(tenant_names)
+        shapes = {
+            "keys": (n,),
+            "ids": (n, 2),
+            "by_id": (n,),
+            "exp_pos": (len(a["exp_pos"]),),
+            "exp_at": (len(a["exp_pos"]),),
+            "starts": (tenants + 1,),
+            "slices": (tenants, 4),
+        }
+        for name, shape in shapes.items():
+            if a[name].shape != shape:
+                raise ValueError(f"{name}: shape {a[name].shape}, {shape} expected")
+        if table.ndim != 1 or (tenants and len(table) != slices[-1, 3] + slices[-1, 2] + 1):
+            raise ValueError("table: not the length its slices give")
+        if starts[0] != 0 or starts[-1] != n or (np.diff(starts) <= 0).any():
+            raise ValueError("starts: not each tenant's first key position in turn")
+        rising = keys[1:] > keys[:-1]
+        rising[starts[1:-1] - 1] = True  # where one tenant's keys end and the next's begin
+        if not rising.all():
+            raise ValueError("keys: not sorted within each tenant")
+        if len(table) and (table.max() > n or (np.diff(table.astype(np.int64)) < 0).any()):
+            raise ValueError("table: positions outside the keys or out of order")
+        if n and int(a["by_id"].max()) >= n:
+            raise ValueError("by_id: positions outside the keys")
+        exp_pos = a["exp_pos"]
+        if (
+            len(exp_pos) != np.count_nonzero(keys & EXPIRES)
+            or (len(exp_pos) and int(exp_pos.max()) >= n)
+            or (np.diff(exp_pos.astype(np.int64)) <= 0).any()
+        ):
+            raise ValueError("exp_pos: not the positions of the keys with an expiry")
+        base = Base.__new__(Base)
+        base._hold(tenant_names, starts, keys, ids, a["by_id"], exp_pos, a["exp_at"], slices, table)
+        if len(base._ordinal) != tenants:
+            raise ValueError("tenant names: not distinct")
+        return base
 
     def _slice(self, tenant_id: str) -> tuple[int, int, int, int] | None:
         """(shift, base, buckets, offset) of the tenant's part of the look-up table."""

@@ -160,7 +160,7 @@ class Replica:
         on_ready: Callable[[], None] = lambda: None,
         echo_wakeups: Sequence[float] = (),
         feed: FeedWatch | None = None,
-        snapshot: Callable[[], Awaitable[changes.Snapshot | None]] | None = None,
+        snapshot: Callable[[], Awaitable[snapshots.Stored | None]] | None = None,
     ) -> None:
         # Where the first index comes from when a snapshot file may be there (screening.sync.snapshots).
         self._snapshot = snapshot
@@ -241,7 +241,8 @@ class Replica:
         if snapshot is None:
             log.info("no snapshot file yet: loading from the database")
             return False
-        await self._install(snapshot, started, "snapshot")
+        log.info("snapshot read in %.2fs: %d entries in its base", time.monotonic() - started, len(snapshot.base))
+        await self._install_base(snapshot.base, snapshot.position, snapshot.others, started, "snapshot")
         # Serving only once caught up: the file may be hours old.
         while True:
             try:
@@ -272,14 +273,22 @@ class Replica:
         await self._install(snapshot, started, "database")
 
     async def _install(self, snapshot: changes.Snapshot, started: float, source: str) -> None:
-        """Build a whole new index from a snapshot (read from the database or a file) and swap it in."""
+        """Build a whole new index from a snapshot read from the database and swap it in."""
         position, others = snapshot.position, snapshot.others
         columns = Columns(snapshot.tenants, snapshot.tenant, snapshot.keys, snapshot.hi, snapshot.lo, snapshot.expires)
         del snapshot
         # Sorting millions of keys takes seconds; numpy releases the GIL, so
         # calls and health checks are answered meanwhile.
-        index = ScreeningIndex(await asyncio.to_thread(Base.build, columns))
+        base = await asyncio.to_thread(Base.build, columns)
         del columns
+        await self._install_base(base, position, others, started, source)
+
+    async def _install_base(
+        self, base: Base, position: changes.Position, others: list[changes.ChangedRow], started: float, source: str
+    ) -> None:
+        """A new index of a built base and the other entries, swapped in at `position`."""
+        index = ScreeningIndex(base)
+        del base
         for i, row in enumerate(others):
             index.upsert(to_index_entry(row))
             if i % 10_000 == 9_999:
