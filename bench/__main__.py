@@ -19,6 +19,7 @@ import math
 import os
 import platform
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -172,17 +173,27 @@ class Bench:
             capture_output=True,
         )
         written = time.perf_counter() - started
-        server = Server.screening(dsn, "--snapshot-url", str(path), log=self.dir / f"serve-{name}-snapshot.log")
+        served_log = self.dir / f"serve-{name}-snapshot.log"
+        server = Server.screening(dsn, "--snapshot-url", str(path), "--log-level", "INFO", log=served_log)
         server.wait_serving(within=300)
+        cpu = server.cpu_seconds()
         server.stop()
+        # The replica's own account of reading the file and making its index (snapshot read, full load lines).
+        lines = served_log.read_text()
+        read = float(_SNAPSHOT_READ.findall(lines)[-1])
+        loaded = float(_SNAPSHOT_LOADED.findall(lines)[-1])
         log(
             f"   from a snapshot ({path.stat().st_size / 2**20:.0f} MB, written in {written:.1f}s):"
-            f" SERVING after {server.started_to_serving:.1f}s"
+            f" SERVING after {server.started_to_serving:.1f}s ({cpu:.1f}s CPU; file read in {read:.2f}s,"
+            f" index made {loaded:.2f}s after the read began)"
         )
         return {
             "snapshot_written_s": written,
             "snapshot_mb": path.stat().st_size / 2**20,
             "start_to_serving_from_snapshot_s": server.started_to_serving,
+            "start_cpu_s_from_snapshot": cpu,
+            "snapshot_read_s": read,
+            "snapshot_loaded_s": loaded,
         }
 
     def versus_floor(self) -> Figures:
@@ -682,6 +693,10 @@ def _rows_b(b: Figures) -> list[Row]:
     return rows
 
 
+_SNAPSHOT_READ = re.compile(r"snapshot read in ([0-9.]+)s")
+_SNAPSHOT_LOADED = re.compile(r"full load from the snapshot: .* in ([0-9.]+)s")
+
+
 def _rows_c(c: Figures) -> list[Row]:
     rows: list[Row] = []
     for key, value in c.items():
@@ -695,12 +710,21 @@ def _rows_c(c: Figures) -> list[Row]:
                 f"{value['bytes_per_entry']:.1f} B/entry, SERVING after {value['start_to_serving_s']:.1f} s"
                 + (
                     f"; from a snapshot file after {value['start_to_serving_from_snapshot_s']:.1f} s"
-                    f" ({value['snapshot_mb']:.0f} MB, written in {value['snapshot_written_s']:.1f} s)"
+                    f" ({value.get('start_cpu_s_from_snapshot', math.nan):.1f} s CPU; read in"
+                    f" {value.get('snapshot_read_s', math.nan):.2f} s, index made after"
+                    f" {value.get('snapshot_loaded_s', math.nan):.2f} s;"
+                    f" {value['snapshot_mb']:.0f} MB, written in {value['snapshot_written_s']:.1f} s)"
                     if "start_to_serving_from_snapshot_s" in value
                     else ""
                 ),
-                "<= 32 B, <= 30 s" if large else "",
-                _ok(value["bytes_per_entry"] <= 32 and value["start_to_serving_s"] <= 30) if large else "",
+                "<= 32 B, <= 30 s; <= 3 s from a snapshot" if large else "",
+                _ok(
+                    value["bytes_per_entry"] <= 32
+                    and value["start_to_serving_s"] <= 30
+                    and value.get("start_to_serving_from_snapshot_s", math.inf) <= 3
+                )
+                if large
+                else "",
             )
         )
     return rows
