@@ -143,8 +143,10 @@ def read(url: str) -> Stored | None:
     # (a remote store answers a few large reads far faster than many small
     # ones; a local file is read straight into it, no copy). Read, not
     # mapped: mapped pages can be evicted and faulted back in on a call.
-    data = np.empty(int(fs.size(path)), np.uint8).data
     with fs.open(path, "rb") as source:
+        # The size of the file opened: another may replace it meanwhile (moved there, as write() does).
+        data = np.empty(source.seek(0, io.SEEK_END), np.uint8).data
+        source.seek(0)
         got = 0
         while got < len(data):
             n = source.readinto(data[got:])
