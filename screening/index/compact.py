@@ -337,7 +337,7 @@ class Base:
 
     @staticmethod
     def from_arrays(tenant_names: list[str], arrays: Mapping[str, npt.NDArray[Any]]) -> Base:
-        """The Base whose arrays() these were, holding these arrays themselves (read-only ones do).
+        """The Base whose arrays() these were, holding these very arrays (read-only ones too: a Base writes none).
 
         Raises ValueError for arrays no Base could have (another shape or
         type, positions outside the keys, keys out of order): the C searcher
@@ -375,10 +375,12 @@ class Base:
         if n and int(a["by_id"].max()) >= n:
             raise ValueError("by_id: positions outside the keys")
         exp_pos = a["exp_pos"]
+        # Rising, in range, as many as the keys with the flag, all at such keys: exactly those keys.
         if (
             len(exp_pos) != np.count_nonzero(keys & EXPIRES)
             or (len(exp_pos) and int(exp_pos.max()) >= n)
             or (np.diff(exp_pos.astype(np.int64)) <= 0).any()
+            or not (keys[exp_pos] & EXPIRES).all()
         ):
             raise ValueError("exp_pos: not the positions of the keys with an expiry")
         base = Base.__new__(Base)
