@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import mmap
 import struct
 import zipfile
 import zlib
@@ -141,11 +142,17 @@ def read(url: str) -> Stored | None:
         return None
     # The whole file in one buffer that the arrays then live in: one read
     # (a remote store answers a few large reads far faster than many small
-    # ones; a local file is read straight into it, no copy). Read, not
-    # mapped: mapped pages can be evicted and faulted back in on a call.
+    # ones; a local file is read straight into it, no copy). Read, not the
+    # file mapped: mapped pages can be evicted and faulted back in during a
+    # call. Anonymous memory of its own, not numpy's: numpy asks for huge
+    # pages, whose compaction made this read take 0.1 to 0.8 s of CPU on a
+    # busy machine, against a steady 0.16 s (10M entries).
     with fs.open(path, "rb") as source:
         # The size of the file opened: another may replace it meanwhile (moved there, as write() does).
-        data = np.empty(source.seek(0, io.SEEK_END), np.uint8).data
+        size = source.seek(0, io.SEEK_END)
+        if not size:
+            raise SnapshotUnusable(f"{url}: an empty file")
+        data = memoryview(mmap.mmap(-1, size))
         source.seek(0)
         got = 0
         while got < len(data):
