@@ -125,7 +125,7 @@ def _write_npz(out: IO[bytes], arrays: Mapping[str, npt.NDArray[Any]]) -> None:
         for name, array in arrays.items():
             info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
             # The local header ends where the member starts: pad its extra field up to the alignment.
-            header_end = out.tell() + 30 + len(info.filename.encode()) + _ZIP64_EXTRA + 4
+            header_end = out.tell() + _LOCAL_HEADER.size + len(info.filename.encode()) + _ZIP64_EXTRA + 4
             info.extra = struct.pack("<HH", _PADDING, -header_end % _ALIGN) + bytes(-header_end % _ALIGN)
             with z.open(info, "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
