@@ -59,7 +59,7 @@ _UNAUTHENTICATED = Refusal(
     f"missing token: the service checks tokens, send one (kind {TOKEN}) before the first request",
 )
 
-Screen = Callable[[pb.ScreenCallRequest], pb.ScreenCallResponse]
+Screen = Callable[[pb.ScreenCallRequest], bytes]  # ScreeningServicer.screen: the encoded response
 
 
 def frame(kind: int, body: bytes) -> bytes:
@@ -175,7 +175,7 @@ class SwitchProtocol(asyncio.Protocol):
         except Exception as exc:  # noqa: BLE001  # every request gets an answer, a status for what went wrong
             status = to_status(exc)
             return frame(status.code.value[0], status.details.encode())
-        return frame(OK, response.SerializeToString())
+        return frame(OK, response)
 
 
 class SwitchServer:

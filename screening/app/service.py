@@ -173,7 +173,8 @@ class App:
                 return handler if auth is None else auth.closed(path, handler)
             concerns = [c for c in (access.concern(method), auth and auth.concern(path)) if c]
             # Unary calls other than screening wait on the database: they get a budget.
-            return wrap(handler, concerns, Translation(budget=method.kind is not Kind.SCREEN and not method.streaming))
+            budget = method.kind is not Kind.SCREEN and not method.streaming
+            return wrap(handler, concerns, Translation(budget=budget), encoded=method.encoded)
 
         region = self.config.default_region
         self.settings = SettingsFollower(feed_pool, region, self.config.poll_interval)
