@@ -48,8 +48,8 @@ IDENTITY_RPCS = frozenset({"GetCallerIdentity"})
 # RPCs about the replica or the caller, not about one tenant's data (ListTenants
 # answers only with the tenants the caller may act for).
 TENANT_FREE_RPCS = frozenset({"GetReplicaStatus", "GetCallerIdentity", "ListTenants"})
-# The hot path's RPCs, whose servicer methods return their responses already encoded
-# (screening.api.wire): grpc is handed the bytes, with no serializer.
+# The hot path's RPCs, whose requests and responses screening.api.wire reads and writes:
+# their servicer methods take its requests and return response bytes.
 ENCODED_RPCS = frozenset({"ScreenCall", "ScreenCallStream"})
 
 
@@ -62,7 +62,7 @@ class Method:
     client_streaming: bool
     server_streaming: bool
     descriptor: MethodDescriptor
-    encoded: bool = False  # the servicer returns response bytes
+    encoded: bool = False  # in ENCODED_RPCS
 
     @property
     def streaming(self) -> bool:

@@ -17,7 +17,7 @@ from screening.api import convert
 from screening.api.auth import caller, caller_name
 from screening.api.metrics import Metrics
 from screening.api.tokens import ALL_TENANTS, ROLES
-from screening.api.wire import respond, screen_response
+from screening.api.wire import Request, respond, screen_response
 from screening.domain.errors import InvalidArgument
 from screening.domain.fields import UPDATABLE
 from screening.domain.model import Action as DomainAction
@@ -55,7 +55,7 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
 
     # A plain method, not a coroutine: the wrapper grpc awaits is then the call's only coroutine.
     # Answers with the response's bytes (screening.api.wire): the method is ENCODED (screening.api.methods).
-    def ScreenCall(self, request: pb.ScreenCallRequest, context: Context) -> bytes:  # type: ignore[override]
+    def ScreenCall(self, request: Request, context: Context) -> bytes:  # type: ignore[override]
         return self.screen(request)
 
     async def ScreenNumbers(self, request: pb.ScreenNumbersRequest, context: Context) -> pb.ScreenNumbersResponse:
@@ -98,16 +98,16 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
         counters[_ALLOW].inc(len(hits) - blocked)
         return response
 
-    async def ScreenCallStream(
-        self, request_iterator: AsyncIterator[pb.ScreenCallRequest], context: Context
-    ) -> AsyncIterator[bytes]:  # type: ignore[override]
+    async def ScreenCallStream(  # type: ignore[override]
+        self, request_iterator: AsyncIterator[Request], context: Context
+    ) -> AsyncIterator[bytes]:
         screen = self.screen
         async for request in request_iterator:
             yield screen(request)
 
     # The hot path: a plain function, no awaits, one tally (screening/api/metrics.py).
     # Also what the switch socket answers with (screening/api/switch.py).
-    def screen(self, request: pb.ScreenCallRequest) -> bytes:
+    def screen(self, request: Request) -> bytes:
         started = perf_counter()
         direction = request.direction
         try:

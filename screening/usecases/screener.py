@@ -11,8 +11,9 @@ list's on a tie).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from time import time
-from typing import Any, NamedTuple
+from typing import NamedTuple, cast
 
 from screening.domain import validation as check
 from screening.domain.errors import InvalidArgument, Unavailable
@@ -59,7 +60,7 @@ class Decision(NamedTuple):
 
 # Decisions are made as _new(Decision, (fields...)): a NamedTuple's own __new__ is a Python function,
 # whose call costs the hot path about a thousand instructions; tuple.__new__ is C.
-_new: Any = tuple.__new__
+_new = cast("Callable[[type[Decision], tuple[object, ...]], Decision]", tuple.__new__)
 
 
 def _more_specific(a: IndexEntry, b: IndexEntry) -> bool:
