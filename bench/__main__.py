@@ -136,6 +136,7 @@ class Bench:
                 f" {r['threads']} (before the commit {r['threads_before']}), the database"
                 f" {r['database_cpu_s']:.2f} s CPU; the digestion's CPU (the replica's less its calls')"
                 f" {r['digest_cpu_s']:.2f} s; cores busy {r['cores_busy']};"
+                f" the replica's backends, sampled: {r['backend_waits']};"
                 f" its log: {r['replica_log']}"
             )
         return figures

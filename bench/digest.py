@@ -138,6 +138,27 @@ def busy_share(before: list[tuple[int, int]], after: list[tuple[int, int]]) -> l
     return [round((b1 - b0) / max(t1 - t0, 1), 3) for (b0, t0), (b1, t1) in zip(before, after, strict=True)]
 
 
+async def waits(conn: asyncpg.Connection, backends: list[int]) -> dict[str, int]:
+    """What the replica's backends were doing, sampled every 0.1 s until cancelled: where a slow read waits.
+
+    "ClientWrite": sending to the replica, which is not reading fast enough;
+    "active": working (its CPU); "idle": between the replica's reads.
+    """
+    seen: dict[str, int] = {}
+    try:
+        while True:
+            for state, event in await conn.fetch(
+                "SELECT state, coalesce(wait_event_type || ':' || wait_event, '') FROM pg_stat_activity"
+                " WHERE pid = ANY($1::int[])",
+                backends,
+            ):
+                key = f"{state} {event}".strip()
+                seen[key] = seen.get(key, 0) + 1
+            await asyncio.sleep(0.1)
+    except asyncio.CancelledError:
+        return seen
+
+
 class Digest:
     def __init__(
         self, entries: int, in_flight: int, workdir: Path, server_cpus: set[int], client_cpus: set[int]
@@ -218,7 +239,10 @@ class Digest:
         cpu0, cores0, db0 = thread_cpu(ours.proc.pid), cores_busy(), tree_cpu_seconds(postmaster)
         await tx.commit()
         committed = time.perf_counter()
+        sampling = asyncio.create_task(waits(conn, backends))
         result = await self._result(proc)
+        sampling.cancel()
+        waited = await sampling
         cpu1, cores1, db1 = thread_cpu(ours.proc.pid), cores_busy(), tree_cpu_seconds(postmaster)
         switched = result["seen_at"]
         if math.isnan(switched):
@@ -239,6 +263,7 @@ class Digest:
             "threads_before": spent(steady_cpu, cpu0, committed - steady),
             "database_cpu_s": db1 - db0,  # every process of the cluster
             "replica_backends": len(backends),
+            "backend_waits": waited,
             "cores_busy": busy_share(cores0, cores1),
         }
 
