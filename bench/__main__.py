@@ -986,7 +986,7 @@ def main() -> None:
             "python": platform.python_version(),
             "grpc": grpc.__version__,
             "load_average_at_start": os.getloadavg(),
-            "split": "servers pinned to core 0, load generators to core 1 (a, b, f); nothing pinned in g",
+            "split": "servers pinned to core 0, load generators to core 1 (a, b, f, h, j); nothing pinned in g",
         }
     }
     with tempfile.TemporaryDirectory(prefix="screening-bench-") as tmp:

@@ -24,6 +24,7 @@ their rate and latencies. Prints nothing; `run` returns the figures.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -138,25 +139,24 @@ def busy_share(before: list[tuple[int, int]], after: list[tuple[int, int]]) -> l
     return [round((b1 - b0) / max(t1 - t0, 1), 3) for (b0, t0), (b1, t1) in zip(before, after, strict=True)]
 
 
-async def waits(conn: asyncpg.Connection, backends: list[int]) -> dict[str, int]:
-    """What the replica's backends were doing, sampled every 0.1 s until cancelled: where a slow read waits.
+async def waits(conn: asyncpg.Connection, backends: list[int], done: asyncio.Event) -> dict[str, int]:
+    """What the replica's backends were doing, sampled every 0.1 s until `done`: where a slow read waits.
 
     "ClientWrite": sending to the replica, which is not reading fast enough;
-    "active": working (its CPU); "idle": between the replica's reads.
+    "active": working (or waiting for a core); "idle": between the replica's reads.
     """
     seen: dict[str, int] = {}
-    try:
-        while True:
-            for state, event in await conn.fetch(
-                "SELECT state, coalesce(wait_event_type || ':' || wait_event, '') FROM pg_stat_activity"
-                " WHERE pid = ANY($1::int[])",
-                backends,
-            ):
-                key = f"{state} {event}".strip()
-                seen[key] = seen.get(key, 0) + 1
-            await asyncio.sleep(0.1)
-    except asyncio.CancelledError:
-        return seen
+    while not done.is_set():
+        for state, event in await conn.fetch(
+            "SELECT state, coalesce(wait_event_type || ':' || wait_event, '') FROM pg_stat_activity"
+            " WHERE pid = ANY($1::int[])",
+            backends,
+        ):
+            key = f"{state} {event}".strip()
+            seen[key] = seen.get(key, 0) + 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), 0.1)
+    return seen
 
 
 class Digest:
@@ -239,9 +239,10 @@ class Digest:
         cpu0, cores0, db0 = thread_cpu(ours.proc.pid), cores_busy(), tree_cpu_seconds(postmaster)
         await tx.commit()
         committed = time.perf_counter()
-        sampling = asyncio.create_task(waits(conn, backends))
+        done = asyncio.Event()
+        sampling = asyncio.create_task(waits(conn, backends, done))
         result = await self._result(proc)
-        sampling.cancel()
+        done.set()
         waited = await sampling
         cpu1, cores1, db1 = thread_cpu(ours.proc.pid), cores_busy(), tree_cpu_seconds(postmaster)
         switched = result["seen_at"]
