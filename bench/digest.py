@@ -47,6 +47,7 @@ Figures = dict[str, Any]
 STEADY_S = 2.0
 # A window this long means the replica never switched: the run fails rather than hangs.
 LONGEST_WINDOW_S = 240.0
+DATABASE = "bench_digest"
 NUMBERS = 600_000
 RUN_WINDOW = 150_000  # numbers a load run takes (each its own, as in figure a)
 
@@ -58,11 +59,11 @@ _DELETE = "UPDATE forbidden_numbers SET deleted = true WHERE xid = $1::text::xid
 _SWITCHED = re.compile(r"a change set of (\d+) rows switched in: read in ([\d.]+)s, built in ([\d.]+)s")
 
 
-def numbers_of(entries: int) -> list[str]:
+def numbers_of(entries: int, count: int = NUMBERS) -> list[str]:
     """10% numbers listed from the start, 10% the change set's, 80% no one's; nearly all distinct."""
     rng = random.Random(3)
     calls = []
-    for _ in range(NUMBERS):
+    for _ in range(count):
         draw = rng.random()
         if draw < 0.1:
             i = rng.randrange(entries)
@@ -280,13 +281,20 @@ class Digest:
 
 
 async def run(
-    url: str, entries: int, rounds: int, in_flight: int, workdir: Path, server_cpus: set[int], client_cpus: set[int]
+    url: str,
+    entries: int,
+    rounds: int,
+    in_flight: int,
+    workdir: Path,
+    server_cpus: set[int],
+    client_cpus: set[int],
+    numbers: int = NUMBERS,
 ) -> Figures:
     started = time.perf_counter()
-    dsn = await data.create_database(url, "bench_digest")
+    dsn = await data.create_database(url, DATABASE)
     await data.fill(dsn, entries)
     filled = time.perf_counter() - started
-    (workdir / "digest-numbers.txt").write_text("\n".join(numbers_of(entries)))
+    (workdir / "digest-numbers.txt").write_text("\n".join(numbers_of(entries, numbers)))
     bench = Digest(entries, in_flight, workdir, server_cpus, client_cpus)
     log_path = workdir / "serve-digest.log"
     ours = Server.screening(dsn, "--log-level", "INFO", cpus=server_cpus, log=log_path)
@@ -335,6 +343,7 @@ async def run(
         await conn.close()
         ours.stop()
         floor.stop()
+        await data.drop_database(url, DATABASE)
     figures["rounds"] = found
     for kind in ("import", "delete"):
         rows = [r for r in found if r["kind"] == kind]
