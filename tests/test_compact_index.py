@@ -297,7 +297,10 @@ async def test_a_server_says_when_it_searches_in_python(
     monkeypatch.setattr(compact, "USE_NATIVE", False)
     app = await start_server()
     assert [r for r in caplog.records if "_native.c is not compiled" in r.getMessage()]
-    assert type(app.replica.index._search) is Base  # the look-ups it serves are Base's own
+    assert all(type(search) is Base for search, _ in app.replica.index._probes)
+    one = Columns.of_entries([(str(uuid.uuid4()), "acme", "+1555", 3, True, NEVER)])
+    # The look-ups the index of such a server serves are Base's own.
+    assert [type(search) for search, _ in ScreeningIndex.from_columns(one)._probes] == [Base]
 
 
 async def test_a_first_load_of_many_tenants_lists_them_by_one_scan(

@@ -460,6 +460,8 @@ class Base:
 
     def position_of_id(self, hi: int, lo: int) -> int:
         """Key position of the entry with this id, or -1: a binary search over `by_id`."""
+        if USE_NATIVE:
+            return _native.id_position(self.ids, self.by_id, hi, lo)
         ids, by_id = self._ids, self._by_id
         n = len(by_id)
         where = bisect_left(range(n), hi, key=lambda i: ids[2 * by_id[i]])
@@ -469,6 +471,25 @@ class Base:
                 return pos
             where += 1
         return -1
+
+    def positions_of_ids(self, hi: UInt64s, lo: UInt64s) -> Int64s:
+        """position_of_id() of many ids at once, -1 for those not here: one vectorized binary search."""
+        n, m = len(self.by_id), len(hi)
+        if not n or not m:
+            return np.full(m, -1, np.int64)
+        ids_hi, ids_lo, by_id = self.ids[:, 0], self.ids[:, 1], self.by_id
+        a, b = np.zeros(m, np.int64), np.full(m, n, np.int64)
+        while (a < b).any():
+            mid = (a + b) >> 1
+            at = by_id[np.minimum(mid, n - 1)]
+            h, low = ids_hi[at], ids_lo[at]
+            below = (h < hi) | ((h == hi) & (low < lo))
+            active = a < b
+            a = np.where(active & below, mid + 1, a)
+            b = np.where(active & ~below, mid, b)
+        at = by_id[np.minimum(a, n - 1)].astype(np.int64)
+        found = (a < n) & (ids_hi[at] == hi) & (ids_lo[at] == lo)
+        return np.where(found, at, -1)
 
     def columns_where(self, keep: npt.NDArray[np.bool_]) -> Columns:
         """The entries at the positions `keep` marks, as columns."""
@@ -508,6 +529,30 @@ class Base:
             self.ids[:, 1][keep],
             expires[keep],
         )
+
+
+_IDS_AT_ONCE = 50_000
+
+
+def parse_ids(ids: Sequence[str]) -> tuple[UInt64s, UInt64s]:
+    """(high, low) halves of canonical UUID strings, by C calls of a slice each (no Python step an id)."""
+    n = len(ids)
+    hi, lo = np.empty(n, np.uint64), np.empty(n, np.uint64)
+    for start in range(0, n, _IDS_AT_ONCE):
+        part = ids[start : start + _IDS_AT_ONCE]
+        raw = np.frombuffer(bytes.fromhex("".join(part).replace("-", "")), ">u8").reshape(-1, 2)
+        hi[start : start + len(part)] = raw[:, 0]
+        lo[start : start + len(part)] = raw[:, 1]
+    return hi, lo
+
+
+def format_ids(hi: UInt64s, lo: UInt64s) -> list[str]:
+    """format_id() of each (high, low) pair."""
+    h = np.stack((hi, lo), axis=1).astype(">u8").tobytes().hex()
+    return [
+        f"{h[a : a + 8]}-{h[a + 8 : a + 12]}-{h[a + 12 : a + 16]}-{h[a + 16 : a + 20]}-{h[a + 20 : a + 32]}"
+        for a in range(0, len(h), 32)
+    ]
 
 
 _MIX_HI = np.uint64(0x9E3779B97F4A7C15)
