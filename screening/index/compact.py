@@ -246,6 +246,7 @@ class Base:
         "_by_id",
         "_exp_at",
         "_exp_pos",
+        "_fence",
         "_ids",
         "_keys",
         "_ordinal",
@@ -291,6 +292,7 @@ class Base:
         self._slices: Sequence[int] = cast("Sequence[int]", self.slices.reshape(-1).data)
         self.table = table
         self._table: Sequence[int] = cast("Sequence[int]", table.data)
+        self._fence: tuple[UInt64s, UInt64s] | None = None  # positions_of_ids' sample, made when first needed
 
     def _slice(self, tenant_id: str) -> tuple[int, int, int, int] | None:
         """(shift, base, buckets, offset) of the tenant's part of the look-up table."""
@@ -473,23 +475,42 @@ class Base:
         return -1
 
     def positions_of_ids(self, hi: UInt64s, lo: UInt64s) -> Int64s:
-        """position_of_id() of many ids at once, -1 for those not here: one vectorized binary search."""
+        """position_of_id() of many ids at once, -1 for those not here.
+
+        A binary search of every id at once: first in a sample of every
+        _FENCE-th id in id order (kept, 1/_FENCE of `ids`), then within the
+        _FENCE ids it leaves, so that ten thousand ids cost milliseconds at
+        ten million entries, not tens of milliseconds of scattered reads.
+        """
         n, m = len(self.by_id), len(hi)
         if not n or not m:
             return np.full(m, -1, np.int64)
         ids_hi, ids_lo, by_id = self.ids[:, 0], self.ids[:, 1], self.by_id
-        a, b = np.zeros(m, np.int64), np.full(m, n, np.int64)
+        if self._fence is None:
+            sample = by_id[::_FENCE]
+            self._fence = ids_hi[sample], ids_lo[sample]
+        fence_hi, fence_lo = self._fence
+        # j: how many samples are below each id, comparing high halves, then low halves.
+        j = np.searchsorted(fence_hi, hi, "left")
+        same = np.searchsorted(fence_hi, hi, "right") - j
+        one = np.flatnonzero(same == 1)  # an id whose high half a sample has: it, or one like it
+        j[one] += fence_lo[j[one]] < lo[one]
+        for i in np.flatnonzero(same > 1).tolist():  # several samples with one high half: ~never for random ids
+            j[i] += int(np.searchsorted(fence_lo[j[i] : j[i] + same[i]], lo[i], "left"))
+        # Samples j - 1 and j bound the id's place in id order.
+        a = np.maximum(j - 1, 0) * _FENCE + (j > 0)
+        b = np.where(j < len(fence_hi), j * _FENCE, n)
         while (a < b).any():
             mid = (a + b) >> 1
-            at = by_id[np.minimum(mid, n - 1)]
-            h, low = ids_hi[at], ids_lo[at]
+            pos = by_id[np.minimum(mid, n - 1)]
+            h, low = ids_hi[pos], ids_lo[pos]
             below = (h < hi) | ((h == hi) & (low < lo))
             active = a < b
             a = np.where(active & below, mid + 1, a)
             b = np.where(active & ~below, mid, b)
-        at = by_id[np.minimum(a, n - 1)].astype(np.int64)
-        found = (a < n) & (ids_hi[at] == hi) & (ids_lo[at] == lo)
-        return np.where(found, at, -1)
+        pos = by_id[np.minimum(a, n - 1)].astype(np.int64)
+        found = (a < n) & (ids_hi[pos] == hi) & (ids_lo[pos] == lo)
+        return np.where(found, pos, -1)
 
     def columns_where(self, keep: npt.NDArray[np.bool_]) -> Columns:
         """The entries at the positions `keep` marks, as columns."""
@@ -532,6 +553,7 @@ class Base:
 
 
 _IDS_AT_ONCE = 50_000
+_FENCE = 64
 
 
 def parse_ids(ids: Sequence[str]) -> tuple[UInt64s, UInt64s]:
