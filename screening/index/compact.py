@@ -15,9 +15,11 @@ would cost hundreds of bytes. Here an entry costs 28 bytes:
 Expiry times are rare, so they live in a sparse pair of arrays (positions,
 times) consulted only for keys whose flag says they have one.
 
-A Base is never modified once built: changes go to the index's overlay, and
-a merge builds a new Base (in a thread, numpy releases the GIL while it
-sorts) while calls are answered from the old one.
+A Base is never modified once built: changes go to the index's overlay, a
+merge builds a small new Base of a chunk of them (a run, in a thread: numpy
+releases the GIL while it sorts), and runs are compacted into bigger ones
+by size ratio (screening/index/rules.py) while calls are answered from the
+old ones.
 """
 
 from __future__ import annotations

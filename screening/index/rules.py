@@ -5,20 +5,29 @@ by (tenant, match kind, number) (how calls are screened). Disabled and
 expired entries stay in the index so that enabling one, or an expiry that is
 moved, needs no reload; they are skipped at screen time.
 
-Two parts answer together. The base (screening/compact.py) holds the bulk of
-EXACT entries in sorted arrays at 28 bytes each; it is built by the first
-load and never modified. The overlay holds PREFIX entries and every change
-since the base was built, as objects in dicts. An id in the base that was
-changed or deleted since is "shadowed": its base copy is no longer served.
-A merge folds the overlay's EXACT entries into a new base in a worker thread,
-a bounded chunk at a time, while calls are answered from the old one. A big
+Two parts answer together. Runs (screening/index/compact.py's Base) hold the
+bulk of EXACT entries in sorted arrays at 28 bytes each; each is built once
+and never modified. The overlay holds PREFIX entries and every change since
+the runs were built, as objects in dicts. An entry of a run that was changed
+or deleted since, or whose number another entry took, is "shadowed" in that
+run: its copy there is no longer served. A tenant's number has at most one
+served copy in the overlay and all runs together, so a look-up asks the
+overlay, then the runs newest first, and the first that answers decides.
+
+A merge builds a new run of a bounded chunk of the overlay's EXACT entries
+alone, in a worker thread, so it costs in proportion to the chunk, not to
+the index. The runs are kept in shape by size ratio, as log-structured
+stores do (`_plan`): each at least RATIO times all newer ones together, so
+there are a handful of them and an entry is merged again a handful of times
+on its way into the oldest, not once a merge; runs that break the rule are
+compacted into one in a worker thread, less what they no longer serve. A big
 change set takes another way (`rebuilt`): a new index, built in a worker
-thread with everything this one holds and the whole set, which the replica
-swaps in at once.
+thread, with one new run of the set and the overlay's entries beside the
+runs it shares, which the replica swaps in at once.
 
 A look-up returns the most specific qualifying entry, whatever its action:
 an exact entry over any prefix, a longer prefix over a shorter one. ALLOW
-entries (allow-exceptions: few) never go into the base, whose look-ups read
+entries (allow-exceptions: few) never go into a run, whose look-ups read
 no action (its keys have free flag bits that could hold one); they stay in
 the overlay. When no entry qualifies, the
 look-up tells why from the entries it passed over anyway (a MISS_* rank, the
