@@ -110,7 +110,7 @@ class IndexAgainstModel(RuleBasedStateMachine):
         self.model = Model()
         self.index = ScreeningIndex(ratio=2, max_runs=3)
         self.merge: Merge | None = None
-        self.installed = False
+        self.built = self.installed = False
         self.compaction: Compaction | None = None
 
     @rule(entry=entries)
@@ -127,9 +127,16 @@ class IndexAgainstModel(RuleBasedStateMachine):
     @rule(chunk=st.sampled_from((1, 3, 1000)))
     def begin_merge(self, chunk: int) -> None:
         self.merge = self.index.begin_merge(chunk)
-        self.merge.build()
+        self.built = False
 
-    @precondition(lambda self: self.merge is not None and not self.installed)
+    @precondition(lambda self: self.merge is not None and not self.built)
+    @rule()
+    def build_merge(self) -> None:
+        assert self.merge is not None
+        self.merge.build()
+        self.built = True
+
+    @precondition(lambda self: self.merge is not None and self.built and not self.installed)
     @rule()
     def install_merge(self) -> None:
         assert self.merge is not None
@@ -143,7 +150,7 @@ class IndexAgainstModel(RuleBasedStateMachine):
         if not self.index.settle_merge(self.merge, count):
             self.merge, self.installed = None, False
 
-    @precondition(lambda self: self.merge is not None and not self.installed)
+    @precondition(lambda self: self.merge is not None and self.built and not self.installed)
     @rule()
     def finish_merge(self) -> None:
         assert self.merge is not None

@@ -108,6 +108,11 @@ def id_parts(entry_id: str) -> tuple[int, int] | None:
     return value >> 64, value & 0xFFFF_FFFF_FFFF_FFFF
 
 
+def is_id(entry_id: str) -> bool:
+    """Whether id_parts() takes this id, without parsing it."""
+    return _UUID.fullmatch(entry_id) is not None
+
+
 def format_id(hi: int, lo: int) -> str:
     # bytes.hex with a separator is the cheapest way to the 8-4-4-4-12 form.
     h = hi.to_bytes(8).hex("-", 2)

@@ -62,6 +62,7 @@ from screening.index.compact import (
     format_ids,
     id_parts,
     ids_in,
+    is_id,
     keys_of,
     number_key,
     parse_ids,
@@ -185,7 +186,7 @@ def _mergeable(entry: IndexEntry) -> bool:
         entry.match_kind is MatchKind.EXACT
         and entry.action is _BLOCK
         and ENCODABLE.fullmatch(entry.number) is not None
-        and id_parts(entry.id) is not None
+        and is_id(entry.id)
     )
 
 
@@ -263,14 +264,21 @@ class Run:
 
 
 class Merge:
-    """One merge of overlay entries into a new run: taken on the loop thread, built by `build` in a worker thread."""
+    """One merge of overlay entries into a new run: ids taken on the loop thread, the rest by `build` in a worker."""
 
-    def __init__(self, entries: list[IndexEntry]) -> None:
-        self.entries = entries
+    def __init__(self, overlay: tuple[dict[str, IndexEntry], ...], ids: list[str]) -> None:
+        self._overlay = overlay
+        self._ids = ids
+        self.entries: list[IndexEntry] = []
         self.run: Run | None = None
         self.settled = 0  # entries whose overlay copies were dealt with, after install
 
     def build(self) -> None:
+        # The overlay changes meanwhile: an entry is taken as it is when read here (one dict read),
+        # and settle_merge serves the run's copy only if the overlay still holds that very entry.
+        overlay = self._overlay
+        taken = [overlay[hash(i) & _ID_MASK].get(i) for i in self._ids]
+        self.entries = [entry for entry in taken if entry is not None and _mergeable(entry)]
         ids = {entry.id for entry in self.entries}
         self.run = Run(Base.build(_columns_of(self.entries)), ids, None, set(ids))
 
@@ -539,10 +547,10 @@ class ScreeningIndex:
 
     def begin_merge(self, chunk: int = MERGE_CHUNK) -> Merge:
         assert not self._busy
-        by_id = self._by_id
-        entries = [by_id[hash(i) & _ID_MASK][i] for i in itertools.islice(self._mergeable, chunk)]
+        # One C call (list() of an islice of a set): the entries themselves are read by the build.
+        ids = list(itertools.islice(self._mergeable, chunk))
         self._busy = True
-        return Merge(entries)
+        return Merge(self._by_id, ids)
 
     def install_merge(self, merge: Merge) -> None:
         """Serve from the merge's run too: O(1); its entries stay in the overlay, and shadowed in it, until settled."""
