@@ -12,6 +12,8 @@ hidden in older ones, are the common case.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 
 import numpy as np
@@ -20,6 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from screening.domain.model import CallType, MatchKind
+from screening.index import rules
 from screening.index.compact import Columns, id_parts
 from screening.index.rules import (
     MISS_DISABLED,
@@ -275,3 +278,47 @@ def test_runs_keep_their_shape_and_hide_what_changed_in_older_ones() -> None:
     assert index.begin_compaction() is None  # 1 of 13 hidden: below 1 / ratio
     assert index.lookup("acme", "+15550000", 1, NOW) == MISS_DISABLED
     assert (hit := index.screen("acme", "+15550002", 1, NOW)) is not None and hit.id == str(uuid.UUID(int=101))
+
+
+async def test_a_merge_cancelled_at_any_step_leaves_the_index_answering_alike() -> None:
+    """The replica cancels a running merge before it switches a big change set in: cancelled while its
+    run is built, while its overlay copies are settled, or while the runs are compacted, the index
+    answers as one that never merged, and merges again afterwards."""
+    plain = ScreeningIndex()
+    entries = [_entry(i, f"+1777{i:07d}", enabled=i % 5 != 0) for i in range(3000)]
+    for entry in entries:
+        plain.upsert(entry)
+    numbers = [e.number for e in entries[::7]] + ["+17770099999"]
+    expected = [plain.lookup("acme", n, 1, NOW) for n in numbers]
+
+    def building(index: ScreeningIndex) -> bool:
+        return index.run_sizes == [1000] and index._busy
+
+    def settling(index: ScreeningIndex) -> bool:
+        return index.run_sizes == [2000, 1000]  # installed: its 2,000 overlay copies go 1,000 a turn
+
+    def compacting(index: ScreeningIndex) -> bool:
+        return index.run_sizes == [2000, 1000] and not index._mergeable and index._busy
+
+    for when in (building, settling, compacting):
+        index = ScreeningIndex(ratio=4)
+        for entry in entries[:1000]:
+            index.upsert(entry)
+        await rules.merge_in_background(index)
+        for entry in entries[1000:]:
+            index.upsert(entry)
+        task = asyncio.create_task(rules.merge_in_background(index))
+        for _ in range(100_000):
+            if when(index):
+                break
+            await asyncio.sleep(0)
+        else:
+            raise AssertionError(f"the merge never reached {when.__name__}")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert [index.lookup("acme", n, 1, NOW) for n in numbers] == expected, when.__name__
+        assert len(index) == len(plain) and not index._busy
+        await rules.merge_in_background(index)
+        assert index.run_sizes == [3000] and not index._mergeable  # merged and compacted after all
+        assert [index.lookup("acme", n, 1, NOW) for n in numbers] == expected
