@@ -112,7 +112,7 @@ class Bench:
 
     def engine(self, url: str) -> Figures:
         """Figure i: the index engine in one process (bench/engine.py): switches, merges, many tenants."""
-        log("i: index engine: a big change set switched in, a merge, 250,000 tenants")
+        log("i: index engine: a big change set switched in, a merge, change sets and compactions, 250,000 tenants")
         a = self.args
         return run_json("bench.engine", str(a.small), str(a.large), str(a.tenants), url)
 
@@ -734,10 +734,12 @@ def _rows_d(d: Figures | str) -> list[Row]:
 
 def _rows_i(h: Figures) -> list[Row]:
     s, m, t, f = h["switch"], h["merge"], h["tenants"], h["first_load"]
+    c, a = h["change_set"], h["amortized"]
 
     def during(r: Figures) -> str:
         return (
-            f"{r['wall_s']} s, {r['cpu_s']} s CPU; loop's worst stall {r['worst_stall_ms']} ms,"
+            f"{r['wall_s']} s, {r['work_cpu_s']} s CPU of its own ({r['cpu_s']} s with the screening loop's);"
+            f" loop's worst stall {r['worst_stall_ms']} ms,"
             f" 99.9th percentile {r['p999_stall_ms']} ms (idle: {r['worst_stall_idle_ms']} ms,"
             f" {r['p999_stall_idle_ms']} ms); screens/s in the loop meanwhile x{r['ratio']} of idle"
         )
@@ -751,9 +753,32 @@ def _rows_i(h: Figures) -> list[Row]:
         ),
         (
             f"i merge {m['changes']:,} changes into {m['entries']:,}",
-            during(m),
+            during(m) + f"; runs after: {m['runs_after']}",
             "<= 0.1 s CPU, stall <= 5 ms",
-            _ok(m["cpu_s"] <= 0.1 and m["worst_stall_ms"] <= 5),
+            _ok(
+                m["work_cpu_s"] <= 0.1 and m["worst_stall_ms"] <= 5,
+                out_of_reach=m["work_cpu_s"] <= 0.1 and m["worst_stall_idle_ms"] > 5,
+                why="the idle loop's stall",
+            ),
+        ),
+        (
+            f"i change set of {c['changes']:,} rows into {c['entries']:,}",
+            during(c) + f"; runs after: {c['runs_after']}",
+            "<= 0.1 s CPU, stall <= 5 ms",
+            _ok(
+                c["work_cpu_s"] <= 0.1 and c["worst_stall_ms"] <= 5,
+                out_of_reach=c["work_cpu_s"] <= 0.1 and c["worst_stall_idle_ms"] > 5,
+                why="the idle loop's stall",
+            ),
+        ),
+        (
+            f"i {a['change_sets']} change sets of {a['changes_per_set']:,} into {a['entries']:,}, compactions included",
+            during(a) + f"; {a['work_cpu_ms_per_change_set']} ms CPU a change set;"
+            f" a lookup (miss, hit) {a['lookup']['one_run']['miss_us']}, {a['lookup']['one_run']['hit_us']} us"
+            f" with 1 run, {a['lookup']['most_runs']['miss_us']}, {a['lookup']['most_runs']['hit_us']} us"
+            f" with {a['lookup']['most_runs']['runs']}",
+            "<= 0.1 s CPU a change set",
+            _ok(a["work_cpu_ms_per_change_set"] <= 100),
         ),
         (
             f"i load {t['tenants']:,} tenants x {t['entries_per_tenant']}",

@@ -836,7 +836,64 @@ failed:
     return NULL;
 }
 
+/* id_position(ids, by_id, high, low) -> the key position of the entry with this id in a compact.Base, or -1.
+ * `ids` holds (high, low) uint64 pairs by key position, `by_id` uint32 key positions in (high, low) order.
+ * Every change asks each run of the index whether it holds the id; in Python that binary search was
+ * about 12 us a run. */
+static PyObject *
+id_position(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "id_position(ids, by_id, high, low)");
+        return NULL;
+    }
+    unsigned long long want_hi = PyLong_AsUnsignedLongLong(args[2]);
+    if (want_hi == (unsigned long long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    unsigned long long want_lo = PyLong_AsUnsignedLongLong(args[3]);
+    if (want_lo == (unsigned long long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer ids, by_id;
+    if (PyObject_GetBuffer(args[0], &ids, PyBUF_C_CONTIGUOUS) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[1], &by_id, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&ids);
+        return NULL;
+    }
+    Py_ssize_t n = by_id.len / 4;
+    if (ids.len != 16 * n) {
+        PyBuffer_Release(&ids);
+        PyBuffer_Release(&by_id);
+        PyErr_SetString(PyExc_ValueError, "id_position(): ids must hold two uint64 per by_id entry");
+        return NULL;
+    }
+    const uint64_t *pairs = (const uint64_t *)ids.buf;
+    const uint32_t *order = (const uint32_t *)by_id.buf;
+    Py_ssize_t a = 0, b = n;
+    while (a < b) {
+        Py_ssize_t mid = (a + b) >> 1;
+        const uint64_t *at = &pairs[2 * (Py_ssize_t)order[mid]];
+        if (at[0] < want_hi || (at[0] == want_hi && at[1] < want_lo)) {
+            a = mid + 1;
+        } else {
+            b = mid;
+        }
+    }
+    long found = -1;
+    if (a < n && pairs[2 * (Py_ssize_t)order[a]] == want_hi && pairs[2 * (Py_ssize_t)order[a] + 1] == want_lo) {
+        found = (long)order[a];
+    }
+    PyBuffer_Release(&ids);
+    PyBuffer_Release(&by_id);
+    return PyLong_FromLong(found);
+}
+
 static PyMethodDef module_methods[] = {
+    {"id_position", (PyCFunction)(void (*)(void))id_position, METH_FASTCALL,
+     "id_position(ids, by_id, high, low) -> the key position of the entry with this id, or -1"},
     {"is_e164", is_e164, METH_O, "is_e164(text) -> whether text is '+' and 1-15 ASCII digits"},
     {"number_keys", (PyCFunction)(void (*)(void))number_keys, METH_FASTCALL,
      "number_keys(numbers, out) -> None: out[i] = numbers[i]'s key, or -1 when it cannot be encoded"},
