@@ -129,7 +129,7 @@ async def one(dsn: str, rows: list[StagedRow]) -> dict[str, Any]:
         cpu0 = _cpu(pid)
         waits: dict[str, int] = {}
         sampling = asyncio.create_task(_sample(dsn, pid, waits))
-        async with store.transaction(TENANT) as tx:
+        async with store.transaction(who, TENANT, job.id) as tx:
             tx._conn = _Timed(tx._conn, pid, spent)  # type: ignore[assignment]
             staged = time.perf_counter()
             for start in range(0, len(rows), COPY_ROWS):
