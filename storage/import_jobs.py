@@ -324,6 +324,11 @@ class ImportTransaction:
 
     async def apply(self, who: Who, tenant_id: str, job_id: str, upsert: bool, staged: int) -> Applied:
         """Write the winning rows and their history; record the superseded ones. `staged`: rows staged."""
+        if self._writing_early:
+            # Every line was written early: each one a new entry, no two for the same (a unique violation
+            # would have ended that), so nothing is left to apply and no line was superseded.
+            assert self._early == staged, (self._early, staged)
+            return Applied(entries=staged, created=staged, updated=0, superseded=0)
         conn = self._conn
         entries = _count(await conn.execute(_MAKE_SOURCE, timeout=IMPORT_STATEMENT_TIMEOUT))
         args = (tenant_id, who.actor, who.request_id, uuid.UUID(job_id))
