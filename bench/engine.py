@@ -1,4 +1,4 @@
-"""Figure i: the index engine alone, in one process: switches, merges, many tenants.
+"""Figure i: the index engine alone, in one process: switches, merges, compactions, many tenants.
 
     python -m bench.engine SMALL LARGE TENANTS [DATABASE_URL]
 
@@ -7,8 +7,9 @@ the event loop screens numbers, 50 a turn, as fast as it can, timing each
 turn: a turn that takes long is a stall of the loop (the worst, and the
 99.9th percentile, which a busy machine disturbs less); the same loop runs
 idle for a second first, so the ratio of screens/s says what the step costs
-calls in this process. Process CPU
-time covers every thread. Prints JSON.
+calls in this process. Process CPU time covers every thread, the screening
+loop's included; `work_cpu_s` is that less the idle loop's CPU a turn times
+the turns taken meanwhile: the step's own. Prints JSON.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import asyncio
 import json
 import resource
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import asyncpg
@@ -60,22 +63,34 @@ async def under_load(index_of: Callable[[], ScreeningIndex], work: Callable[[], 
     # Half of them listed (the first entries of every index here), half not.
     probes = [key_number(int(k)) for k in keys_of(np.arange(0, 2_000_000, 1000, dtype=np.int64))]
 
-    async def measure(until: Callable[[], bool]) -> tuple[float, float, float]:
+    screening = [0.0]  # the loop thread's CPU in screening turns
+
+    async def measure(until: Callable[[], bool]) -> tuple[float, float, float, int]:
         screened, turns, started = 0, [], time.perf_counter()
         while not until():
             index = index_of()
-            tick = time.perf_counter()
+            tick, cpu = time.perf_counter(), time.thread_time()
             for p in probes[screened % 1900 : screened % 1900 + 50]:
                 index.screen(TENANT, p, 1, 0.0)
+            screening[0] += time.thread_time() - cpu
             screened += 50
             await asyncio.sleep(0)
             turns.append(time.perf_counter() - tick)
-        return screened / (time.perf_counter() - started), max(turns), float(np.percentile(turns, 99.9))
+        rate = screened / (time.perf_counter() - started)
+        return rate, max(turns), float(np.percentile(turns, 99.9)), len(turns)
 
+    # The work's CPU: its worker threads' (an executor of its own, whose threads' CPU clocks are read), and
+    # the loop thread's outside screening turns, less what the idle loop spends there a turn.
+    clocks: list[int] = []
+    loop = asyncio.get_running_loop()
+    executor = ThreadPoolExecutor(initializer=lambda: clocks.append(time.pthread_getcpuclockid(threading.get_ident())))
+    loop.set_default_executor(executor)
     idle_until = time.perf_counter() + 1.0
-    idle_rate, idle_worst, idle_p999 = await measure(lambda: time.perf_counter() >= idle_until)
+    loop_cpu = time.thread_time()
+    idle_rate, idle_worst, idle_p999, idle_turns = await measure(lambda: time.perf_counter() >= idle_until)
+    overhead_per_turn = (time.thread_time() - loop_cpu - screening[0]) / idle_turns
     done = False
-    cpu, wall = time.process_time(), time.perf_counter()
+    cpu, wall, loop_cpu, screening[0] = time.process_time(), time.perf_counter(), time.thread_time(), 0.0
 
     async def run() -> None:
         nonlocal done
@@ -85,11 +100,16 @@ async def under_load(index_of: Callable[[], ScreeningIndex], work: Callable[[], 
             done = True
 
     task = asyncio.create_task(run())
-    rate, worst, p999 = await measure(lambda: done)
+    rate, worst, p999, turns = await measure(lambda: done)
     await task
+    on_loop = time.thread_time() - loop_cpu - screening[0] - turns * overhead_per_turn
+    in_workers = sum(time.clock_gettime(clock) for clock in clocks)
+    executor.shutdown()
     return {
         "wall_s": round(time.perf_counter() - wall, 3),
         "cpu_s": round(time.process_time() - cpu, 3),
+        "work_cpu_s": round(in_workers + max(0.0, on_loop), 3),
+        "work_cpu_on_loop_s": round(max(0.0, on_loop), 3),
         "screens_per_s_idle": round(idle_rate),
         "screens_per_s_during": round(rate),
         "ratio": round(rate / idle_rate, 3),
@@ -138,6 +158,84 @@ async def merge(large: int, changes: int) -> Figures:
     figures = await under_load(lambda: index, work)
     figures["entries"] = large
     figures["changes"] = changes
+    figures["runs_after"] = index.run_sizes
+    return figures
+
+
+async def change_set(large: int, changes: int) -> Figures:
+    """A change set of `changes` new entries switched into an index of `large`, as the replica takes one over
+    APPLY_IN_PLACE rows: a new index built in a worker thread and swapped in, then whatever compaction it wants."""
+    state = {"index": ScreeningIndex.from_columns(columns(0, large))}
+    added = columns(large, changes, seed=5)
+
+    async def work() -> None:
+        built = await asyncio.to_thread(state["index"].rebuilt, added, added.hi, added.lo, [])
+        state["index"] = built
+        if built.wants_merge():
+            await rules.merge_in_background(built)
+
+    figures = await under_load(lambda: state["index"], work)
+    assert len(state["index"]) == large + changes
+    figures["entries"] = large
+    figures["changes"] = changes
+    figures["runs_after"] = state["index"].run_sizes
+    return figures
+
+
+def lookup_cost(index: ScreeningIndex) -> Figures:
+    """Thread CPU of one lookup, in microseconds: numbers no run has, and numbers of the oldest run."""
+    absent = [key_number(int(k)) for k in keys_of(np.arange(SPAN - 20_000, SPAN, dtype=np.int64))]
+    present = [key_number(int(k)) for k in keys_of(np.arange(0, 20_000, dtype=np.int64))]
+    out: Figures = {"runs": len(index.run_sizes)}
+    spent = time.thread_time()
+    for name, numbers in (("miss_us", absent), ("hit_us", present)):
+        best = float("inf")
+        for _ in range(5):
+            started = time.thread_time()
+            for number in numbers:
+                index.lookup(TENANT, number, 1, 0.0)
+            best = min(best, time.thread_time() - started)
+        out[name] = round(best / len(numbers) * 1e6, 3)
+    out["spent_s"] = time.thread_time() - spent
+    return out
+
+
+async def amortized(large: int, changes: int) -> Figures:
+    """Change sets of `changes` new entries, one after another, into an index of `large`, until the big run
+    is compacted: the CPU of every run built and compacted on the way, a change set's share of it, and the
+    worst stall of the loop meanwhile; and a lookup's cost with one run and with the most runs met."""
+    state = {"index": ScreeningIndex.from_columns(columns(0, large))}
+    costs = {"one_run": lookup_cost(state["index"])}
+    sets, most = 0, 1
+
+    async def work() -> None:
+        nonlocal sets, most
+        start = large
+        while True:
+            index = state["index"]
+            added = columns(start, changes, seed=7 + sets)
+            start += changes
+            index = state["index"] = await asyncio.to_thread(index.rebuilt, added, added.hi, added.lo, [])
+            sets += 1
+            if len(index.run_sizes) > most:
+                most = len(index.run_sizes)
+                costs["most_runs"] = await asyncio.to_thread(lookup_cost, index)
+            if index.wants_merge():
+                await rules.merge_in_background(index)
+            if len(index.run_sizes) == 1:
+                return
+
+    figures = await under_load(lambda: state["index"], work)
+    # Less the lookups timed on the way (in a worker thread, by its own CPU clock).
+    timed = costs.get("most_runs", {}).pop("spent_s", 0.0)
+    figures["cpu_s"] = round(figures["cpu_s"] - timed, 3)
+    figures["work_cpu_s"] = round(figures["work_cpu_s"] - timed, 3)
+    costs["one_run"].pop("spent_s")
+    figures["entries"] = large
+    figures["changes_per_set"] = changes
+    figures["change_sets"] = sets
+    figures["work_cpu_ms_per_change_set"] = round(figures["work_cpu_s"] * 1000 / sets, 1)
+    figures["lookup"] = costs
     return figures
 
 
@@ -157,9 +255,9 @@ async def tenants(count: int, per_tenant: int) -> Figures:
     figures["entries_per_tenant"] = per_tenant
     figures["bytes_per_tenant_arrays"] = round(index.base_bytes / count, 1)
     figures["bytes_per_tenant_table_and_slices"] = round(
-        (index._base.table.nbytes + index._base.slices.nbytes) / count, 1
+        (index._runs[0].base.table.nbytes + index._runs[0].base.slices.nbytes) / count, 1
     )
-    base = index._base
+    base = index._runs[0].base
     names = base._tenant_names
     figures["bytes_per_tenant_names_and_dict"] = round(
         (sys.getsizeof(base._ordinal) + sum(map(sys.getsizeof, names)) + sys.getsizeof(names)) / count, 1
@@ -211,6 +309,8 @@ async def main(small: int, large: int, tenant_count: int, url: str | None) -> Fi
         figures["first_load"] = await first_load(url, tenant_count, 4)
     figures["switch"] = await switch(small)
     figures["merge"] = await merge(large, 10_000)
+    figures["change_set"] = await change_set(large, 10_000)
+    figures["amortized"] = await amortized(large, 10_000)
     return figures
 
 

@@ -62,7 +62,7 @@ def main() -> None:
     rng = random.Random(5)
     present = [number_of(rng.randrange(entries)) for _ in range(20_000)]
     absent = [number_of(entries + rng.randrange(SPAN - entries)) for _ in range(20_000)]
-    assert number_key(present[0]) | 7 in index._base.keys  # the packing above is number_key's
+    assert number_key(present[0]) | 7 in index._runs[0].base.keys  # the packing above is number_key's
     assert index.screen(TENANT, present[0], 1, 0.0) is not None and index.screen(TENANT, absent[0], 1, 0.0) is None
     e164 = Screener(LoadedReplica(index), None)  # type: ignore[arg-type]
     national = Screener(LoadedReplica(index), "US")  # type: ignore[arg-type]

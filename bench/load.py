@@ -14,7 +14,9 @@ import asyncio
 import json
 import os
 import random
+import sys
 import time
+from array import array
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -40,7 +42,10 @@ def percentile(sorted_values: list[float], p: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(p / 100 * len(sorted_values)))]
 
 
-async def run(args: argparse.Namespace, numbers: list[str]) -> dict[str, object]:
+async def run(
+    args: argparse.Namespace, numbers: list[str]
+) -> tuple[tuple[array[float], array[float]] | None, dict[str, object]]:
+    """The figures, and with --trace each measured call's start and latency, in the order they finished."""
     # A window of its own for each run (--offset), so that runs against the
     # same server do not repeat numbers: the national parse cache would
     # otherwise answer later runs from memory.
@@ -53,6 +58,8 @@ async def run(args: argparse.Namespace, numbers: list[str]) -> dict[str, object]
     for ch in chans:
         await asyncio.wait_for(ch.channel_ready(), 10)
     latencies: list[float] = []
+    starts: list[float] = []  # with --trace: each measured call's start, beside its latency
+    trace = args.trace is not None
     done = 0
     total = 0  # warm-up calls included
     screened = 0
@@ -90,6 +97,8 @@ async def run(args: argparse.Namespace, numbers: list[str]) -> dict[str, object]
                 total += 1
                 if start >= warm_until:
                     latencies.append(end - start)
+                    if trace:
+                        starts.append(start)
                     done += 1
                 i += step
 
@@ -130,6 +139,36 @@ async def run(args: argparse.Namespace, numbers: list[str]) -> dict[str, object]
         per_call = 1
         workers = [worker(k) for k in range(args.streams)]
 
+    seen: dict[str, float] = {}
+
+    async def watch() -> None:
+        """Screen the --watch numbers every --watch-every s; note when all first get --watch-for (and stop then)."""
+        nonlocal stop_at
+        wanted = pb.VERDICT_BLOCK if args.watch_for == "block" else pb.VERDICT_ALLOW
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, pb.ScreenNumbersResponse] = chans[0].unary_unary(
+            _BATCH, response_deserializer=pb.ScreenNumbersResponse.FromString
+        )
+        request = pb.ScreenNumbersRequest(
+            tenant_id=args.tenant, direction=direction, numbers=args.watch.split(",")
+        ).SerializeToString()
+        perf = time.perf_counter
+        while perf() < stop_at:
+            answer = await call(request, timeout=10, metadata=metadata)
+            seen.setdefault("first_data_version", answer.data_version)
+            if "at" not in seen and all(r.verdict == wanted for r in answer.results):
+                seen["at"], seen["data_version"] = perf(), answer.data_version
+                if args.stop_when_seen:
+                    stop_at = seen["at"]
+            await asyncio.sleep(args.watch_every)
+
+    async def announce() -> None:
+        # The caller starts what it measures once the warm-up is over (bench figure j commits then).
+        await asyncio.sleep(max(0.0, warm_until - time.perf_counter()))
+        print("measuring", file=sys.stderr, flush=True)
+
+    if args.watch:
+        workers.append(watch())
+    workers.append(announce())
     cpu0 = time.process_time()
     began = time.perf_counter()
     warm_until = began + args.warmup
@@ -140,8 +179,9 @@ async def run(args: argparse.Namespace, numbers: list[str]) -> dict[str, object]
     for ch in chans:
         await ch.close()
     screened = done * per_call
+    traced = (array("d", starts), array("d", latencies)) if trace else None
     latencies.sort()
-    return {
+    return traced, {
         "mode": args.mode,
         "in_flight": args.in_flight,
         "calls": done,
@@ -154,6 +194,11 @@ async def run(args: argparse.Namespace, numbers: list[str]) -> dict[str, object]
         "p99_ms": percentile(latencies, 99) * 1000,
         "client_cpu_s": cpu,
         "client_cpu": os.sched_getaffinity(0).__len__(),
+        # perf_counter (CLOCK_MONOTONIC, the same in every process): where measuring began.
+        "measured_from": warm_until,
+        "seen_at": seen.get("at", float("nan")),
+        "seen_data_version": seen.get("data_version", 0),
+        "first_data_version": seen.get("first_data_version", 0),
     }
 
 
@@ -173,9 +218,23 @@ def main() -> None:
     parser.add_argument("--token", help="bearer token sent with every call (a server with --auth-file)")
     parser.add_argument("--offset", type=int, default=0, help="first number of this run's window")
     parser.add_argument("--take", type=int, default=100_000, help="numbers in this run's window")
+    parser.add_argument(
+        "--trace", help="file to write each measured call's start (perf_counter) and latency to, unary mode"
+    )
+    parser.add_argument("--watch", help="comma-separated numbers screened with ScreenNumbers every --watch-every s")
+    parser.add_argument("--watch-for", choices=("block", "allow"), default="block")
+    parser.add_argument("--watch-every", type=float, default=0.02)
+    parser.add_argument(
+        "--stop-when-seen", action="store_true", help="stop when every --watch number first gets --watch-for"
+    )
     args = parser.parse_args()
     numbers = Path(args.numbers).read_text().split()
-    print(json.dumps(asyncio.run(run(args, numbers))))
+    traced, result = asyncio.run(run(args, numbers))
+    if traced is not None:
+        with open(args.trace, "wb") as out:
+            for column in traced:
+                column.tofile(out)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

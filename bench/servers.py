@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -145,7 +146,7 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the process and its children (`--workers` processes), reaped or running."""
-        return _cpu_ticks(self.proc.pid) / os.sysconf("SC_CLK_TCK")
+        return tree_cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -156,6 +157,11 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children, reaped or running."""
+    return _cpu_ticks(pid) / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -176,6 +182,23 @@ def _cpu_ticks(pid: int) -> int:
 def load(target: str, *args: str, cpus: set[int] | None = None) -> dict[str, float]:
     """Run one load generator process to completion; its JSON result."""
     return run_json("bench.load", "--target", target, *args, cpus=cpus)
+
+
+async def start_load(target: str, *args: str, cpus: set[int] | None = None) -> asyncio.subprocess.Process:
+    """A load generator process left running (its stdout and stderr piped): for a caller that acts meanwhile."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.load",
+        "--target",
+        target,
+        *args,
+        env=_env(),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_pinned(cpus),
+    )
 
 
 def run_json(module: str, *args: str, cpus: set[int] | None = None) -> dict[str, float]:

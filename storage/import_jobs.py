@@ -1,4 +1,4 @@
-"""Import jobs and the import transaction: COPY into staging, one set-based apply.
+"""Import jobs and the import transaction: COPY into staging, new entries written early, one set-based apply.
 
 The job row lives outside the import's transaction (created, progressed and
 failed on connections of their own), so it persists whatever the import
@@ -47,6 +47,7 @@ _JOB_COLUMNS = f"""id::text AS id, seq, tenant_id,
     create_time, finish_time"""
 
 _STAGING = "import_staging"
+_BATCH = "import_batch"
 _SOURCE = "import_source"
 # What an import writes of an entry: the columns of EntryValues, keyed by (number, match_kind).
 _WRITTEN = columns(EntryValues)
@@ -61,9 +62,9 @@ def _json(alias: str) -> str:
     return "jsonb_build_object(" + ", ".join(f"'{c}', {alias}.{c}" for c in AUDITED) + ")"
 
 
-# The rows that win: the last line for each (number, match_kind).
+# The rows that win: the last line for each (number, match_kind); `pre`: its line was written while reading.
 _MAKE_SOURCE = f"""CREATE TEMP TABLE {_SOURCE} ON COMMIT DROP AS
-    SELECT DISTINCT ON (number, match_kind) ord, line, {", ".join(_WRITTEN)}
+    SELECT DISTINCT ON (number, match_kind) ord, line, {", ".join(_WRITTEN)}, pre
     FROM {_STAGING} ORDER BY number, match_kind, ord DESC"""
 
 # An update that would change nothing is left out: the entry keeps its etag,
@@ -81,11 +82,11 @@ _CHANGED = (
 )
 _APPLY_UPSERT = f"""WITH before AS MATERIALIZED (
     SELECT f.* FROM forbidden_numbers f JOIN {_SOURCE} s USING (number, match_kind)
-    WHERE f.tenant_id = $1 AND NOT f.deleted
+    WHERE f.tenant_id = $1 AND NOT f.deleted AND NOT s.pre
 ),
 written AS (
     INSERT INTO forbidden_numbers AS f (tenant_id, {", ".join(_WRITTEN)})
-    SELECT $1, {", ".join(_WRITTEN)} FROM {_SOURCE}
+    SELECT $1, {", ".join(_WRITTEN)} FROM {_SOURCE} WHERE NOT pre
     ON CONFLICT (tenant_id, number, match_kind) WHERE NOT deleted DO UPDATE
     SET {", ".join(f"{c} = EXCLUDED.{c}" for c in _VALUES)}
     WHERE ({", ".join(f"f.{c}" for c in _VALUES)}) IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _VALUES)})
@@ -108,7 +109,7 @@ SELECT (SELECT count(*) FROM {_SOURCE}) AS entries,
 
 _APPLY_INSERT_ONLY = f"""WITH written AS (
     INSERT INTO forbidden_numbers AS f (tenant_id, {", ".join(_WRITTEN)})
-    SELECT $1, {", ".join(_WRITTEN)} FROM {_SOURCE}
+    SELECT $1, {", ".join(_WRITTEN)} FROM {_SOURCE} WHERE NOT pre
     ON CONFLICT (tenant_id, number, match_kind) WHERE NOT deleted DO NOTHING
     RETURNING f.*
 ),
@@ -138,7 +139,7 @@ _FILL_BEFORE = f"""INSERT INTO {_BEFORE}
     SELECT {", ".join(f"f.{c}" for c in AUDITED)},
            ({", ".join(f"f.{c}" for c in _VALUES)}) IS DISTINCT FROM ({", ".join(f"s.{c}" for c in _VALUES)})
     FROM forbidden_numbers f JOIN {_SOURCE} s USING {_KEY}
-    WHERE f.tenant_id = $1 AND NOT f.deleted"""
+    WHERE f.tenant_id = $1 AND NOT f.deleted AND NOT s.pre"""
 _COUNT_BEFORE = f"SELECT count(*) AS stored, count(*) FILTER (WHERE changed) AS changed FROM {_BEFORE}"
 _CHANGED_FROM_BEFORE = (
     "array_remove(ARRAY["
@@ -157,11 +158,46 @@ SELECT $1, $2, 'update', id::text, $3, $4::uuid, changed, before, after FROM wri
 _FAST_INSERT = f"""WITH written AS (
     INSERT INTO forbidden_numbers (tenant_id, {", ".join(_WRITTEN)})
     SELECT $1, {", ".join(_WRITTEN)} FROM {_SOURCE} s
-    WHERE NOT EXISTS (SELECT FROM {_BEFORE} b WHERE b.number = s.number AND b.match_kind = s.match_kind)
+    WHERE NOT s.pre AND NOT EXISTS (SELECT FROM {_BEFORE} b WHERE b.number = s.number AND b.match_kind = s.match_kind)
     RETURNING id
 )
 INSERT INTO audit_events (tenant_id, actor, action, resource_id, request_id, import_job_id, changed_fields)
 SELECT $1, $2, 'create', id::text, $3, $4::uuid, $5::text[] FROM written"""
+
+
+# While the file is read, each batch of lines is written at once while every
+# one of them is a new entry, so that PostgreSQL writes while the next lines
+# are read: plain INSERTs with their history, as the fast path's. A batch
+# holding a key already stored (or twice) fails on the unique index, which
+# rolls back its savepoint, as does meeting another writer's new key; that
+# ends this for the import and the rest goes through the apply. Entries so
+# written are this transaction's (their xid); a later line for one of them
+# is applied to it by _FIX_EARLY, which the stamp trigger lets keep its first
+# revision (migration 0015): it is still created.
+_EARLY_INSERT = f"""WITH written AS (
+    INSERT INTO forbidden_numbers (tenant_id, {", ".join(_WRITTEN)})
+    SELECT $1, {", ".join(_WRITTEN)} FROM {_BATCH}
+    RETURNING id
+)
+INSERT INTO audit_events (tenant_id, actor, action, resource_id, request_id, import_job_id, changed_fields)
+SELECT $1, $2, 'create', id::text, $3, $4::uuid, $5::text[] FROM written"""
+_MOVE_BATCH = f"INSERT INTO {_STAGING} SELECT *, $1::boolean FROM {_BATCH}"
+_FIX_EARLY = f"""WITH early AS MATERIALIZED (
+    SELECT s.ord, f.id,
+           ({", ".join(f"f.{c}" for c in _VALUES)}) IS DISTINCT FROM ({", ".join(f"s.{c}" for c in _VALUES)}) AS changed
+    FROM {_SOURCE} s JOIN forbidden_numbers f USING {_KEY}
+    WHERE NOT s.pre AND f.tenant_id = $1 AND NOT f.deleted AND f.xid = pg_current_xact_id()
+),
+fixed AS (
+    UPDATE forbidden_numbers f SET {", ".join(f"{c} = s.{c}" for c in _VALUES)}
+    FROM early e JOIN {_SOURCE} s USING (ord)
+    WHERE f.id = e.id AND e.changed
+    RETURNING 1
+),
+marked AS (
+    UPDATE {_SOURCE} s SET pre = true FROM early e WHERE s.ord = e.ord RETURNING 1
+)
+SELECT (SELECT count(*) FROM marked) AS early, (SELECT count(*) FROM fixed) AS fixed"""
 
 
 class _Raced(Exception):
@@ -255,21 +291,66 @@ def _to_line(record: asyncpg.Record) -> JobLine:
 
 
 class ImportTransaction:
-    """One import's transaction: rows are staged with COPY, then applied at once."""
+    """One import's transaction: rows are staged with COPY, new entries written early, the rest applied at once."""
 
-    def __init__(self, conn: Conn) -> None:
+    def __init__(self, conn: Conn, who: Who, tenant_id: str, job_id: str) -> None:
         self._conn = conn
+        self._args = (tenant_id, who.actor, who.request_id, uuid.UUID(job_id))
+        # Entries written while reading (_EARLY_INSERT), and whether the next batch may be.
+        self._early = 0
+        self._writing_early = True
 
     async def stage(self, rows: Sequence[StagedRow]) -> None:
-        await self._conn.copy_records_to_table(
-            _STAGING, records=rows, columns=STAGING_COLUMNS, timeout=IMPORT_STATEMENT_TIMEOUT
+        conn = self._conn
+        await conn.copy_records_to_table(
+            _BATCH, records=rows, columns=STAGING_COLUMNS, timeout=IMPORT_STATEMENT_TIMEOUT
         )
+        early = False
+        if self._writing_early:
+            try:
+                async with (
+                    conn.transaction()
+                ):  # a savepoint: a key stored already, or by another writer, undoes the batch
+                    written = _count(
+                        await conn.execute(_EARLY_INSERT, *self._args, list(_WRITTEN), timeout=IMPORT_STATEMENT_TIMEOUT)
+                    )
+                assert written == len(rows), (written, len(rows))
+                self._early += written
+                early = True
+            except asyncpg.UniqueViolationError:
+                self._writing_early = False
+        await conn.execute(_MOVE_BATCH, early, timeout=IMPORT_STATEMENT_TIMEOUT)
+        await conn.execute(f"TRUNCATE {_BATCH}")
 
     async def apply(self, who: Who, tenant_id: str, job_id: str, upsert: bool, staged: int) -> Applied:
         """Write the winning rows and their history; record the superseded ones. `staged`: rows staged."""
+        if self._writing_early:
+            # Every line was written early: each one a new entry, no two for the same (a unique violation
+            # would have ended that), so nothing is left to apply and no line was superseded.
+            assert self._early == staged, (self._early, staged)
+            return Applied(entries=staged, created=staged, updated=0, superseded=0)
         conn = self._conn
         entries = _count(await conn.execute(_MAKE_SOURCE, timeout=IMPORT_STATEMENT_TIMEOUT))
         args = (tenant_id, who.actor, who.request_id, uuid.UUID(job_id))
+        early = await conn.fetchval(f"SELECT count(*) FROM {_SOURCE} WHERE pre")
+        if early < entries and self._early:
+            # Lines for entries written early by earlier lines: applied to them, which stay created.
+            fixed = await conn.fetchrow(_FIX_EARLY, tenant_id, timeout=IMPORT_STATEMENT_TIMEOUT)
+            assert fixed is not None
+            early += fixed["early"]
+        if early == entries:
+            created, updated = 0, 0
+        else:
+            created, updated = await self._rest(args, upsert)
+        created += early
+        superseded = staged - entries
+        if superseded:
+            await conn.execute(_SUPERSEDED, uuid.UUID(job_id), timeout=IMPORT_STATEMENT_TIMEOUT)
+        return Applied(entries=entries, created=created, updated=updated, superseded=superseded)
+
+    async def _rest(self, args: tuple[Any, ...], upsert: bool) -> tuple[int, int]:
+        """(created, updated) of the winning lines not written early."""
+        conn = self._conn
         try:
             async with conn.transaction():  # a savepoint: the fast path is undone whole when raced
                 created, updated = await self._fast(args, upsert)
@@ -282,10 +363,7 @@ class ImportTransaction:
             )
             assert row is not None
             created, updated = int(row["created"]), int(row["updated"])
-        superseded = staged - entries
-        if superseded:
-            await conn.execute(_SUPERSEDED, uuid.UUID(job_id), timeout=IMPORT_STATEMENT_TIMEOUT)
-        return Applied(entries=entries, created=created, updated=updated, superseded=superseded)
+        return created, updated
 
     async def _fast(self, args: tuple[Any, ...], upsert: bool) -> tuple[int, int]:
         """(created, updated), or _Raced / UniqueViolationError when another writer got in the way."""
@@ -408,7 +486,7 @@ class ImportJobStore:
             )
 
     @asynccontextmanager
-    async def transaction(self, tenant_id: str) -> AsyncIterator[ImportTransaction]:
+    async def transaction(self, who: Who, tenant_id: str, job_id: str) -> AsyncIterator[ImportTransaction]:
         """The import's transaction with an empty staging table; commits when the block ends normally.
 
         An import that ends any other way drops its connection: it may have
@@ -423,11 +501,13 @@ class ImportJobStore:
                     await conn.execute("SET LOCAL work_mem = '64MB'")
                     # The entries' own column types, with the line and the arrival order before them.
                     await conn.execute(
-                        f"""CREATE TEMP TABLE {_STAGING} ON COMMIT DROP AS
+                        f"""CREATE TEMP TABLE {_BATCH} ON COMMIT DROP AS
                             SELECT 0::bigint AS ord, 0::bigint AS line, {", ".join(_WRITTEN)}
-                            FROM forbidden_numbers WITH NO DATA"""
+                            FROM forbidden_numbers WITH NO DATA;
+                            CREATE TEMP TABLE {_STAGING} ON COMMIT DROP AS
+                            SELECT *, false AS pre FROM {_BATCH} WITH NO DATA"""
                     )
-                    yield ImportTransaction(conn)
+                    yield ImportTransaction(conn, who, tenant_id, job_id)
             except BaseException:
                 conn.terminate()
                 raise

@@ -297,7 +297,10 @@ async def test_a_server_says_when_it_searches_in_python(
     monkeypatch.setattr(compact, "USE_NATIVE", False)
     app = await start_server()
     assert [r for r in caplog.records if "_native.c is not compiled" in r.getMessage()]
-    assert type(app.replica.index._search) is Base  # the look-ups it serves are Base's own
+    assert all(type(search) is Base for search, _ in app.replica.index._probes)
+    one = Columns.of_entries([(str(uuid.uuid4()), "acme", "+1555", 3, True, NEVER)])
+    # The look-ups the index of such a server serves are Base's own.
+    assert [type(search) for search, _ in ScreeningIndex.from_columns(one)._probes] == [Base]
 
 
 async def test_a_first_load_of_many_tenants_lists_them_by_one_scan(
@@ -333,3 +336,32 @@ def test_c_and_python_key_a_batch_alike(monkeypatch: pytest.MonkeyPatch) -> None
     python = compact.keys_of(batch)
     assert native[0] == python[0] and native[1].tolist() == python[1].tolist()
     assert [batch[i] for i in python[0]] == [n for n in batch if compact.ENCODABLE.fullmatch(n)]
+
+
+@pytest.mark.parametrize("size", [1, 63, 64, 65, 5000])
+@pytest.mark.parametrize("high_halves", [None, 3])
+def test_ids_are_found_many_at_once_as_one_at_a_time(size: int, high_halves: int | None) -> None:
+    """positions_of_ids (a sample of the ids, then a search within 64 of them) agrees with position_of_id,
+    also where many ids share a high half (time-ordered ids), for ids present and ids just beside them."""
+    rng = np.random.default_rng(size)
+    hi = rng.integers(0, 2**63, size, dtype=np.uint64)
+    if high_halves is not None:
+        hi %= np.uint64(high_halves)
+    n = np.arange(size, dtype=np.int64)
+    keys = ((12_000_000_000 + n) << 13) | ((12 << 9) - 256) | 7
+    cols = Columns(
+        ["acme"], np.zeros(size, np.int32), keys, hi, rng.integers(1, 2**63, size, dtype=np.uint64), np.zeros(size)
+    )
+    base = Base.build(cols)
+    ids_hi, ids_lo = base.ids[:, 0].copy(), base.ids[:, 1].copy()
+    assert base.positions_of_ids(ids_hi, ids_lo).tolist() == list(range(size))
+    for other_hi, other_lo in (
+        (ids_hi, ids_lo + np.uint64(1)),
+        (ids_hi, ids_lo - np.uint64(1)),
+        (ids_hi + np.uint64(1), ids_lo),
+    ):
+        found = base.positions_of_ids(other_hi, other_lo).tolist()
+        assert found == [base.position_of_id(int(h), int(lo)) for h, lo in zip(other_hi, other_lo, strict=True)]
+    assert compact.format_ids(ids_hi, ids_lo) == [base.id_at(pos) for pos in range(size)]
+    parsed = compact.parse_ids(compact.format_ids(ids_hi, ids_lo))
+    assert parsed[0].tolist() == ids_hi.tolist() and parsed[1].tolist() == ids_lo.tolist()

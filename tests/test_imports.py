@@ -14,6 +14,7 @@ from google.protobuf import timestamp_pb2
 
 from screening.app.service import App
 from screening.files.template import csv_bytes
+from screening.usecases.imports import COPY_ROWS
 from screening.v1 import screening_pb2 as pb
 from tests.support import Clients, StartServer, wait_until
 
@@ -119,6 +120,58 @@ async def test_20k_rows_with_scattered_bad_rows(clients: Clients) -> None:
     by_number = {e.number: e for e in exported}
     assert by_number[e164(0)].note == "later wins" and by_number[e164(3)].note == "row 5"
     assert job == await get_job(clients, job.id)
+
+
+@pytest.mark.parametrize("mode", [pb.IMPORT_MODE_UPSERT, pb.IMPORT_MODE_INSERT_ONLY])
+async def test_entries_written_while_reading_end_as_if_written_at_the_end(
+    clients: Clients, dsn: str, mode: int
+) -> None:
+    """A first batch of new entries is written while the rest is read; later lines for them and for stored entries.
+
+    Whatever was written early, the result is that of the last lines applied at once: an entry whose
+    line a later one replaced is still created (revision 1, its first etag, one "create" event).
+    """
+    await import_all(clients, [header(), rows([row(2, e164(900_000), note="stored")])])
+    stored = {e.number: e for e in await export(clients)}[e164(900_000)]
+    first = [row(i + 2, e164(i), note="early") for i in range(COPY_ROWS)]
+    # The next batch replaces two early entries (one by identical values), changes the stored one, adds one.
+    second = [
+        row(COPY_ROWS + 2, e164(0), note="late"),
+        row(COPY_ROWS + 3, e164(1), note="early"),
+        row(COPY_ROWS + 4, e164(900_000), note="changed"),
+        row(COPY_ROWS + 5, e164(COPY_ROWS), note="late"),
+    ]
+    job = await import_all(clients, [header(mode=mode), *batched([*first, *second], 5000)])
+    assert job.state == pb.IMPORT_JOB_STATE_SUCCEEDED, job.failure_reason
+    total = COPY_ROWS + 4
+    if mode == pb.IMPORT_MODE_UPSERT:
+        assert counts(job) == (total, COPY_ROWS + 1, 1, 0, 0, 2, 0)
+    else:
+        assert counts(job) == (total, COPY_ROWS + 1, 0, 0, 1, 2, 0)
+    assert [(s.line, s.by_line) for s in job.superseded] == [(2, COPY_ROWS + 2), (3, COPY_ROWS + 3)]
+    exported = {e.number: e for e in await export(clients)}
+    assert len(exported) == COPY_ROWS + 2
+    late, same, fresh = exported[e164(0)], exported[e164(1)], exported[e164(COPY_ROWS)]
+    assert (late.note, same.note, fresh.note) == ("late", "early", "late")
+    assert exported[e164(2)].note == "early"
+    assert late.etag == same.etag == fresh.etag == exported[e164(2)].etag  # each at its first revision
+    kept = exported[e164(900_000)]
+    if mode == pb.IMPORT_MODE_UPSERT:
+        assert kept.note == "changed" and kept.etag != stored.etag
+    else:
+        assert kept.note == "stored" and kept.etag == stored.etag
+    for entry in (late, same, fresh):
+        events = await clients.admin.ListAuditEvents(pb.ListAuditEventsRequest(tenant_id=TENANT, resource_id=entry.id))
+        assert [(e.action, e.import_job_id) for e in events.audit_events] == [("create", job.id)]
+    conn = await asyncpg.connect(dsn)
+    try:
+        revisions = await conn.fetch(
+            "SELECT revision, count(*) AS n FROM forbidden_numbers WHERE tenant_id = $1 GROUP BY 1 ORDER BY 1", TENANT
+        )
+    finally:
+        await conn.close()
+    wanted = [(1, COPY_ROWS + 1), (2, 1)] if mode == pb.IMPORT_MODE_UPSERT else [(1, COPY_ROWS + 2)]
+    assert [(r["revision"], r["n"]) for r in revisions] == wanted
 
 
 async def test_upsert_updates_and_insert_only_skips(clients: Clients) -> None:

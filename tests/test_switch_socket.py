@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from screening.api import switch
+from screening.api.wire import Request
 from screening.app.config import Config
 from screening.domain.errors import ConfigError
 from screening.v1 import screening_pb2 as pb
@@ -113,8 +114,8 @@ def test_undecodable_requests_get_invalid_argument_and_the_connection_stays(data
         def close(self) -> None:
             answers.append(b"closed")
 
-    def screen(request: pb.ScreenCallRequest) -> pb.ScreenCallResponse:
-        return pb.ScreenCallResponse(verdict=pb.VERDICT_ALLOW, call_id=request.call_id)
+    def screen(request: Request) -> bytes:
+        return pb.ScreenCallResponse(verdict=pb.VERDICT_ALLOW, call_id=request.call_id).SerializeToString()
 
     protocol = switch.SwitchProtocol(screen, None, set())
     protocol._transport = Transport()  # type: ignore[assignment]

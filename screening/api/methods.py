@@ -48,6 +48,9 @@ IDENTITY_RPCS = frozenset({"GetCallerIdentity"})
 # RPCs about the replica or the caller, not about one tenant's data (ListTenants
 # answers only with the tenants the caller may act for).
 TENANT_FREE_RPCS = frozenset({"GetReplicaStatus", "GetCallerIdentity", "ListTenants"})
+# The hot path's RPCs, whose requests and responses screening.api.wire reads and writes:
+# their servicer methods take its requests and return response bytes.
+ENCODED_RPCS = frozenset({"ScreenCall", "ScreenCallStream"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,7 @@ class Method:
     client_streaming: bool
     server_streaming: bool
     descriptor: MethodDescriptor
+    encoded: bool = False  # in ENCODED_RPCS
 
     @property
     def streaming(self) -> bool:
@@ -89,5 +93,6 @@ def methods(file: FileDescriptor = pb.DESCRIPTOR) -> dict[str, Method]:
                 client_streaming=method.client_streaming,
                 server_streaming=method.server_streaming,
                 descriptor=method,
+                encoded=service.name == SCREENING_SERVICE and method.name in ENCODED_RPCS,
             )
     return found

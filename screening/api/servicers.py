@@ -17,6 +17,7 @@ from screening.api import convert
 from screening.api.auth import caller, caller_name
 from screening.api.metrics import Metrics
 from screening.api.tokens import ALL_TENANTS, ROLES
+from screening.api.wire import Request, respond, screen_response
 from screening.domain.errors import InvalidArgument
 from screening.domain.fields import UPDATABLE
 from screening.domain.model import Action as DomainAction
@@ -32,7 +33,7 @@ from screening.usecases.imports import (
     Imports,
     RowBatch,
 )
-from screening.usecases.screener import Decision, Screener
+from screening.usecases.screener import Screener
 from screening.usecases.tenants import UPDATABLE as SETTINGS
 from screening.usecases.tenants import Tenants
 from screening.v1 import screening_pb2 as pb
@@ -53,7 +54,8 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
         self._tally = metrics.screen_tally
 
     # A plain method, not a coroutine: the wrapper grpc awaits is then the call's only coroutine.
-    def ScreenCall(self, request: pb.ScreenCallRequest, context: Context) -> pb.ScreenCallResponse:
+    # Answers with the response's bytes (screening.api.wire): the method is ENCODED (screening.api.methods).
+    def ScreenCall(self, request: Request, context: Context) -> bytes:  # type: ignore[override]
         return self.screen(request)
 
     async def ScreenNumbers(self, request: pb.ScreenNumbersRequest, context: Context) -> pb.ScreenNumbersResponse:
@@ -96,16 +98,16 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
         counters[_ALLOW].inc(len(hits) - blocked)
         return response
 
-    async def ScreenCallStream(
-        self, request_iterator: AsyncIterator[pb.ScreenCallRequest], context: Context
-    ) -> AsyncIterator[pb.ScreenCallResponse]:
+    async def ScreenCallStream(  # type: ignore[override]
+        self, request_iterator: AsyncIterator[Request], context: Context
+    ) -> AsyncIterator[bytes]:
         screen = self.screen
         async for request in request_iterator:
             yield screen(request)
 
     # The hot path: a plain function, no awaits, one tally (screening/api/metrics.py).
     # Also what the switch socket answers with (screening/api/switch.py).
-    def screen(self, request: pb.ScreenCallRequest) -> pb.ScreenCallResponse:
+    def screen(self, request: Request) -> bytes:
         started = perf_counter()
         direction = request.direction
         try:
@@ -113,51 +115,9 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
         except Exception:
             self._tally.add(0, direction, perf_counter() - started)
             raise
-        response = respond(decision, request.call_id)
+        response = screen_response(decision, request.call_id)
         self._tally.add(decision.verdict, direction, perf_counter() - started)
         return response
-
-
-def respond(decision: Decision, call_id: str) -> pb.ScreenCallResponse:
-    """ScreenCall's answer: the matched_* fields name a BLOCK entry, the decided_* fields whichever entry decided."""
-    normalized, hit, verdict, reason, list_id, version = decision
-    if hit is None:
-        return pb.ScreenCallResponse(
-            verdict=verdict,  # type: ignore[arg-type]
-            normalized_number=normalized,
-            call_id=call_id,
-            data_version=version,
-            reason=reason,  # type: ignore[arg-type]
-        )
-    if hit.action is _ALLOW_ACTION:
-        return pb.ScreenCallResponse(
-            verdict=verdict,  # type: ignore[arg-type]
-            normalized_number=normalized,
-            call_id=call_id,
-            data_version=version,
-            reason=reason,  # type: ignore[arg-type]
-            decided_id=hit.id,
-            decided_number=hit.number,
-            decided_kind=hit.match_kind,  # type: ignore[arg-type]
-            decided_action=hit.action,  # type: ignore[arg-type]
-            decided_list=list_id,
-        )
-    # One constructor call for each shape: setting fields afterwards costs more on the hot path.
-    return pb.ScreenCallResponse(
-        verdict=verdict,  # type: ignore[arg-type]
-        normalized_number=normalized,
-        matched_id=hit.id,
-        matched_number=hit.number,
-        matched_kind=hit.match_kind,  # type: ignore[arg-type]
-        call_id=call_id,
-        data_version=version,
-        reason=reason,  # type: ignore[arg-type]
-        decided_id=hit.id,
-        decided_number=hit.number,
-        decided_kind=hit.match_kind,  # type: ignore[arg-type]
-        decided_action=hit.action,  # type: ignore[arg-type]
-        decided_list=list_id,
-    )
 
 
 def actor(context: Context) -> Actor:

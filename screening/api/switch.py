@@ -41,8 +41,8 @@ import grpc
 from screening.api.auth import Auth
 from screening.api.status import to_status
 from screening.api.tokens import Token
+from screening.api.wire import Request, parse_request
 from screening.api.wrapping import Refusal
-from screening.v1 import screening_pb2 as pb
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ _UNAUTHENTICATED = Refusal(
     f"missing token: the service checks tokens, send one (kind {TOKEN}) before the first request",
 )
 
-Screen = Callable[[pb.ScreenCallRequest], pb.ScreenCallResponse]
+Screen = Callable[[Request], bytes]  # ScreeningServicer.screen: the encoded response
 
 
 def frame(kind: int, body: bytes) -> bytes:
@@ -162,7 +162,7 @@ class SwitchProtocol(asyncio.Protocol):
 
     def _answer(self, body: bytes) -> bytes:
         try:
-            request = pb.ScreenCallRequest.FromString(body)
+            request = parse_request(body)
         except Exception as exc:  # noqa: BLE001  # protobuf's DecodeError and kin
             message = f"request: the message could not be decoded ({type(exc).__name__}: {str(exc)[:200]})"
             return frame(_DECODE_ERROR, message.encode())
@@ -175,7 +175,7 @@ class SwitchProtocol(asyncio.Protocol):
         except Exception as exc:  # noqa: BLE001  # every request gets an answer, a status for what went wrong
             status = to_status(exc)
             return frame(status.code.value[0], status.details.encode())
-        return frame(OK, response.SerializeToString())
+        return frame(OK, response)
 
 
 class SwitchServer:

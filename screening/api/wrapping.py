@@ -143,14 +143,19 @@ def _end(concerns: Sequence[Concern], states: list[Any], context: Context, error
             concern.end(state, context, error)
 
 
-def wrap(handler: Handler, concerns: Sequence[Concern], translation: Translation | None) -> Handler:
-    """`handler` with the concerns around it (the first outermost) and, when given, its errors translated."""
+def wrap(
+    handler: Handler, concerns: Sequence[Concern], translation: Translation | None, *, encoded: bool = False
+) -> Handler:
+    """`handler` with the concerns around it (the first outermost) and, when given, its errors translated.
+
+    `encoded`: the method returns its responses as bytes (screening.api.wire), which grpc sends as they are.
+    """
     concerns = tuple(concerns)
-    if not concerns and translation is None:
+    if not concerns and translation is None and not encoded:
         return handler
     kwargs = {
         "request_deserializer": _decoding(handler.request_deserializer),
-        "response_serializer": handler.response_serializer,
+        "response_serializer": None if encoded else handler.response_serializer,
     }
     # grpc's stubs type behaviours as sync; under grpc.aio they may be coroutines or async generators.
     if handler.unary_unary is not None:

@@ -16,7 +16,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
-from screening.api import tls, tokens
+from screening.api import tls, tokens, wire
 from screening.api.access import AccessLog
 from screening.api.auth import Auth
 from screening.api.methods import Kind, methods
@@ -173,6 +173,8 @@ class App:
                 return handler if auth is None else auth.closed(path, handler)
             concerns = [c for c in (access.concern(method), auth and auth.concern(path)) if c]
             # Unary calls other than screening wait on the database: they get a budget.
+            if method.encoded:
+                handler = wire.encoded(handler)
             return wrap(handler, concerns, Translation(budget=method.kind is not Kind.SCREEN and not method.streaming))
 
         region = self.config.default_region

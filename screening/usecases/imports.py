@@ -5,9 +5,10 @@ Two forms arrive the same way, a header first. A file's bytes are kept
 read here, so that every client gets the same reading of every cell. Rows
 sent by a program are checked as they arrive. Either way the lines are
 checked in bounded chunks with the event loop free between them (ScreenCall
-shares the loop), the valid ones are COPYed into a staging table, and when
-all is read they are applied with one set-based statement and committed
-together with the job's result and each entry's history.
+shares the loop), the valid ones are COPYed into a staging table (a batch of
+new entries is written at once, so PostgreSQL writes while the next lines are
+read), and when all is read the rest are applied with set-based statements
+and committed together with the job's result and each entry's history.
 
 Every bad line is kept with the job, with its cells as read, the column and
 the reason, even when the import fails. Every job ends: whatever stops an
@@ -280,7 +281,7 @@ class Imports:
         clock = asyncio.get_running_loop().time
         began = clock()
         try:
-            async with self._store.transaction(tenant) as tx:
+            async with self._store.transaction(who(actor), tenant, job.id) as tx:
                 if file_format is None:
                     async for message in messages:
                         first = run.received + 1
