@@ -137,7 +137,7 @@ async def one(dsn: str, rows: list[StagedRow]) -> dict[str, Any]:
             staged = time.perf_counter() - staged
             applied = await tx.apply(who, TENANT, job.id, True, len(rows))
             outcome = Outcome(len(rows), applied.created, applied.updated, 0, 0, applied.superseded, 0)
-            await tx.succeed(who, TENANT, job.id, outcome)
+            await tx.succeed(who, TENANT, job.id, outcome, 0)  # rows, not a file: no bytes
             commit_at = time.perf_counter()
         committed = time.perf_counter() - commit_at
         total_cpu = _cpu(pid) - cpu0

@@ -380,8 +380,11 @@ class ImportTransaction:
         created = _count(await conn.execute(_FAST_INSERT, *args, list(_WRITTEN), timeout=IMPORT_STATEMENT_TIMEOUT))
         return created, updated
 
-    async def succeed(self, who: Who, tenant_id: str, job_id: str, outcome: Outcome) -> None:
-        """Record the job's own audit event and its result, both committed with the entries."""
+    async def succeed(self, who: Who, tenant_id: str, job_id: str, outcome: Outcome, bytes_received: int) -> None:
+        """Record the job's own audit event and its result, both committed with the entries.
+
+        The bytes received too: an import shorter than a progress interval has had no progress written.
+        """
         key = uuid.UUID(job_id)
         await self._conn.execute(
             """INSERT INTO audit_events (tenant_id, actor, action, resource_id, request_id, import_job_id)
@@ -395,7 +398,7 @@ class ImportTransaction:
         await self._conn.execute(
             """UPDATE import_jobs
                SET state = 2, total_rows = $2, created_count = $3, updated_count = $4, unchanged_count = $5,
-                   skipped_count = $6, superseded_count = $7, failed_count = $8,
+                   skipped_count = $6, superseded_count = $7, failed_count = $8, bytes_received = $9,
                    heartbeat_time = clock_timestamp(), finish_time = clock_timestamp()
                WHERE id = $1""",
             key,
@@ -406,6 +409,7 @@ class ImportTransaction:
             outcome.skipped,
             outcome.superseded,
             outcome.failed,
+            bytes_received,
         )
 
 

@@ -297,7 +297,7 @@ class Imports:
                 streamed = clock()
                 applied = await tx.apply(who(actor), tenant, job.id, mode is ImportMode.UPSERT, run.staged)
                 outcome = self._outcome(run, mode, applied.entries, applied.created, applied.updated)
-                await tx.succeed(who(actor), tenant, job.id, outcome)
+                await tx.succeed(who(actor), tenant, job.id, outcome, run.bytes_received)
             stop.set()
             await reporter
             finished = await self.get(tenant, job.id)
