@@ -83,7 +83,7 @@ proto: $(STAMP)
 		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=. \
 		$(PROTO)
 
-# The speed figures (not part of `make test`: about 40 minutes; ARGS="--only a,d" for some;
+# The speed figures (not part of `make test`: over an hour; ARGS="--only a,d" for some;
 # starts its own PostgreSQL and servers). ARGS="--help" lists its knobs.
 # h2load (nghttp2-client): figure g's unary load, from a client in C.
 BENCH_PACKAGES := nghttp2-client

@@ -115,6 +115,19 @@ def test_a_decision_answers_with_matched_fields_for_a_block_and_decided_fields_f
 REQUEST_FIELDS = ("tenant_id", "number", "direction", "call_id", "caller_withheld")
 
 
+def test_the_decoder_knows_every_field_of_the_request() -> None:
+    # A field added to ScreenCallRequest would be skipped as unknown by the C decoder: teach it first.
+    fields = pb.ScreenCallRequest.DESCRIPTOR.fields_by_name
+    assert sorted(fields, key=lambda name: fields[name].number) == [
+        "tenant_id",
+        "number",
+        "direction",
+        "call_id",
+        "caller_withheld",
+    ]
+    assert _native.ScreenRequest.n_fields == len(REQUEST_FIELDS)  # type: ignore[attr-defined]
+
+
 def _varint(value: int) -> bytes:
     value &= (1 << 64) - 1
     out = bytearray()
