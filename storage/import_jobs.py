@@ -302,23 +302,26 @@ class ImportTransaction:
 
     async def stage(self, rows: Sequence[StagedRow]) -> None:
         conn = self._conn
+        if not self._writing_early:
+            # Early writes have ended: straight into staging, not through the batch table.
+            await conn.copy_records_to_table(
+                _STAGING, records=rows, columns=STAGING_COLUMNS, timeout=IMPORT_STATEMENT_TIMEOUT
+            )
+            return
         await conn.copy_records_to_table(
             _BATCH, records=rows, columns=STAGING_COLUMNS, timeout=IMPORT_STATEMENT_TIMEOUT
         )
         early = False
-        if self._writing_early:
-            try:
-                async with (
-                    conn.transaction()
-                ):  # a savepoint: a key stored already, or by another writer, undoes the batch
-                    written = _count(
-                        await conn.execute(_EARLY_INSERT, *self._args, list(_WRITTEN), timeout=IMPORT_STATEMENT_TIMEOUT)
-                    )
-                assert written == len(rows), (written, len(rows))
-                self._early += written
-                early = True
-            except asyncpg.UniqueViolationError:
-                self._writing_early = False
+        try:
+            async with conn.transaction():  # a savepoint: a key stored already, or by another writer, undoes the batch
+                written = _count(
+                    await conn.execute(_EARLY_INSERT, *self._args, list(_WRITTEN), timeout=IMPORT_STATEMENT_TIMEOUT)
+                )
+            assert written == len(rows), (written, len(rows))
+            self._early += written
+            early = True
+        except asyncpg.UniqueViolationError:
+            self._writing_early = False
         await conn.execute(_MOVE_BATCH, early, timeout=IMPORT_STATEMENT_TIMEOUT)
         await conn.execute(f"TRUNCATE {_BATCH}")
 
@@ -509,7 +512,8 @@ class ImportJobStore:
                             SELECT 0::bigint AS ord, 0::bigint AS line, {", ".join(_WRITTEN)}
                             FROM forbidden_numbers WITH NO DATA;
                             CREATE TEMP TABLE {_STAGING} ON COMMIT DROP AS
-                            SELECT *, false AS pre FROM {_BATCH} WITH NO DATA"""
+                            SELECT *, false AS pre FROM {_BATCH} WITH NO DATA;
+                            ALTER TABLE {_STAGING} ALTER COLUMN pre SET DEFAULT false"""
                     )
                     yield ImportTransaction(conn, who, tenant_id, job_id)
             except BaseException:

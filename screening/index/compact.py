@@ -634,26 +634,12 @@ class Base:
         )
 
     def columns(self, drop_ids: Iterable[tuple[int, int]]) -> Columns:
-        """All entries as columns, less those with the given ids (for a merge)."""
-        n = len(self.keys)
-        keep = np.ones(n, bool)
+        """All entries as columns, less those with the given ids."""
+        keep = np.ones(len(self.keys), bool)
         where = [p for p in (self.position_of_id(hi, lo) for hi, lo in drop_ids) if p >= 0]
         if where:
             keep[np.asarray(where, np.int64)] = False
-        tenant = np.repeat(
-            np.arange(len(self._tenant_names), dtype=np.int32),
-            np.diff(self._starts),
-        )
-        expires = np.zeros(n, np.float64)
-        expires[np.asarray(self._exp_pos, np.int64)] = np.asarray(self._exp_at, np.float64)
-        return Columns(
-            list(self._tenant_names),
-            tenant[keep],
-            self.keys[keep],
-            self.ids[:, 0][keep],
-            self.ids[:, 1][keep],
-            expires[keep],
-        )
+        return self.columns_where(keep)
 
 
 _IDS_AT_ONCE = 50_000
