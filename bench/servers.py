@@ -33,10 +33,17 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _pinned(cpus: set[int] | None):  # type: ignore[no-untyped-def]
+def _python(cpus: set[int] | None) -> list[str]:
+    """The command that starts Python, on `cpus` when given.
+
+    Pinned by taskset's exec, not by a preexec_fn: Python code run between
+    fork and exec in a process with other threads (grpc's, in the test
+    process) can deadlock the child before it ever execs; it did once in CI,
+    and the bench waited for a load generator that never started.
+    """
     if cpus is None:
-        return None
-    return lambda: os.sched_setaffinity(0, cpus)
+        return [sys.executable]
+    return ["taskset", "--cpu-list", ",".join(map(str, sorted(cpus))), sys.executable]
 
 
 class Server:
@@ -48,12 +55,11 @@ class Server:
         self._log = open(log or os.devnull, "ab")  # noqa: SIM115 - closed in stop()
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, *args, "--listen", self.address],
+            [*_python(cpus), *args, "--listen", self.address],
             env=_env(),
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_pinned(cpus),
         )
         self.started_to_serving = float("nan")
         self.metrics_port: int | None = None
@@ -187,7 +193,7 @@ def load(target: str, *args: str, cpus: set[int] | None = None) -> dict[str, flo
 async def start_load(target: str, *args: str, cpus: set[int] | None = None) -> asyncio.subprocess.Process:
     """A load generator process left running (its stdout and stderr piped): for a caller that acts meanwhile."""
     return await asyncio.create_subprocess_exec(
-        sys.executable,
+        *_python(cpus),
         "-m",
         "bench.load",
         "--target",
@@ -197,18 +203,16 @@ async def start_load(target: str, *args: str, cpus: set[int] | None = None) -> a
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        preexec_fn=_pinned(cpus),
     )
 
 
 def run_json(module: str, *args: str, cpus: set[int] | None = None) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-m", module, *args],
+        [*_python(cpus), "-m", module, *args],
         env=_env(),
         cwd=ROOT,
         capture_output=True,
         text=True,
-        preexec_fn=_pinned(cpus),
         check=False,
     )
     if out.returncode != 0:
