@@ -36,8 +36,13 @@ from storage.db import Conn
 from storage.rows import columns
 from storage.standby import in_recovery
 
+# Every value is of a type asyncpg decodes without asking the catalog (the
+# running xids as text[], not bigint[]): as the id lists below (text[], not
+# uuid[]), so that a new feed connection runs no type introspection, a
+# catalog query that took seconds on a database short of CPU, inside a read's
+# stall limit, and again on each reconnection.
 _POSITION = """SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint,
-                      array(SELECT x::text::bigint FROM pg_snapshot_xip(s) AS x ORDER BY 1),
+                      array(SELECT x::text FROM pg_snapshot_xip(s) AS x ORDER BY x),
                       (SELECT system_identifier FROM pg_control_system()),
                       (SELECT purged_xid::text::bigint FROM sync_meta)
                FROM pg_current_snapshot() AS s"""
@@ -211,7 +216,7 @@ async def load_snapshot(conn: Conn, progress: Callable[[], None] = lambda: None)
     """
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         watermark, xmax, running, cluster, _purged = await conn.fetchrow(_POSITION)  # type: ignore[misc]
-        position = Position(int(watermark), int(cluster), int(xmax), tuple(running))
+        position = Position(int(watermark), int(cluster), int(xmax), tuple(map(int, running)))
         progress()
         # As CSV, parsed in a worker thread: 250,000 tenants as records would stall the event loop.
         listing = await _copy(conn, _TENANTS, progress, TENANT_WALK_LIMIT + 1, format="csv")
@@ -314,8 +319,8 @@ _EXACT_PACKS = f"f.match_kind = 1 AND f.action = 1 AND {_ENCODABLE}"
 _COPY_CHANGED = f"""SELECT {_TENANT_HASH}, f.id,
 CASE WHEN f.deleted THEN 0 WHEN {_EXACT_PACKS} THEN {_KEY} ELSE -1 END, {_EXPIRES}, f.deleted
 FROM forbidden_numbers f WHERE {_UNSEEN}"""
-_ROWS_BY_ID = f"SELECT {_ROW} FROM forbidden_numbers f WHERE f.id = ANY($1::uuid[])"
-_TENANTS_BY_ID = f"SELECT {_TENANT_HASH}, f.tenant_id FROM forbidden_numbers f WHERE f.id = ANY($1::uuid[])"
+_ROWS_BY_ID = f"SELECT {_ROW} FROM forbidden_numbers f WHERE f.id = ANY($1::text[]::uuid[])"
+_TENANTS_BY_ID = f"SELECT {_TENANT_HASH}, f.tenant_id FROM forbidden_numbers f WHERE f.id = ANY($1::text[]::uuid[])"
 # The load's row and the deletion flag.
 _CHANGED_ROW = np.dtype([*_COPY_ROW.descr, ("n_deleted", ">i4"), ("deleted", "u1")])
 _CHANGED_LAYOUT = (("fields", 5), ("n_tenant", 8), ("n_id", 16), ("n_key", 8), ("n_expires", 8), ("n_deleted", 1))
@@ -358,7 +363,7 @@ async def read_changes(
             await went_back(conn, since.horizon, xmax)
         if purged >= since.watermark:
             raise ReloadNeeded(f"tombstones up to {purged} were purged past our watermark {since.watermark}")
-        position = Position(int(watermark), int(cluster), int(xmax), tuple(running))
+        position = Position(int(watermark), int(cluster), int(xmax), tuple(map(int, running)))
         buffer = await _copy(conn, _COPY_CHANGED, progress, *unseen_args(since, position))
         big = len(buffer) > 1 << 20  # a big change set is decoded off the event loop
         decoded = await asyncio.to_thread(_Decoded, buffer) if big else _Decoded(buffer)
@@ -408,5 +413,6 @@ class _Decoded:
         )
 
 
-def _uuids(rows: npt.NDArray[np.void]) -> list[uuid.UUID]:
-    return [uuid.UUID(int=hi << 64 | lo) for hi, lo in zip(rows["hi"].tolist(), rows["lo"].tolist(), strict=True)]
+def _uuids(rows: npt.NDArray[np.void]) -> list[str]:
+    """Ids as text, for a text[] parameter (see _POSITION)."""
+    return [str(uuid.UUID(int=hi << 64 | lo)) for hi, lo in zip(rows["hi"].tolist(), rows["lo"].tolist(), strict=True)]

@@ -209,3 +209,38 @@ async def test_big_change_sets_of_every_kind_leave_the_index_equal_to_the_databa
     }
     assert got == expected
     assert app.replica.index.base_bytes > 0  # the big change sets went into the base
+
+
+async def test_a_new_feed_connection_reads_without_asking_the_catalog_for_types(
+    start_server: StartServer, connect, dsn: str
+) -> None:
+    """A load and a change set with a prefix, a tenant new to the reader and a transaction still running.
+
+    asyncpg looks up any type it has no codec for (uuid[], bigint[]) with a
+    catalog query, once per connection: seconds on a database short of CPU,
+    inside a read's stall limit, and again on each reconnection.
+    """
+    from storage import changes
+
+    clients = connect(await start_server())
+    held = await asyncpg.connect(dsn)
+    feed = await asyncpg.connect(dsn)
+    queries: list[str] = []
+    feed.add_query_logger(lambda record: queries.append(record.query))
+    try:
+        tx = held.transaction()
+        await tx.start()
+        await held.execute(INSERT, "+1204556")  # running while the load takes its snapshot
+        await create(clients, "+1204555", match_kind=pb.MATCH_KIND_PREFIX)  # a later one that commits
+        loaded = await changes.load_snapshot(feed)
+        assert len(loaded.others) == 1 and loaded.position.running
+        await create(clients, "+1204557", tenant="globex")
+        await create(clients, "+1204558", match_kind=pb.MATCH_KIND_PREFIX, tenant="initech")
+        await tx.commit()
+        change = await changes.read_changes(feed, loaded.position, {})
+        assert sorted(change.tenants) == ["acme", "globex"]  # the held transaction's row, read once it committed
+        assert [row.tenant_id for row in change.others] == ["initech"]
+    finally:
+        await held.close()
+        await feed.close()
+    assert queries and not [q for q in queries if "typeinfo" in q]
