@@ -47,6 +47,8 @@ Figures = dict[str, Any]
 STEADY_S = 2.0
 # A window this long means the replica never switched: the run fails rather than hangs.
 LONGEST_WINDOW_S = 240.0
+# A load process is measuring one warm-up second after it starts: one that is not has hung.
+STARTS_WITHIN_S = 60.0
 DATABASE = "bench_digest"
 NUMBERS = 600_000
 RUN_WINDOW = 150_000  # numbers a load run takes (each its own, as in figure a)
@@ -201,7 +203,11 @@ class Digest:
             server.address, *args, *(["--stop-when-seen"] if stop_when_seen else []), cpus=self.client_cpus
         )
         assert proc.stderr is not None
-        line = await proc.stderr.readline()
+        try:
+            line = await asyncio.wait_for(proc.stderr.readline(), STARTS_WITHIN_S)
+        except TimeoutError:
+            proc.kill()
+            raise RuntimeError(f"the load on {server.address} did not start within {STARTS_WITHIN_S:.0f} s") from None
         if line.strip() != b"measuring":
             raise RuntimeError(f"load on {server.address}: {(line + await proc.stderr.read()).decode()[-2000:]}")
         return proc, trace
