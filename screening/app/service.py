@@ -69,6 +69,23 @@ def _named(purpose: str, settings: dict[str, str] | None = None) -> dict[str, st
     return {**(settings or {}), "application_name": f"screening-{purpose}"}
 
 
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait for it to end, however its unwinding goes.
+
+    A task cut off in the middle of a query can fail while it unwinds: asyncpg
+    refuses the ROLLBACK of a transaction whose COPY was cancelled mid-stream
+    ("cannot switch to state 15; another operation (19) is in progress").
+    Stopping goes on: that connection is closed with its pool next.
+    """
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    except Exception as exc:  # noqa: BLE001 - whatever it was, the task has ended and stopping goes on
+        log.info("%s ended while stopping: %s: %s", task.get_name(), type(exc).__name__, exc)
+
+
 async def _no_primary(*_args: object, **_kwargs: object) -> asyncpg.Connection:
     raise NoPrimary(NO_PRIMARY)
 
@@ -367,9 +384,7 @@ class App:
             await asyncio.shield(replica)
         finally:
             for task in (counting, following, replica):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await _cancel(task)
 
     def _serving(self) -> None:
         async def mark() -> None:
@@ -399,9 +414,7 @@ class App:
         if self.metrics_server is not None:
             await asyncio.to_thread(self.metrics_server.stop)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await _cancel(self._task)
         for pool in self._pools:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(pool.close(), 5)
