@@ -88,6 +88,31 @@ _ROW = ", ".join(f"{name}::text" if name == "id" else name for name in columns(C
 _UNSEEN = "((xid >= $1::text::xid8 AND xid < $2::text::xid8) OR xid = ANY($3::text[]::xid8[]))"
 
 
+# A snapshot's bounds alone, in one statement outside any transaction: for the
+# poll that finds nothing new (most of them), one round trip instead of a
+# transaction, a COPY and its argument quoting (five).
+_BOUNDS = """SELECT pg_snapshot_xmax(s)::text::bigint, array(SELECT x::text FROM pg_snapshot_xip(s) AS x ORDER BY x),
+                    (SELECT system_identifier FROM pg_control_system())
+             FROM pg_current_snapshot() AS s"""
+
+
+async def moved(conn: Conn, since: Position) -> bool:
+    """Whether a snapshot now could see anything `since` did not: a transaction has ended since, or the cluster changed.
+
+    The same xmax and the same running transactions mean no transaction has
+    ended in the cluster since `since` was taken (xmax moves past every one
+    that ends), so no row can have become visible to the feed.
+    """
+    xmax, running, cluster = await conn.fetchrow(_BOUNDS)  # type: ignore[misc]
+    return int(xmax) != since.xmax or tuple(map(int, running)) != since.running or int(cluster) != since.cluster
+
+
+async def current_position(conn: Conn) -> Position:
+    """The bounds of the snapshot of the transaction `conn` is in (its first statement takes it)."""
+    watermark, xmax, running, cluster, _purged = await conn.fetchrow(_POSITION)  # type: ignore[misc]
+    return Position(int(watermark), int(cluster), int(xmax), tuple(map(int, running)))
+
+
 def unseen_args(since: Position, now: Position) -> tuple[str, str, list[str]]:
     running = set(now.running)
     return str(since.horizon), str(now.xmax), [str(x) for x in since.running if x not in running]
@@ -215,8 +240,7 @@ async def load_snapshot(conn: Conn, progress: Callable[[], None] = lambda: None)
     `progress` is called whenever data arrives (each query, each COPY chunk).
     """
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        watermark, xmax, running, cluster, _purged = await conn.fetchrow(_POSITION)  # type: ignore[misc]
-        position = Position(int(watermark), int(cluster), int(xmax), tuple(map(int, running)))
+        position = await current_position(conn)
         progress()
         # As CSV, parsed in a worker thread: 250,000 tenants as records would stall the event loop.
         listing = await _copy(conn, _TENANTS, progress, TENANT_WALK_LIMIT + 1, format="csv")

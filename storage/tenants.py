@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from storage.changes import Position, current_position
 from storage.db import Conn, borrow
 from storage.errors import StaleRevision
 from storage.rows import Who, columns
@@ -120,18 +121,17 @@ def _described(row: SettingsRow) -> str:
 
 # ------------------------------------------------------------- the feed
 
-_POSITION = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 
-
-async def read_since(conn: Conn, watermark: int) -> tuple[int, list[SettingsRow]]:
-    """The rows stamped at or above `watermark`, and the next watermark, from one snapshot.
+async def read_since(conn: Conn, since: Position | None) -> tuple[Position, list[SettingsRow]]:
+    """The rows stamped at or above the watermark of `since` (None: every row), and the snapshot's position.
 
     As the entries' feed (storage/changes.py): every transaction below the
     snapshot's xmin has ended, so nothing can appear behind it later.
     """
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        position = await conn.fetchval(_POSITION)
+        position = await current_position(conn)
         records = await conn.fetch(
-            f"SELECT {_COLUMNS} FROM tenant_settings WHERE xid >= $1::text::xid8", str(watermark)
+            f"SELECT {_COLUMNS} FROM tenant_settings WHERE xid >= $1::text::xid8",
+            str(0 if since is None else since.watermark),
         )
-    return int(position), [_row(r) for r in records]
+    return position, [_row(r) for r in records]

@@ -244,3 +244,43 @@ async def test_a_new_feed_connection_reads_without_asking_the_catalog_for_types(
         await held.close()
         await feed.close()
     assert queries and not [q for q in queries if "typeinfo" in q]
+
+
+async def test_a_poll_reads_on_only_once_a_transaction_has_ended_since_its_position(dsn: str) -> None:
+    """The idle poll's one-statement check: no transaction ended since -> nothing to read; any ended -> read."""
+    from storage import changes, migrate
+
+    conn = await asyncpg.connect(dsn)
+    await migrate.migrate(conn)
+    held = await asyncpg.connect(dsn)
+    try:
+
+        async def position() -> changes.Position:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                return await changes.current_position(conn)
+
+        async def settled() -> changes.Position:
+            # Another transaction of the cluster (autovacuum's, another test's server) may end meanwhile.
+            for _ in range(50):
+                at = await position()
+                if not await changes.moved(conn, at):
+                    return at
+                await asyncio.sleep(0.02)
+            raise AssertionError("the cluster never stayed still for one statement")
+
+        tx = held.transaction()
+        await tx.start()
+        await held.execute(INSERT, "+1205000")
+        at = await settled()
+        await conn.execute("SELECT count(*) FROM forbidden_numbers")  # a read ends no transaction with an id
+        assert not await changes.moved(conn, at)
+        await tx.rollback()  # a transaction running at the position ends, rolled back: read on
+        assert await changes.moved(conn, at)
+        at = await settled()
+        await conn.execute(INSERT, "+1205001")  # a newer one commits: read on
+        assert await changes.moved(conn, at)
+        at = await settled()
+        assert await changes.moved(conn, changes.Position(at.watermark, at.cluster + 1, at.xmax, at.running))
+    finally:
+        await conn.close()
+        await held.close()

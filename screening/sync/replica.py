@@ -344,12 +344,17 @@ class Replica:
         big: a small set is applied with no await in between, a big one is
         built into a new index in a worker thread, then swapped in.
         """
-        assert self._position is not None
+        position = self._position
+        assert position is not None
         started = time.monotonic()
         async with borrow(self._pool) as conn:
             # Each read is bounded (a connection that stopped answering), not the whole catch-up.
             with Stall(conn, self._read_timeout) as stall:
-                change = await changes.read_changes(conn, self._position, self._tenant_names, stall.progress)
+                if not await changes.moved(conn, position):
+                    self._advance(position, changed=False)
+                    return
+                stall.progress()
+                change = await changes.read_changes(conn, position, self._tenant_names, stall.progress)
         self.rows_read += len(change)
         if len(change) > APPLY_IN_PLACE:
             read = time.monotonic()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from storage import tenants
+from storage import changes, tenants
 from storage.db import borrow
 from storage.errors import RETRYABLE
 
@@ -35,7 +35,7 @@ class SettingsFollower:
         self._pool = pool
         self._default_region = default_region
         self._poll_interval = poll_interval
-        self._watermark = 0
+        self._position: changes.Position | None = None
         self.by_tenant: dict[str, TenantRules] = {}
         self.display_names: dict[str, str] = {}
         self.loaded = asyncio.Event()
@@ -72,7 +72,9 @@ class SettingsFollower:
 
     async def catch_up(self) -> None:
         async with borrow(self._pool) as conn:
-            watermark, rows = await tenants.read_since(conn, self._watermark)
+            if self._position is not None and not await changes.moved(conn, self._position):
+                return
+            position, rows = await tenants.read_since(conn, self._position)
         for row in rows:
             self.by_tenant[row.tenant_id] = TenantRules(
                 region=row.region or self._default_region,
@@ -80,4 +82,5 @@ class SettingsFollower:
                 lists=tuple(row.subscribed_lists),
             )
             self.display_names[row.tenant_id] = row.display_name
-        self._watermark = max(self._watermark, watermark)
+        if self._position is None or position.watermark >= self._position.watermark:
+            self._position = position
