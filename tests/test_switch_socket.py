@@ -196,3 +196,43 @@ def test_the_switch_socket_is_served_by_one_process() -> None:
         Config(switch_listen="unix:/tmp/x.sock", workers=2, listen="127.0.0.1:50051")
     with pytest.raises(ConfigError, match="unix:PATH"):
         Config(switch_listen="/tmp/x.sock")
+
+
+async def test_a_second_service_on_the_same_switch_socket_refuses_to_start_and_takes_nothing(
+    start_server: StartServer, dsn: str, tmp_path: Path
+) -> None:
+    """asyncio replaces a socket file: without the check the first service lost its switches silently."""
+    from screening.app.service import App
+
+    path = tmp_path / "switch.sock"
+    first = await start_server(switch_listen=f"unix:{path}")
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{first.port}")
+    await create(Clients(channel), "+4930123456")
+    await until_verdict(Clients(channel), "+4930123456", pb.VERDICT_BLOCK)
+    await channel.close()
+    config = Config(listen="127.0.0.1:0", switch_listen=f"unix:{path}", database_url=dsn)
+    second = App(config, dsn)
+    try:
+        with pytest.raises(ConfigError, match=f"--switch-listen .*another process is listening on {path}"):
+            await second.start()
+    finally:
+        await second.stop(grace=0)
+    s = await Switch.connect(path)  # still the first's: its file was neither replaced nor removed
+    s.ask("+4930123456")
+    assert (await s.response()).verdict == pb.VERDICT_BLOCK
+    assert first.switch is not None and first.switch.connections == 1
+    await s.close()
+
+
+async def test_a_socket_file_left_by_a_service_that_died_is_replaced(start_server: StartServer, tmp_path: Path) -> None:
+    import socket
+
+    path = tmp_path / "switch.sock"
+    with socket.socket(socket.AF_UNIX) as dead:
+        dead.bind(str(path))  # bound, never listening: what a killed process leaves
+    app = await start_server(switch_listen=f"unix:{path}")
+    s = await Switch.connect(path)
+    s.ask("+4930123456")
+    assert (await s.response()).verdict == pb.VERDICT_ALLOW
+    assert app.switch is not None and app.switch.connections == 1
+    await s.close()

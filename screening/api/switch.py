@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import struct
@@ -178,6 +179,20 @@ class SwitchProtocol(asyncio.Protocol):
         return frame(OK, response)
 
 
+async def _answered(path: str) -> bool:
+    """Whether some process accepts connections on the socket at `path` (a file left by a crash refuses them)."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), 1.0)
+    except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        # Not a socket, or not ours to open: binding there fails on its own, with its own reason. Anything
+        # else (no answer within the second, a full backlog) is a listener, however busy or frozen.
+        return exc.errno not in (errno.ENOTSOCK, errno.EACCES, errno.EPERM)
+    writer.close()
+    return True
+
+
 class SwitchServer:
     """The listening socket and its connections."""
 
@@ -189,6 +204,10 @@ class SwitchServer:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
+        if await _answered(self.path):
+            # asyncio would replace the socket file of a running service too: its switches would move
+            # here silently, and its stop would then remove this service's socket file.
+            raise OSError(errno.EADDRINUSE, f"another process is listening on {self.path}")
         loop = asyncio.get_running_loop()
         screen, auth, connections = self._screen, self._auth, self._connections
         # A socket file left by a previous run is replaced (asyncio removes a stale socket at this path).
