@@ -42,7 +42,7 @@ _ABANDONED = f"(state = 1 AND heartbeat_time < now() - interval '{ABANDONED_AFTE
 _JOB_COLUMNS = f"""id::text AS id, seq, tenant_id,
     CASE WHEN {_ABANDONED} THEN 3 ELSE state END AS state,
     CASE WHEN {_ABANDONED} THEN '{ABANDONED_REASON}' ELSE failure_reason END AS failure_reason,
-    mode, source_name, actor, file_format, file_size, bytes_received, columns,
+    mode, source_name, actor, file_format, file_size, bytes_received, columns, delimiter,
     total_rows, created_count, updated_count, unchanged_count, skipped_count, superseded_count, failed_count,
     create_time, finish_time"""
 
@@ -445,13 +445,14 @@ class ImportJobStore:
         assert row is not None
         return _job(row)
 
-    async def started(self, job_id: str, columns: Sequence[str]) -> None:
-        """The file's header, once read."""
+    async def started(self, job_id: str, columns: Sequence[str], delimiter: str) -> None:
+        """The file's header and a CSV file's separator, once read."""
         async with borrow(self._pool) as conn:
             await conn.execute(
-                "UPDATE import_jobs SET columns = $2 WHERE id = $1",
+                "UPDATE import_jobs SET columns = $2, delimiter = $3 WHERE id = $1",
                 uuid.UUID(job_id),
                 [storable(c) for c in columns],
+                delimiter,
             )
 
     async def progress(self, job_id: str, total_rows: int, failed_count: int, bytes_received: int) -> None:

@@ -135,6 +135,7 @@ class JobRow:
     file_size: int
     bytes_received: int
     columns: list[str]
+    delimiter: str  # a CSV file's separator; "" for a workbook or rows
     total_rows: int
     created_count: int
     updated_count: int

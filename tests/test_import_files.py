@@ -192,6 +192,33 @@ async def test_a_20k_line_csv_with_bad_lines_of_17_kinds_keeps_every_one(clients
     assert (again.created_count, again.failed_count) == (20, 0)
 
 
+async def test_the_failed_rows_of_a_semicolon_csv_come_back_with_semicolons_and_import_as_they_are(
+    clients: Clients,
+) -> None:
+    """An Excel set up for ';' (German, French) saves ';' and opens a ','-separated file as one column."""
+    lines = [
+        ";".join(COLUMNS),
+        "+4930123456;both;;;fine;",
+        "+49 30 CALL;both;;;Zentrale, Berlin;",
+        "+4930123457;oft;;;;",
+    ]
+    job = await send(clients, ("\r\n".join(lines) + "\r\n").encode("utf-8-sig"), source="nummern.csv")
+    assert (job.created_count, job.failed_count) == (1, 2)
+    name, content_type, data = await failed_rows(clients, job.id)
+    assert name == "nummern-failed-rows.csv" and content_type.startswith("text/csv")
+    text = data.decode("utf-8-sig")
+    back = list(csv.reader(io.StringIO(text), delimiter=";"))
+    assert back[0] == [*COLUMNS, "reason"]
+    assert [row[:-1] for row in back[1:]] == [lines[2].split(";"), lines[3].split(";")]
+    assert text.splitlines()[0] == ";".join([*COLUMNS, "reason"])
+    # Fixed in place, the file imports as it is (the reason column is read past).
+    fixed = text.replace("+49 30 CALL", "+4930123458").replace(";oft;", ";inbound;")
+    again = await send(clients, fixed.encode("utf-8"), source="nummern-failed-rows.csv")
+    assert (again.created_count, again.failed_count) == (2, 0)
+    rows_job = await clients.admin.GetImportJob(pb.GetImportJobRequest(tenant_id=TENANT, id=job.id))
+    assert rows_job.failed_count == 2
+
+
 async def test_an_xlsx_with_bad_lines_date_cells_and_a_time_zone(clients: Clients) -> None:
     data = xlsx_file(
         [

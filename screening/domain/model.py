@@ -191,6 +191,7 @@ class ImportJob:
     file_size: int
     bytes_received: int
     columns: list[str]
+    delimiter: str  # a CSV file's separator, kept for its failed-rows file; "" for a workbook or rows
     total_rows: int
     created_count: int
     updated_count: int

@@ -18,13 +18,15 @@ def content_type(file_format: str) -> str:
     return XLSX_TYPE if file_format == XLSX else CSV_TYPE
 
 
-def csv_chunks(header: Sequence[str], rows: Iterable[Sequence[str]], bom: bool = True) -> Iterator[bytes]:
+def csv_chunks(
+    header: Sequence[str], rows: Iterable[Sequence[str]], bom: bool = True, delimiter: str = ","
+) -> Iterator[bytes]:
     """CSV in UTF-8, by default with a byte order mark (so that Excel reads it as UTF-8), in pieces.
 
     An empty header writes none: the rows continue a file begun earlier.
     """
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
     if bom:
         out.write("\ufeff")
     if header:

@@ -451,7 +451,7 @@ class Imports:
             else:
                 spool.seek(0)
                 table = sheet.read(spool, declared)
-            await self._store.started(job_id, table.columns)
+            await self._store.started(job_id, table.columns, table.delimiter)
             reader = Reader(table.columns, in_zone)
             await self._stage(tx, run, job_id, self._file_lines(table.lines, reader, run))
         except sheet.FileFault as exc:
@@ -631,7 +631,8 @@ class Imports:
         return [job_of(job) for job in page.jobs], tokens.encode(query, [page.last_seq]) if page.more else ""
 
     async def failed_rows(self, tenant_id: str, job_id: str) -> FailedRowsFile:
-        """Every bad line of a job with its reason, in the format of the file it came in (rows: CSV)."""
+        """Every bad line of a job with its reason, in the format of the file it came in (rows: CSV),
+        a CSV with the separator of the file (so that the spreadsheet that wrote it reads it back)."""
         job = await self.get(tenant_id, job_id)
         file_format = sheet.XLSX if job.file_format is FileFormat.XLSX else sheet.CSV
         header = [*(job.columns or COLUMNS), "reason"]
@@ -648,9 +649,10 @@ class Imports:
                 collected = [row async for batch in batches() for row in batch]
                 yield await asyncio.to_thread(xlsx_bytes, header, collected, "failed rows")
                 return
-            yield next(csv_chunks(header, []))
+            delimiter = job.delimiter or ","
+            yield next(csv_chunks(header, [], delimiter=delimiter))
             async for batch in batches():
-                for chunk in csv_chunks([], batch, bom=False):
+                for chunk in csv_chunks([], batch, bom=False, delimiter=delimiter):
                     yield chunk
 
         return FailedRowsFile(f"{stem}-failed-rows.{file_format}", content_type(file_format), chunks())
