@@ -589,6 +589,12 @@ class Base:
         n, m = len(self.by_id), len(hi)
         if not n or not m:
             return np.full(m, -1, np.int64)
+        if USE_NATIVE:
+            out = np.empty(m, np.int64)
+            _native.id_positions(
+                self.ids, self.by_id, np.ascontiguousarray(hi, np.uint64), np.ascontiguousarray(lo, np.uint64), out
+            )
+            return out
         ids_hi, ids_lo, by_id = self.ids[:, 0], self.ids[:, 1], self.by_id
         if self._fence is None:
             sample = by_id[::_FENCE]
