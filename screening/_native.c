@@ -891,43 +891,59 @@ id_position(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     return PyLong_FromLong(found);
 }
 
-/* id_positions(ids, by_id, high, low, out) -> None: out[i] = id_position(ids, by_id, high[i], low[i]).
- * `high` and `low` are uint64 arrays, `out` an int64 array, all of one length. A change set asks this of
- * every run for all its ids at once, in a worker thread: as numpy steps, each step let go of the GIL and
- * waited for it again behind an event loop busy screening (10k ids: 1.5-3 s instead of milliseconds);
- * here the GIL is let go once. The top of the search is shared by every id, so it stays in cache. */
+/* id_positions(ids, by_id, fence_hi, fence_lo, high, low, out) -> None:
+ * out[i] = id_position(ids, by_id, high[i], low[i]). `high` and `low` are uint64 arrays, `out` an int64
+ * array, all of one length; `fence_hi` and `fence_lo` the ids of every FENCE-th entry of `by_id`
+ * (compact.Base._fence), contiguous, so that the first steps of each search stay in cache and only the
+ * last few read `ids` at random. A change set asks this of every run for all its ids at once, in a worker
+ * thread: as numpy steps, each step let go of the GIL and waited for it again behind an event loop busy
+ * screening (10k ids: 1.5-3 s instead of milliseconds); here the GIL is let go once. */
+#define ID_FENCE 64
 static PyObject *
 id_positions(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "id_positions(ids, by_id, high, low, out)");
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "id_positions(ids, by_id, fence_hi, fence_lo, high, low, out)");
         return NULL;
     }
-    Py_buffer view[5];
-    int flags[5] = {PyBUF_C_CONTIGUOUS, PyBUF_C_CONTIGUOUS, PyBUF_C_CONTIGUOUS, PyBUF_C_CONTIGUOUS,
-                    PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE};
+    Py_buffer view[7];
     int got = 0;
-    for (; got < 5; got++) {
-        if (PyObject_GetBuffer(args[got], &view[got], flags[got]) < 0) {
+    for (; got < 7; got++) {
+        int flags = got == 6 ? PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE : PyBUF_C_CONTIGUOUS;
+        if (PyObject_GetBuffer(args[got], &view[got], flags) < 0) {
             break;
         }
     }
     PyObject *result = NULL;
-    if (got == 5) {
-        Py_ssize_t n = view[1].len / 4, m = view[2].len / 8;
-        if (view[0].len != 16 * n || view[1].len != 4 * n || view[2].len != 8 * m || view[3].len != 8 * m ||
-            view[4].len != 8 * m) {
+    if (got == 7) {
+        Py_ssize_t n = view[1].len / 4, f = view[2].len / 8, m = view[4].len / 8;
+        if (view[0].len != 16 * n || view[1].len != 4 * n || view[3].len != 8 * f ||
+            f != (n + ID_FENCE - 1) / ID_FENCE || view[5].len != 8 * m || view[6].len != 8 * m) {
             PyErr_SetString(PyExc_ValueError,
-                            "id_positions(): ids two uint64 per by_id (uint32) entry; high, low, out of one length");
+                            "id_positions(): ids two uint64 per by_id (uint32) entry, a fence id every 64 entries;"
+                            " high, low, out of one length");
         } else {
             const uint64_t *pairs = (const uint64_t *)view[0].buf;
             const uint32_t *order = (const uint32_t *)view[1].buf;
-            const uint64_t *want_hi = (const uint64_t *)view[2].buf, *want_lo = (const uint64_t *)view[3].buf;
-            int64_t *out = (int64_t *)view[4].buf;
+            const uint64_t *fence_hi = (const uint64_t *)view[2].buf, *fence_lo = (const uint64_t *)view[3].buf;
+            const uint64_t *want_hi = (const uint64_t *)view[4].buf, *want_lo = (const uint64_t *)view[5].buf;
+            int64_t *out = (int64_t *)view[6].buf;
             Py_BEGIN_ALLOW_THREADS
             for (Py_ssize_t i = 0; i < m; i++) {
                 uint64_t hi = want_hi[i], lo = want_lo[i];
-                Py_ssize_t a = 0, b = n;
+                /* j: how many fence ids are below this id; it lies after fence j - 1, at or before fence j. */
+                Py_ssize_t a = 0, b = f;
+                while (a < b) {
+                    Py_ssize_t mid = (a + b) >> 1;
+                    if (fence_hi[mid] < hi || (fence_hi[mid] == hi && fence_lo[mid] < lo)) {
+                        a = mid + 1;
+                    } else {
+                        b = mid;
+                    }
+                }
+                Py_ssize_t j = a;
+                a = j > 0 ? (j - 1) * ID_FENCE + 1 : 0;
+                b = j < f ? j * ID_FENCE : n;
                 while (a < b) {
                     Py_ssize_t mid = (a + b) >> 1;
                     const uint64_t *at = &pairs[2 * (Py_ssize_t)order[mid]];
@@ -955,7 +971,8 @@ id_positions(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
 
 static PyMethodDef module_methods[] = {
     {"id_positions", (PyCFunction)(void (*)(void))id_positions, METH_FASTCALL,
-     "id_positions(ids, by_id, high, low, out) -> None: out[i] = the position of id (high[i], low[i]), or -1"},
+     "id_positions(ids, by_id, fence_hi, fence_lo, high, low, out) -> None: out[i] = the position of id"
+     " (high[i], low[i]), or -1"},
     {"id_position", (PyCFunction)(void (*)(void))id_position, METH_FASTCALL,
      "id_position(ids, by_id, high, low) -> the key position of the entry with this id, or -1"},
     {"is_e164", is_e164, METH_O, "is_e164(text) -> whether text is '+' and 1-15 ASCII digits"},

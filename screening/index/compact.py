@@ -589,17 +589,17 @@ class Base:
         n, m = len(self.by_id), len(hi)
         if not n or not m:
             return np.full(m, -1, np.int64)
-        if USE_NATIVE:
-            out = np.empty(m, np.int64)
-            _native.id_positions(
-                self.ids, self.by_id, np.ascontiguousarray(hi, np.uint64), np.ascontiguousarray(lo, np.uint64), out
-            )
-            return out
         ids_hi, ids_lo, by_id = self.ids[:, 0], self.ids[:, 1], self.by_id
         if self._fence is None:
             sample = by_id[::_FENCE]
-            self._fence = ids_hi[sample], ids_lo[sample]
+            self._fence = ids_hi[sample], ids_lo[sample]  # fancy indexing: contiguous copies
         fence_hi, fence_lo = self._fence
+        if USE_NATIVE:
+            # One C call that lets go of the GIL once (as numpy steps, each waited for it behind a busy loop).
+            out = np.empty(m, np.int64)
+            ask_hi, ask_lo = np.ascontiguousarray(hi, np.uint64), np.ascontiguousarray(lo, np.uint64)
+            _native.id_positions(self.ids, by_id, fence_hi, fence_lo, ask_hi, ask_lo, out)
+            return out
         # j: how many samples are below each id, comparing high halves, then low halves.
         j = np.searchsorted(fence_hi, hi, "left")
         same = np.searchsorted(fence_hi, hi, "right") - j
@@ -649,7 +649,7 @@ class Base:
 
 
 _IDS_AT_ONCE = 50_000
-_FENCE = 64
+_FENCE = 64  # also ID_FENCE in screening/_native.c, which refuses a fence of another stride
 
 
 def parse_ids(ids: Sequence[str]) -> tuple[UInt64s, UInt64s]:
