@@ -836,6 +836,22 @@ failed:
     return NULL;
 }
 
+/* The first place in [a, b) of `order` (key positions in id order) whose id is not below (hi, lo); b if none. */
+static inline Py_ssize_t
+id_lower_bound(const uint64_t *pairs, const uint32_t *order, Py_ssize_t a, Py_ssize_t b, uint64_t hi, uint64_t lo)
+{
+    while (a < b) {
+        Py_ssize_t mid = (a + b) >> 1;
+        const uint64_t *at = &pairs[2 * (Py_ssize_t)order[mid]];
+        if (at[0] < hi || (at[0] == hi && at[1] < lo)) {
+            a = mid + 1;
+        } else {
+            b = mid;
+        }
+    }
+    return a;
+}
+
 /* id_position(ids, by_id, high, low) -> the key position of the entry with this id in a compact.Base, or -1.
  * `ids` holds (high, low) uint64 pairs by key position, `by_id` uint32 key positions in (high, low) order.
  * Every change asks each run of the index whether it holds the id; in Python that binary search was
@@ -872,16 +888,7 @@ id_position(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     }
     const uint64_t *pairs = (const uint64_t *)ids.buf;
     const uint32_t *order = (const uint32_t *)by_id.buf;
-    Py_ssize_t a = 0, b = n;
-    while (a < b) {
-        Py_ssize_t mid = (a + b) >> 1;
-        const uint64_t *at = &pairs[2 * (Py_ssize_t)order[mid]];
-        if (at[0] < want_hi || (at[0] == want_hi && at[1] < want_lo)) {
-            a = mid + 1;
-        } else {
-            b = mid;
-        }
-    }
+    Py_ssize_t a = id_lower_bound(pairs, order, 0, n, want_hi, want_lo);
     long found = -1;
     if (a < n && pairs[2 * (Py_ssize_t)order[a]] == want_hi && pairs[2 * (Py_ssize_t)order[a] + 1] == want_lo) {
         found = (long)order[a];
@@ -942,17 +949,7 @@ id_positions(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
                     }
                 }
                 Py_ssize_t j = a;
-                a = j > 0 ? (j - 1) * ID_FENCE + 1 : 0;
-                b = j < f ? j * ID_FENCE : n;
-                while (a < b) {
-                    Py_ssize_t mid = (a + b) >> 1;
-                    const uint64_t *at = &pairs[2 * (Py_ssize_t)order[mid]];
-                    if (at[0] < hi || (at[0] == hi && at[1] < lo)) {
-                        a = mid + 1;
-                    } else {
-                        b = mid;
-                    }
-                }
+                a = id_lower_bound(pairs, order, j > 0 ? (j - 1) * ID_FENCE + 1 : 0, j < f ? j * ID_FENCE : n, hi, lo);
                 out[i] = -1;
                 if (a < n && pairs[2 * (Py_ssize_t)order[a]] == hi && pairs[2 * (Py_ssize_t)order[a] + 1] == lo) {
                     out[i] = (int64_t)order[a];
