@@ -92,9 +92,9 @@ def decode_response(data: bytes) -> Answer:
         if wire == 0:
             value, pos = _read_varint(data, pos)
             if field == 1:
-                verdict = value
+                verdict = _enum(value)
             elif field == 5:
-                kind = value
+                kind = _enum(value)
         elif wire == 2:
             length, pos = _read_varint(data, pos)
             if pos + length > end:
@@ -113,6 +113,12 @@ def decode_response(data: bytes) -> Answer:
     if pos > end:
         raise ValueError("ScreenCallResponse: truncated")
     return Answer(verdict, matched_id, matched_number, kind)
+
+
+def _enum(value: int) -> int:
+    """An enum field's varint as protobuf reads it: its low 32 bits, as a signed int32."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
 
 
 def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
