@@ -17,20 +17,14 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
-from hypothesis import settings
 
+import tests.support.profiles  # noqa: F401 - registers and loads the Hypothesis profiles
 from screening.app import embedded
 from screening.app.config import Config
 from screening.app.service import App
 from tests.support import Clients, Process, StartServer, wait_until, with_database
 from tests.support.clusters import OwnCluster, Standby
 from tests.support.faultproxy import FaultProxy
-
-# Property tests draw the same examples on every run (CI must not fail by chance); run them with
-# `pytest --hypothesis-profile=explore` to draw new ones.
-settings.register_profile("repeatable", derandomize=True)
-settings.register_profile("explore", derandomize=False, max_examples=1000)
-settings.load_profile("repeatable")
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import pytest
 import testbed
 from testbed import Call, Kamailio, Service, SourceSpec, UacRun, Uas, run_uac
 
+import tests.support.profiles  # noqa: F401 - registers and loads the Hypothesis profiles
 from screening.v1 import screening_pb2 as pb
 from screening.v1 import screening_pb2_grpc as pb_grpc
 
