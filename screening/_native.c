@@ -710,6 +710,13 @@ get_tag(const unsigned char **at, const unsigned char *end, uint64_t *tag)
     return get_varint_of(at, end, tag, 5) < 0 || *tag > UINT32_MAX ? -1 : 0;
 }
 
+/* A length-delimited field's size: a varint of at most five bytes, as upb reads one, within the data. */
+static int
+get_size(const unsigned char **at, const unsigned char *end, uint64_t *size)
+{
+    return get_varint_of(at, end, size, 5) < 0 || *size > (uint64_t)(end - *at) ? -1 : 0;
+}
+
 /* Skips one field's value of wire type `wire` (the tag read); for a group, up to its end-group tag. */
 static int
 skip_field(const unsigned char **at, const unsigned char *end, uint32_t field, int wire, int depth)
@@ -725,7 +732,7 @@ skip_field(const unsigned char **at, const unsigned char *end, uint32_t field, i
         *at += 8;
         return 0;
     case 2:
-        if (get_varint(at, end, &v) < 0 || v > (uint64_t)(end - *at)) {
+        if (get_size(at, end, &v) < 0) {
             return -1;
         }
         *at += v;
@@ -779,7 +786,7 @@ screen_request(PyObject *Py_UNUSED(module), PyObject *arg)
         uint32_t field = (uint32_t)(tag >> 3);
         int wire = (int)(tag & 7);
         if (wire == 2 && (field == 1 || field == 2 || field == 4)) {
-            if (get_varint(&at, end, &v) < 0 || v > (uint64_t)(end - at)) {
+            if (get_size(&at, end, &v) < 0) {
                 goto malformed;
             }
             PyObject *value = PyUnicode_DecodeUTF8((const char *)at, (Py_ssize_t)v, NULL);
