@@ -775,25 +775,18 @@ def _rows_i(h: Figures) -> list[Row]:
             "stall <= 10 ms",
             _ok(s["worst_stall_ms"] <= 10, out_of_reach=s["worst_stall_idle_ms"] > 10, why="the idle loop"),
         ),
-        (
-            f"i merge {m['changes']:,} changes into {m['entries']:,}",
-            during(m) + f"; runs after: {m['runs_after']}",
-            "<= 0.1 s CPU, stall <= 5 ms",
-            _ok(
-                m["work_cpu_s"] <= 0.1 and m["worst_stall_ms"] <= 5,
-                out_of_reach=m["work_cpu_s"] <= 0.1 and m["worst_stall_idle_ms"] > 5,
-                why="the idle loop's stall",
-            ),
-        ),
-        (
-            f"i change set of {c['changes']:,} rows into {c['entries']:,}",
-            during(c) + f"; runs after: {c['runs_after']}",
-            "<= 0.1 s CPU, stall <= 5 ms",
-            _ok(
-                c["work_cpu_s"] <= 0.1 and c["worst_stall_ms"] <= 5,
-                out_of_reach=c["work_cpu_s"] <= 0.1 and c["worst_stall_idle_ms"] > 5,
-                why="the idle loop's stall",
-            ),
+        *(
+            (
+                f"i {what} {f['changes']:,} {unit} into {f['entries']:,}",
+                during(f) + f"; runs after: {f['runs_after']}",
+                "<= 0.1 s CPU, stall <= 5 ms",
+                _ok(
+                    f["work_cpu_s"] <= 0.1 and f["worst_stall_ms"] <= 5,
+                    out_of_reach=f["work_cpu_s"] <= 0.1 and f["worst_stall_idle_ms"] > 5,
+                    why="the idle loop's stall",
+                ),
+            )
+            for what, unit, f in (("merge", "changes", m), ("change set of", "rows", c))
         ),
         (
             f"i {a['change_sets']} change sets of {a['changes_per_set']:,} into {a['entries']:,}, compactions included"

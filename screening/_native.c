@@ -905,26 +905,34 @@ id_position(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     return PyLong_FromLong(found);
 }
 
-/* id_positions(ids, by_id, fence_hi, fence_lo, high, low, out) -> None:
+/* id_positions(ids, by_id, fence_hi, fence_lo, stride, high, low, out) -> None:
  * out[i] = id_position(ids, by_id, high[i], low[i]). `high` and `low` are uint64 arrays, `out` an int64
- * array, all of one length; `fence_hi` and `fence_lo` the ids of every FENCE-th entry of `by_id`
+ * array, all of one length; `fence_hi` and `fence_lo` the ids of every `stride`-th entry of `by_id`
  * (compact.Base._fence), contiguous, so that the first steps of each search stay in cache and only the
  * last few read `ids` at random. A change set asks this of every run for all its ids at once, in a worker
  * thread: as numpy steps, each step let go of the GIL and waited for it again behind an event loop busy
  * screening (10k ids: 1.5-3 s instead of milliseconds); here the GIL is let go once. */
-#define ID_FENCE 64
 static PyObject *
 id_positions(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "id_positions(ids, by_id, fence_hi, fence_lo, high, low, out)");
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "id_positions(ids, by_id, fence_hi, fence_lo, stride, high, low, out)");
         return NULL;
     }
+    Py_ssize_t stride = PyLong_AsSsize_t(args[4]);
+    if (stride == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (stride < 1) {
+        PyErr_SetString(PyExc_ValueError, "id_positions(): the fence's stride must be at least 1");
+        return NULL;
+    }
+    /* The buffers: ids, by_id, fence_hi, fence_lo, high, low, out (args[4], the stride, is not one). */
     Py_buffer view[7];
     int got = 0;
     for (; got < 7; got++) {
         int flags = got == 6 ? PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE : PyBUF_C_CONTIGUOUS;
-        if (PyObject_GetBuffer(args[got], &view[got], flags) < 0) {
+        if (PyObject_GetBuffer(args[got < 4 ? got : got + 1], &view[got], flags) < 0) {
             break;
         }
     }
@@ -932,9 +940,9 @@ id_positions(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
     if (got == 7) {
         Py_ssize_t n = view[1].len / 4, f = view[2].len / 8, m = view[4].len / 8;
         if (view[0].len != 16 * n || view[1].len != 4 * n || view[3].len != 8 * f ||
-            f != (n + ID_FENCE - 1) / ID_FENCE || view[5].len != 8 * m || view[6].len != 8 * m) {
+            f != (n + stride - 1) / stride || view[5].len != 8 * m || view[6].len != 8 * m) {
             PyErr_SetString(PyExc_ValueError,
-                            "id_positions(): ids two uint64 per by_id (uint32) entry, a fence id every 64 entries;"
+                            "id_positions(): ids two uint64 per by_id (uint32) entry, a fence id every `stride` entries;"
                             " high, low, out of one length");
         } else {
             const uint64_t *pairs = (const uint64_t *)view[0].buf;
@@ -956,7 +964,7 @@ id_positions(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
                     }
                 }
                 Py_ssize_t j = a;
-                a = id_lower_bound(pairs, order, j > 0 ? (j - 1) * ID_FENCE + 1 : 0, j < f ? j * ID_FENCE : n, hi, lo);
+                a = id_lower_bound(pairs, order, j > 0 ? (j - 1) * stride + 1 : 0, j < f ? j * stride : n, hi, lo);
                 out[i] = -1;
                 if (a < n && pairs[2 * (Py_ssize_t)order[a]] == hi && pairs[2 * (Py_ssize_t)order[a] + 1] == lo) {
                     out[i] = (int64_t)order[a];
@@ -975,7 +983,7 @@ id_positions(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
 
 static PyMethodDef module_methods[] = {
     {"id_positions", (PyCFunction)(void (*)(void))id_positions, METH_FASTCALL,
-     "id_positions(ids, by_id, fence_hi, fence_lo, high, low, out) -> None: out[i] = the position of id"
+     "id_positions(ids, by_id, fence_hi, fence_lo, stride, high, low, out) -> None: out[i] = the position of id"
      " (high[i], low[i]), or -1"},
     {"id_position", (PyCFunction)(void (*)(void))id_position, METH_FASTCALL,
      "id_position(ids, by_id, high, low) -> the key position of the entry with this id, or -1"},

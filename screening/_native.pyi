@@ -57,5 +57,13 @@ def screen_request(data: bytes, /) -> ScreenRequest: ...
 def screen_response(*fields: str | int) -> bytes: ...
 def id_position(ids: object, by_id: object, high: int, low: int, /) -> int: ...
 def id_positions(
-    ids: object, by_id: object, fence_hi: object, fence_lo: object, high: object, low: object, out: object, /
+    ids: object,
+    by_id: object,
+    fence_hi: object,
+    fence_lo: object,
+    stride: int,
+    high: object,
+    low: object,
+    out: object,
+    /,
 ) -> None: ...

@@ -41,11 +41,12 @@ from storage.standby import in_recovery
 # uuid[]), so that a new feed connection runs no type introspection, a
 # catalog query that took seconds on a database short of CPU, inside a read's
 # stall limit, and again on each reconnection.
-_POSITION = """SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint,
-                      array(SELECT x::text FROM pg_snapshot_xip(s) AS x ORDER BY x),
-                      (SELECT system_identifier FROM pg_control_system()),
-                      (SELECT purged_xid::text::bigint FROM sync_meta)
-               FROM pg_current_snapshot() AS s"""
+# A snapshot's xmax, running transactions and cluster: what `moved` compares, and the middle of a position.
+_BOUNDS_OF_S = """pg_snapshot_xmax(s)::text::bigint, array(SELECT x::text FROM pg_snapshot_xip(s) AS x ORDER BY x),
+                  (SELECT system_identifier FROM pg_control_system())"""
+_POSITION = f"""SELECT pg_snapshot_xmin(s)::text::bigint, {_BOUNDS_OF_S},
+                       (SELECT purged_xid::text::bigint FROM sync_meta)
+                FROM pg_current_snapshot() AS s"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +92,7 @@ _UNSEEN = "((xid >= $1::text::xid8 AND xid < $2::text::xid8) OR xid = ANY($3::te
 # A snapshot's bounds alone, in one statement outside any transaction: for the
 # poll that finds nothing new (most of them), one round trip instead of a
 # transaction, a COPY and its argument quoting (five).
-_BOUNDS = """SELECT pg_snapshot_xmax(s)::text::bigint, array(SELECT x::text FROM pg_snapshot_xip(s) AS x ORDER BY x),
-                    (SELECT system_identifier FROM pg_control_system())
-             FROM pg_current_snapshot() AS s"""
+_BOUNDS = f"SELECT {_BOUNDS_OF_S} FROM pg_current_snapshot() AS s"
 
 
 async def moved(conn: Conn, since: Position) -> bool:

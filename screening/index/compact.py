@@ -598,7 +598,7 @@ class Base:
             # One C call that lets go of the GIL once (as numpy steps, each waited for it behind a busy loop).
             out = np.empty(m, np.int64)
             ask_hi, ask_lo = np.ascontiguousarray(hi, np.uint64), np.ascontiguousarray(lo, np.uint64)
-            _native.id_positions(self.ids, by_id, fence_hi, fence_lo, ask_hi, ask_lo, out)
+            _native.id_positions(self.ids, by_id, fence_hi, fence_lo, _FENCE, ask_hi, ask_lo, out)
             return out
         # j: how many samples are below each id, comparing high halves, then low halves.
         j = np.searchsorted(fence_hi, hi, "left")
@@ -649,7 +649,7 @@ class Base:
 
 
 _IDS_AT_ONCE = 50_000
-_FENCE = 64  # also ID_FENCE in screening/_native.c, which refuses a fence of another stride
+_FENCE = 64
 
 
 def parse_ids(ids: Sequence[str]) -> tuple[UInt64s, UInt64s]:
