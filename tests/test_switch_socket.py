@@ -1,6 +1,7 @@
 """--switch-listen: ScreenCall on a Unix socket without gRPC, for switches on the same host (api/switch.py)."""
 
 import asyncio
+import itertools
 import os
 import stat
 import struct
@@ -105,28 +106,72 @@ async def test_a_request_split_across_writes_is_answered_once_whole(start_server
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=64))
 def test_undecodable_requests_get_invalid_argument_and_the_connection_stays(data: bytes) -> None:
-    answers: list[bytes] = []
-
-    class Transport:
-        def write(self, chunk: bytes) -> None:
-            answers.append(chunk)
-
-        def close(self) -> None:
-            answers.append(b"closed")
-
     def screen(request: Request) -> bytes:
         return pb.ScreenCallResponse(verdict=pb.VERDICT_ALLOW, call_id=request.call_id).SerializeToString()
 
-    protocol = switch.SwitchProtocol(screen, None, set())
-    protocol._transport = Transport()  # type: ignore[assignment]
-    protocol.data_received(HEADER.pack(switch.REQUEST, len(data)) + data)
-    assert len(answers) == 1 and answers[0] != b"closed"
-    kind, length = HEADER.unpack_from(answers[0])
-    assert len(answers[0]) == 5 + length
+    connection = switch.SwitchConnection(screen, None)
+    answer = connection.feed(HEADER.pack(switch.REQUEST, len(data)) + data)
+    assert not connection.finished
+    kind, length = HEADER.unpack_from(answer)
+    assert len(answer) == 5 + length
     # Bytes protobuf accepts are screened; others are refused as undecodable, never dropped.
     if kind != switch.OK:
         assert kind == grpc.StatusCode.INVALID_ARGUMENT.value[0]
-        assert answers[0][5:].startswith(b"request: the message could not be decoded")
+        assert answer[5:].startswith(b"request: the message could not be decoded")
+
+
+def _echo(request: Request) -> bytes:
+    return pb.ScreenCallResponse(verdict=pb.VERDICT_ALLOW, call_id=request.call_id).SerializeToString()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    call_ids=st.lists(st.text(max_size=12), min_size=1, max_size=8),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12),
+)
+def test_requests_cut_anywhere_get_the_answers_they_get_whole(call_ids: list[str], cuts: list[int]) -> None:
+    data = b"".join(
+        switch.frame(
+            switch.REQUEST,
+            pb.ScreenCallRequest(tenant_id="acme", number="+4930123456", direction=IN, call_id=c).SerializeToString(),
+        )
+        for c in call_ids
+    )
+    whole = switch.SwitchConnection(_echo, None).feed(data)
+    connection = switch.SwitchConnection(_echo, None)
+    points = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+    answers = b"".join(connection.feed(data[a:b]) for a, b in itertools.pairwise(points))
+    assert answers == whole
+    got, at = [], 0
+    while at < len(answers):
+        kind, length = HEADER.unpack_from(answers, at)
+        assert kind == switch.OK
+        got.append(pb.ScreenCallResponse.FromString(answers[at + 5 : at + 5 + length]).call_id)
+        at += 5 + length
+    assert got == call_ids and not connection.finished
+
+
+async def test_a_switch_that_stops_reading_is_not_read_until_it_reads_again(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """Answers are not buffered without end: the service stops reading while one waits to be written."""
+    path = tmp_path / "switch.sock"
+    app = await start_server(switch_listen=f"unix:{path}")
+    s = await Switch.connect(path)
+    count = 20_000  # about 1 MB of answers: more than the socket's buffers hold
+    for i in range(count):
+        s.ask("+4930123456", call_id=str(i))
+    writing = asyncio.ensure_future(s.writer.drain())
+    await asyncio.sleep(0.5)
+    # The answers filled the socket; the service stopped reading, so the requests back up too.
+    assert not writing.done()
+    assert app.switch is not None and app.switch.connections == 1
+    for i in range(count):
+        assert (await s.response()).call_id == str(i)
+    await writing
+    s.ask("+4930123456", call_id="after")
+    assert (await s.response()).call_id == "after"
+    await s.close()
 
 
 async def test_an_unreadable_frame_closes_the_connection(start_server: StartServer, tmp_path: Path) -> None:

@@ -3,8 +3,10 @@
 Why: a ScreenCallStream message through grpc.aio costs the service about
 0.3 ms of CPU (grpc's completion queue is polled on a thread of its own that
 wakes the event loop for every message read and every message sent); here a
-message is one read and one write on the event loop, and the same screening
-(ScreeningServicer's hot path: the screener, its metrics, its hit counts).
+message is one read and one write on the event loop, on the socket itself
+(`loop.add_reader`: asyncio's transports and protocols cost a call about as
+much again as the rest), and the same screening (ScreeningServicer's hot
+path: the screener, its metrics, its hit counts).
 The measurements: docs/performance.md, integrations/kamailio/docs/switch-cost.md.
 
 Frames, both ways: one byte `kind`, a 4-byte big-endian length, that many bytes.
@@ -33,6 +35,8 @@ import contextlib
 import errno
 import logging
 import os
+import socket
+import stat
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -54,6 +58,10 @@ HEADER = struct.Struct(">BI")
 MAX_FRAME = 64 * 1024
 PATH = "/screening.v1.Screening/ScreenCallStream"
 SOCKET_MODE = 0o660
+BACKLOG = 128
+# A read takes what a switch has sent, up to this (many pipelined requests at most).
+RECEIVE = 65_536
+ACCEPT_RETRY_S = 1.0
 _DECODE_ERROR = grpc.StatusCode.INVALID_ARGUMENT.value[0]
 _UNAUTHENTICATED = Refusal(
     grpc.StatusCode.UNAUTHENTICATED,
@@ -71,15 +79,15 @@ def _failure(refusal: Refusal) -> bytes:
     return frame(refusal.code.value[0], refusal.message.encode())
 
 
-class SwitchProtocol(asyncio.Protocol):
-    """One switch connection: frames in, answers out, in order."""
+class SwitchConnection:
+    """One switch's frames in, its answers out, in order. No I/O: SwitchServer reads and writes."""
 
-    def __init__(self, screen: Screen, auth: Auth | None, connections: set[SwitchProtocol]) -> None:
+    __slots__ = ("_auth", "_buffer", "_refusal", "_screen", "_tenant_check", "_token", "finished")
+
+    def __init__(self, screen: Screen, auth: Auth | None) -> None:
         self._screen = screen
         self._auth = auth
-        self._connections = connections
         self._buffer = bytearray()
-        self._transport: asyncio.Transport | None = None
         self._token: Token | None = None
         # With --auth-file: what every request is answered until a token is accepted.
         self._refusal: Refusal | None = _UNAUTHENTICATED if auth is not None else None
@@ -88,41 +96,26 @@ class SwitchProtocol(asyncio.Protocol):
             concern = auth.concern(PATH)
             assert concern is not None, f"{PATH} has no authorization rule"
             self._tenant_check = concern.request
+        # The connection is to be closed once the answers so far are sent.
+        self.finished = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        self._connections.add(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._connections.discard(self)
-        self._transport = None
-
-    # The switch stops reading: stop reading its requests too, rather than buffer answers without end.
-    def pause_writing(self) -> None:
-        if self._transport is not None:
-            self._transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self._transport is not None:
-            self._transport.resume_reading()
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-
-    def data_received(self, data: bytes) -> None:
+    def feed(self, data: bytes) -> bytes:
+        """The answers to the requests `data` completes (b"" for none); sets `finished` when the connection ends."""
+        if not self._buffer and self._refusal is None and len(data) >= 5:
+            # A switch waits for each answer before it asks again: mostly `data` is one whole request.
+            kind, length = HEADER.unpack_from(data)
+            if kind == REQUEST and len(data) == 5 + length:
+                return self._answer(data[5:])
         buffer = self._buffer
         buffer += data
         answers: list[bytes] = []
         start = 0
         end = len(buffer)
-        close = False
         while end - start >= 5:
             kind, length = HEADER.unpack_from(buffer, start)
             if length > MAX_FRAME or kind > TOKEN:
                 log.warning("switch socket: unreadable frame (kind %d, %d bytes): connection closed", kind, length)
-                close = True
+                self.finished = True
                 break
             if end - start - 5 < length:
                 break
@@ -133,17 +126,14 @@ class SwitchProtocol(asyncio.Protocol):
                 continue
             if self._refusal is not None:
                 answers.append(_failure(self._refusal))
-                close = True
+                self.finished = True
                 break
             answers.append(self._answer(body))
-        del buffer[:start]
-        transport = self._transport
-        if transport is None:
-            return
-        if answers:
-            transport.write(b"".join(answers) if len(answers) > 1 else answers[0])
-        if close:
-            transport.close()
+        if self.finished:
+            buffer.clear()
+        else:
+            del buffer[:start]
+        return b"".join(answers)
 
     def _accept_token(self, body: bytes) -> None:
         auth = self._auth
@@ -152,9 +142,8 @@ class SwitchProtocol(asyncio.Protocol):
         # The same rule a gRPC call to ScreenCallStream meets.
         rule = auth.rule(PATH)
         assert rule is not None, f"{PATH} has no authorization rule"
-        transport = self._transport
-        peer = transport.get_extra_info("peername") if transport is not None else ""
-        found = auth.identify(rule, [("authorization", "Bearer " + body.decode(errors="replace"))], lambda: str(peer))
+        # A Unix socket's peer has no address: the throttle counts failures from every switch together.
+        found = auth.identify(rule, [("authorization", "Bearer " + body.decode(errors="replace"))])
         if type(found) is Token:
             self._token, self._refusal = found, None
         else:
@@ -179,6 +168,87 @@ class SwitchProtocol(asyncio.Protocol):
         return frame(OK, response)
 
 
+class _Link:
+    """A switch's socket on the event loop: read when readable, answer at once, and stop reading while an
+    answer waits to be written (a switch that stops reading gets no more answered)."""
+
+    __slots__ = ("_connection", "_fd", "_links", "_loop", "_pending", "_sock")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, connection: SwitchConnection, links: set[_Link]
+    ) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._connection = connection
+        self._links = links
+        self._pending = bytearray()
+        links.add(self)
+        loop.add_reader(self._fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = self._sock.recv(RECEIVE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        if not data:
+            self.close()
+            return
+        connection = self._connection
+        answers = connection.feed(data)
+        if answers:
+            self._send(answers)
+        if connection.finished and not self._pending:
+            self.close()
+
+    def _send(self, data: bytes) -> None:
+        try:
+            sent = self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self.close()
+            return
+        if sent < len(data):
+            self._pending += data[sent:]
+            self._loop.remove_reader(self._fd)
+            self._loop.add_writer(self._fd, self._writable)
+
+    def _writable(self) -> None:
+        try:
+            sent = self._sock.send(self._pending)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        del self._pending[:sent]
+        if self._pending:
+            return
+        self._loop.remove_writer(self._fd)
+        if self._connection.finished:
+            self.close()
+        else:
+            self._loop.add_reader(self._fd, self._readable)
+
+    def close(self) -> None:
+        if self._fd < 0:
+            return
+        if self._pending:
+            # Stopping: what is owed goes out if the switch's socket takes it now.
+            with contextlib.suppress(OSError):
+                self._sock.send(self._pending)
+            self._loop.remove_writer(self._fd)
+        else:
+            self._loop.remove_reader(self._fd)
+        self._links.discard(self)
+        self._fd = -1
+        self._sock.close()
+
+
 async def _answered(path: str) -> bool:
     """Whether some process accepts connections on the socket at `path` (a file left by a crash refuses them)."""
     try:
@@ -194,40 +264,79 @@ async def _answered(path: str) -> bool:
 
 
 class SwitchServer:
-    """The listening socket and its connections."""
+    """The listening socket and its connections, read and written on the event loop without asyncio's
+    transports: a call costs the service about half as much CPU (docs/performance.md)."""
 
     def __init__(self, path: str, screen: Screen, auth: Auth | None) -> None:
         self.path = path
         self._screen = screen
         self._auth = auth
-        self._connections: set[SwitchProtocol] = set()
-        self._server: asyncio.AbstractServer | None = None
+        self._links: set[_Link] = set()
+        self._listener: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._retry: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         if await _answered(self.path):
-            # asyncio would replace the socket file of a running service too: its switches would move
-            # here silently, and its stop would then remove this service's socket file.
+            # Binding over the socket file of a running service would move its switches here silently,
+            # and its stop would then remove this service's socket file.
             raise OSError(errno.EADDRINUSE, f"another process is listening on {self.path}")
-        loop = asyncio.get_running_loop()
-        screen, auth, connections = self._screen, self._auth, self._connections
-        # A socket file left by a previous run is replaced (asyncio removes a stale socket at this path).
-        self._server = await loop.create_unix_server(
-            lambda: SwitchProtocol(screen, auth, connections), path=self.path, backlog=128
-        )
-        os.chmod(self.path, SOCKET_MODE)
+        with contextlib.suppress(FileNotFoundError):
+            # A socket file left by a previous run: nobody answers on it (checked above).
+            if stat.S_ISSOCK(os.stat(self.path).st_mode):
+                os.unlink(self.path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(self.path)
+            os.chmod(self.path, SOCKET_MODE)
+            listener.listen(BACKLOG)
+            listener.setblocking(False)
+        except BaseException:
+            listener.close()
+            raise
+        self._listener = listener
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(listener.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        listener, loop = self._listener, self._loop
+        assert listener is not None and loop is not None
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                # Out of file descriptors, say: pause accepting for a second rather than spin on it.
+                log.warning("switch socket: cannot accept a connection: %s; trying again in 1 s", exc)
+                loop.remove_reader(listener.fileno())
+                self._retry = loop.call_later(ACCEPT_RETRY_S, self._resume_accepting)
+                return
+            sock.setblocking(False)
+            _Link(loop, sock, SwitchConnection(self._screen, self._auth), self._links)
+
+    def _resume_accepting(self) -> None:
+        self._retry = None
+        if self._listener is not None and self._loop is not None:
+            self._loop.add_reader(self._listener.fileno(), self._accept)
 
     @property
     def connections(self) -> int:
-        return len(self._connections)
+        return len(self._links)
 
     async def stop(self) -> None:
         """Stop listening and close every connection (answers already written are sent first)."""
-        if self._server is None:
+        listener, loop = self._listener, self._loop
+        if listener is None or loop is None:
             return
-        self._server.close()
-        for connection in list(self._connections):
-            connection.close()
-        await self._server.wait_closed()
-        self._server = None
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        else:
+            loop.remove_reader(listener.fileno())
+        listener.close()
+        self._listener = None
+        for link in list(self._links):
+            link.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
