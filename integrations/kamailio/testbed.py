@@ -165,8 +165,10 @@ class Kamailio:
         tables: Sequence[str] = (),
         shm_mb: int = 64,
         pkg_mb: int = 16,
+        log_level: int = 2,
     ) -> None:
         self.workdir = workdir
+        self.log_level = log_level
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.settings = workdir / "screening.toml"
@@ -227,6 +229,8 @@ class Kamailio:
             f'KEMI_SCRIPT="{HERE / "kamailio_screening.py"}"',
             "-A",
             f"CHILDREN={self.children}",
+            "-A",
+            f"LOG_LEVEL={self.log_level}",
         ]
         env = {**os.environ, "SCREENING_KAMAILIO_CONFIG": str(self.settings)}
         with self.log.open("ab") as log:
