@@ -158,16 +158,16 @@ async def test_a_switch_that_stops_reading_is_not_read_until_it_reads_again(
     path = tmp_path / "switch.sock"
     app = await start_server(switch_listen=f"unix:{path}")
     s = await Switch.connect(path)
-    count = 20_000  # about 1 MB of answers: more than the socket's buffers hold
+    count = 20_000  # about 3 MB of answers (the call ids come back): more than the socket's buffers hold
     for i in range(count):
-        s.ask("+4930123456", call_id=str(i))
+        s.ask("+4930123456", call_id=f"{i:0100d}")
     writing = asyncio.ensure_future(s.writer.drain())
     await asyncio.sleep(0.5)
     # The answers filled the socket; the service stopped reading, so the requests back up too.
     assert not writing.done()
     assert app.switch is not None and app.switch.connections == 1
     for i in range(count):
-        assert (await s.response()).call_id == str(i)
+        assert (await s.response()).call_id == f"{i:0100d}"
     await writing
     s.ask("+4930123456", call_id="after")
     assert (await s.response()).call_id == "after"
@@ -281,3 +281,51 @@ async def test_a_socket_file_left_by_a_service_that_died_is_replaced(start_serve
     assert (await s.response()).verdict == pb.VERDICT_ALLOW
     assert app.switch is not None and app.switch.connections == 1
     await s.close()
+
+
+async def test_the_switch_thread_screens_only_between_turns_of_the_event_loop(tmp_path: Path) -> None:
+    """Screening state stays single-threaded: a request that comes while the loop runs its own code is
+    screened after that code, not in the middle of it (a change set half applied, say)."""
+    import socket
+    import threading
+    import time
+
+    screened: list[float] = []
+
+    def screen(request: Request) -> bytes:
+        screened.append(time.monotonic())
+        return _echo(request)
+
+    path = tmp_path / "switch.sock"
+    server = switch.SwitchServer(str(path), screen, None)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    request = switch.frame(
+        switch.REQUEST, pb.ScreenCallRequest(tenant_id="acme", number="+4930123456", direction=IN).SerializeToString()
+    )
+    answers: list[float] = []
+
+    def ask(after: float) -> None:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(path))
+            time.sleep(after)
+            s.sendall(request)
+            s.recv(4096)
+            answers.append(time.monotonic())
+
+    try:
+        # The loop idle: answered at once.
+        await asyncio.to_thread(ask, 0.0)
+        assert len(screened) == 1
+        # The loop busy for 0.3 s (no await): the request waits for its end.
+        asker = threading.Thread(target=ask, args=(0.05,))
+        asker.start()
+        busy_from = time.monotonic()
+        time.sleep(0.3)  # noqa: ASYNC251  # the point: the loop busy, not awaiting
+        busy_until = time.monotonic()
+        await asyncio.sleep(0)
+        await asyncio.to_thread(asker.join)
+        assert len(screened) == 2 and screened[1] >= busy_until > busy_from + 0.05
+    finally:
+        await server.stop()
+    assert "select" not in vars(loop._selector)  # type: ignore[attr-defined]  # the loop waits as before

@@ -35,9 +35,13 @@ import contextlib
 import errno
 import logging
 import os
+import select
+import selectors
 import socket
 import stat
 import struct
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -168,85 +172,128 @@ class SwitchConnection:
         return frame(OK, response)
 
 
+class LoopGate:
+    """A lock the event loop's thread holds except while it waits in select(): another thread that holds it
+    runs between two turns of the loop, as a callback on the loop would, but without waking the loop.
+
+    So the switch thread's screening never interleaves with the loop's own work (a change set half
+    applied, hit counts being swapped out): screening state stays single-threaded, as it is for gRPC.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # asyncio's selector event loops wait in their selector's select(); the service runs on one.
+        selector = getattr(loop, "_selector", None)
+        if not isinstance(selector, selectors.BaseSelector):
+            raise TypeError(f"the switch socket needs asyncio's selector event loop, not {type(loop).__name__}")
+        self._selector = selector
+        self._lock = threading.Lock()
+        self._active = True
+        self._previous = selector.__dict__.get("select")
+        waiting = selector.select
+        lock = self._lock
+
+        def select(timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+            if not self._active:
+                return waiting(timeout)
+            lock.release()
+            try:
+                return waiting(timeout)
+            finally:
+                lock.acquire()
+
+        self._select = select
+        self._lock.acquire()
+        selector.select = select  # type: ignore[method-assign]
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.release()
+
+    def remove(self) -> None:
+        """On the loop's thread: the loop waits as before."""
+        self._active = False
+        self._lock.release()
+        if self._selector.__dict__.get("select") is self._select:
+            # Not wrapped again since (another server's gate on the same loop): undone; else passed through.
+            if self._previous is None:
+                del self._selector.select
+            else:
+                self._selector.select = self._previous  # type: ignore[method-assign]
+
+
 class _Link:
-    """A switch's socket on the event loop: read when readable, answer at once, and stop reading while an
-    answer waits to be written (a switch that stops reading gets no more answered)."""
+    """A switch's socket, served by the switch thread: read when readable, answer at once, and stop reading
+    while an answer waits to be written (a switch that stops reading gets no more answered)."""
 
-    __slots__ = ("_connection", "_fd", "_links", "_loop", "_pending", "_sock")
+    __slots__ = ("_connection", "_epoll", "_pending", "_sock", "fd")
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, connection: SwitchConnection, links: set[_Link]
-    ) -> None:
-        self._loop = loop
+    def __init__(self, sock: socket.socket, connection: SwitchConnection, epoll: select.epoll) -> None:
         self._sock = sock
-        self._fd = sock.fileno()
+        self.fd = sock.fileno()
         self._connection = connection
-        self._links = links
+        self._epoll = epoll
         self._pending = bytearray()
-        links.add(self)
-        loop.add_reader(self._fd, self._readable)
+        epoll.register(self.fd, select.EPOLLIN)
 
-    def _readable(self) -> None:
+    def ready(self, events: int, gate: LoopGate) -> bool:
+        """Read or write as the socket allows; False when the connection is over (closed)."""
+        if self._pending:
+            return self._writable() if events & (select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP) else True
         try:
             data = self._sock.recv(RECEIVE)
         except (BlockingIOError, InterruptedError):
-            return
+            return True
         except OSError:
-            self.close()
-            return
+            return self.close()
         if not data:
-            self.close()
-            return
+            return self.close()
         connection = self._connection
-        answers = connection.feed(data)
-        if answers:
-            self._send(answers)
+        with gate:
+            answers = connection.feed(data)
+        if answers and not self._send(answers):
+            return False
         if connection.finished and not self._pending:
-            self.close()
+            return self.close()
+        return True
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: bytes) -> bool:
         try:
             sent = self._sock.send(data)
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError:
-            self.close()
-            return
+            return self.close()
         if sent < len(data):
             self._pending += data[sent:]
-            self._loop.remove_reader(self._fd)
-            self._loop.add_writer(self._fd, self._writable)
+            self._epoll.modify(self.fd, select.EPOLLOUT)
+        return True
 
-    def _writable(self) -> None:
+    def _writable(self) -> bool:
         try:
             sent = self._sock.send(self._pending)
         except (BlockingIOError, InterruptedError):
-            return
+            return True
         except OSError:
-            self.close()
-            return
+            return self.close()
         del self._pending[:sent]
         if self._pending:
-            return
-        self._loop.remove_writer(self._fd)
+            return True
         if self._connection.finished:
-            self.close()
-        else:
-            self._loop.add_reader(self._fd, self._readable)
+            return self.close()
+        self._epoll.modify(self.fd, select.EPOLLIN)
+        return True
 
-    def close(self) -> None:
-        if self._fd < 0:
-            return
+    def close(self) -> bool:
         if self._pending:
             # Stopping: what is owed goes out if the switch's socket takes it now.
             with contextlib.suppress(OSError):
                 self._sock.send(self._pending)
-            self._loop.remove_writer(self._fd)
-        else:
-            self._loop.remove_reader(self._fd)
-        self._links.discard(self)
-        self._fd = -1
+        with contextlib.suppress(OSError, ValueError):
+            self._epoll.unregister(self.fd)
         self._sock.close()
+        return False
 
 
 async def _answered(path: str) -> bool:
@@ -264,17 +311,19 @@ async def _answered(path: str) -> bool:
 
 
 class SwitchServer:
-    """The listening socket and its connections, read and written on the event loop without asyncio's
-    transports: a call costs the service about half as much CPU (docs/performance.md)."""
+    """The listening socket and its connections, served by a thread of their own that screens between two
+    turns of the event loop (LoopGate): a call wakes neither the loop nor asyncio's transports, and costs the
+    service about half the CPU it did (docs/performance.md)."""
 
     def __init__(self, path: str, screen: Screen, auth: Auth | None) -> None:
         self.path = path
         self._screen = screen
         self._auth = auth
-        self._links: set[_Link] = set()
+        self._links: dict[int, _Link] = {}
         self._listener: socket.socket | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._retry: asyncio.TimerHandle | None = None
+        self._gate: LoopGate | None = None
+        self._wake: tuple[socket.socket, socket.socket] | None = None
+        self._thread: threading.Thread | None = None
 
     async def start(self) -> None:
         if await _answered(self.path):
@@ -295,30 +344,60 @@ class SwitchServer:
             listener.close()
             raise
         self._listener = listener
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(listener.fileno(), self._accept)
+        self._gate = LoopGate(asyncio.get_running_loop())
+        self._wake = socket.socketpair()
+        self._thread = threading.Thread(target=self._serve, name="switch-socket", daemon=True)
+        self._thread.start()
 
-    def _accept(self) -> None:
-        listener, loop = self._listener, self._loop
-        assert listener is not None and loop is not None
+    def _serve(self) -> None:
+        listener, gate, wake = self._listener, self._gate, self._wake
+        assert listener is not None and gate is not None and wake is not None
+        links = self._links
+        with select.epoll() as epoll:
+            epoll.register(listener.fileno(), select.EPOLLIN)
+            epoll.register(wake[0].fileno(), select.EPOLLIN)
+            paused_until = 0.0
+            while True:
+                timeout = max(paused_until - time.monotonic(), 0.0) if paused_until else -1
+                if paused_until and not timeout:
+                    paused_until = 0.0
+                    epoll.register(listener.fileno(), select.EPOLLIN)
+                    timeout = -1
+                for fd, events in epoll.poll(timeout):
+                    if fd == wake[0].fileno():
+                        for link in list(links.values()):
+                            link.close()
+                        links.clear()
+                        return
+                    if fd == listener.fileno():
+                        if not self._accept(listener, epoll):
+                            # Out of file descriptors, say: pause accepting a second rather than spin on it.
+                            epoll.unregister(listener.fileno())
+                            paused_until = time.monotonic() + ACCEPT_RETRY_S
+                        continue
+                    ready = links.get(fd)
+                    if ready is None:
+                        continue
+                    try:
+                        alive = ready.ready(events, gate)
+                    except Exception:
+                        log.exception("switch socket: a connection failed; closed")
+                        alive = ready.close()
+                    if not alive:
+                        del links[fd]
+
+    def _accept(self, listener: socket.socket, epoll: select.epoll) -> bool:
         while True:
             try:
                 sock, _ = listener.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return
+                return True
             except OSError as exc:
-                # Out of file descriptors, say: pause accepting for a second rather than spin on it.
                 log.warning("switch socket: cannot accept a connection: %s; trying again in 1 s", exc)
-                loop.remove_reader(listener.fileno())
-                self._retry = loop.call_later(ACCEPT_RETRY_S, self._resume_accepting)
-                return
+                return False
             sock.setblocking(False)
-            _Link(loop, sock, SwitchConnection(self._screen, self._auth), self._links)
-
-    def _resume_accepting(self) -> None:
-        self._retry = None
-        if self._listener is not None and self._loop is not None:
-            self._loop.add_reader(self._listener.fileno(), self._accept)
+            link = _Link(sock, SwitchConnection(self._screen, self._auth), epoll)
+            self._links[link.fd] = link
 
     @property
     def connections(self) -> int:
@@ -326,17 +405,15 @@ class SwitchServer:
 
     async def stop(self) -> None:
         """Stop listening and close every connection (answers already written are sent first)."""
-        listener, loop = self._listener, self._loop
-        if listener is None or loop is None:
+        listener, gate, wake, thread = self._listener, self._gate, self._wake, self._thread
+        if listener is None or gate is None or wake is None or thread is None:
             return
-        if self._retry is not None:
-            self._retry.cancel()
-            self._retry = None
-        else:
-            loop.remove_reader(listener.fileno())
-        listener.close()
-        self._listener = None
-        for link in list(self._links):
-            link.close()
+        wake[1].send(b"x")
+        # Joined off the loop's thread: waiting in select, the loop lets a last screening through the gate.
+        await asyncio.to_thread(thread.join)
+        gate.remove()
+        for end in (listener, *wake):
+            end.close()
+        self._listener = self._gate = self._wake = self._thread = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
