@@ -284,3 +284,16 @@ async def test_a_poll_reads_on_only_once_a_transaction_has_ended_since_its_posit
     finally:
         await conn.close()
         await held.close()
+
+
+async def test_an_idle_replica_polls_without_resetting_its_feed_connections(start_server: StartServer) -> None:
+    """asyncpg's default release runs a reset statement: a second round trip after every idle poll."""
+    app = await start_server(poll_interval=0.2)
+    queries: list[str] = []
+    # asyncpg has no public way to reach a pool's connections.
+    for holder in app.replica._pool._holders:  # type: ignore[attr-defined]
+        if holder._con is not None:
+            holder._con.add_query_logger(lambda record: queries.append(record.query))
+    await asyncio.sleep(1.5)
+    assert queries  # the backstop poll and the settings poll
+    assert not [q for q in queries if "RESET ALL" in q or "pg_advisory_unlock_all" in q]

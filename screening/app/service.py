@@ -86,6 +86,12 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         log.info("%s ended while stopping: %s: %s", task.get_name(), type(exc).__name__, exc)
 
 
+async def _feed_reset(conn: asyncpg.Connection) -> None:
+    """A feed connection's release: nothing to undo. Its reads set only transaction-local state, and asyncpg
+    rolls back a transaction left open before this; its default reset statement (advisory locks, cursors,
+    LISTEN, settings) would be a round trip after every poll, half of an idle replica's."""
+
+
 async def _no_primary(*_args: object, **_kwargs: object) -> asyncpg.Connection:
     raise NoPrimary(NO_PRIMARY)
 
@@ -147,7 +153,9 @@ class App:
         )
         feed = FeedWatch()
         # Two: the replica's reads, and the tenant settings' (a full load holds its connection for long).
-        feed_pool = await self._pool("feed", feed_url, max_size=2, command_timeout=30, init=feed.on_connect)
+        feed_pool = await self._pool(
+            "feed", feed_url, max_size=2, command_timeout=30, init=feed.on_connect, reset=_feed_reset
+        )
         primary = self.dsn
         self.replica = Replica(
             feed_pool,
@@ -322,6 +330,7 @@ class App:
         settings: dict[str, str] | None = None,
         standby_fed: bool = False,
         init: Callable[[asyncpg.Connection], Coroutine[Any, Any, None]] | None = None,
+        reset: Callable[[asyncpg.Connection], Coroutine[Any, Any, None]] | None = None,
     ) -> asyncpg.Pool:
         # min_size=0: creating the pool does not connect, so a replica whose
         # database is down still starts, answers UNAVAILABLE and retries.
@@ -335,6 +344,7 @@ class App:
             command_timeout=command_timeout,
             server_settings=_named(purpose, settings),
             init=init,
+            reset=reset,
             max_inactive_connection_lifetime=STANDBY_FED_IDLE if standby_fed else 300.0,
         )
         self._pools.append(pool)
