@@ -87,16 +87,29 @@ def decode_response(data: bytes) -> Answer:
     matched_id = matched_number = ""
     pos, end = 0, len(data)
     while pos < end:
-        key, pos = _read_varint(data, pos)
+        # Keys, sizes and enums of one byte are the rule: read inline, without a call.
+        key = data[pos]
+        if key < 0x80:
+            pos += 1
+        else:
+            key, pos = _read_varint(data, pos)
         field, wire = key >> 3, key & 7
         if wire == 0:
-            value, pos = _read_varint(data, pos)
+            if pos < end and data[pos] < 0x80:
+                value = data[pos]
+                pos += 1
+            else:
+                value, pos = _read_varint(data, pos)
             if field == 1:
                 verdict = _enum(value)
             elif field == 5:
                 kind = _enum(value)
         elif wire == 2:
-            length, pos = _read_varint(data, pos)
+            if pos < end and data[pos] < 0x80:
+                length = data[pos]
+                pos += 1
+            else:
+                length, pos = _read_varint(data, pos)
             if pos + length > end:
                 raise ValueError("ScreenCallResponse: a field runs past the end")
             if field == 3:
