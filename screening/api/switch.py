@@ -2,11 +2,13 @@
 
 Why: a ScreenCallStream message through grpc.aio costs the service about
 0.3 ms of CPU (grpc's completion queue is polled on a thread of its own that
-wakes the event loop for every message read and every message sent); here a
-message is one read and one write on the event loop, on the socket itself
-(`loop.add_reader`: asyncio's transports and protocols cost a call about as
-much again as the rest), and the same screening (ScreeningServicer's hot
-path: the screener, its metrics, its hit counts).
+wakes the event loop for every message read and every message sent). Here a
+thread of the switch socket's own reads a request, screens it (the same
+screening: ScreeningServicer's hot path, its metrics and hit counts) and
+writes the answer, without waking the event loop: asyncio's turn and its
+transports cost a call about as much again as the rest. It screens only
+between two turns of the loop (LoopGate), so screening state is never seen
+half changed by the loop's own work.
 The measurements: docs/performance.md, integrations/kamailio/docs/switch-cost.md.
 
 Frames, both ways: one byte `kind`, a 4-byte big-endian length, that many bytes.
