@@ -284,6 +284,20 @@ async def test_export_streams_every_entry_in_each_format(cli: Run, clients: Clie
     assert "No such file or directory" in unwritable
 
 
+async def test_a_note_a_spreadsheet_would_run_is_exported_as_text_and_imports_as_written(
+    cli: Run, clients: Clients, tmp_path: Path
+) -> None:
+    note = '=HYPERLINK("http://evil.example","open me")'
+    await create(clients, "+15550100", note=note)
+    await create(clients, "+15550101", note="'=quoted by hand")
+    target = tmp_path / "acme.csv"
+    ok(await cli("export", "-t", "acme", "--file", str(target)))
+    assert [r["note"] for r in rows(target.read_text())] == ["'" + note, "''=quoted by hand"]
+    ok(await cli("import", str(target), "-t", "globex"))
+    imported = json.loads(ok(await cli("export", "-t", "globex", "-o", "json")))
+    assert [(e["number"], e["note"]) for e in imported] == [("+15550100", note), ("+15550101", "'=quoted by hand")]
+
+
 async def test_audit_lists_changes_newest_first(cli: Run) -> None:
     entry = await add(cli, "+15550100", "--call-type", "both")
     ok(await cli("update", entry["id"], "-t", "acme", "--note", "checked"))
@@ -297,7 +311,8 @@ async def test_audit_lists_changes_newest_first(cli: Run) -> None:
     assert "note - -> checked" in table and "delete" in table
     as_csv = rows(ok(await cli("audit", "-t", "acme", "-o", "csv", "--action", "update")))
     assert [r["action"] for r in as_csv] == ["update"]
-    assert as_csv[0]["change"] == "+15550100: note - -> checked"
+    # Behind an apostrophe: a spreadsheet would take a cell starting "+1555..: note" for a formula.
+    assert as_csv[0]["change"] == "'+15550100: note - -> checked"
     assert len(json.loads(ok(await cli("audit", "-t", "acme", "--limit", "1", "-o", "json")))) == 1
     assert json.loads(ok(await cli("audit", "-t", "other", "-o", "json"))) == []
 

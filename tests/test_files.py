@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from screening.domain.fields import COLUMNS
 from screening.domain.model import Action, CallType, MatchKind
 from screening.domain.times import TimeError, parse_time, zone
-from screening.files import sheet
+from screening.files import formulas, sheet
 from screening.files.cells import CellError, Reader
 from screening.files.template import csv_bytes, xlsx_bytes
 from screening.files.writing import csv_chunks
@@ -265,6 +265,36 @@ def test_a_cell_that_looks_like_a_formula_stays_text_in_a_workbook() -> None:
     cells = ['=HYPERLINK("http://evil","x")', "=0", "+14155550100", "@SUM(1)", "007"]
     _, found = lines(write_xlsx(["number", "call_type", "note", "match_kind", "reason"], [cells]), sheet.XLSX)
     assert [line.cells for line in found] == [cells]
+
+
+def test_a_cell_that_looks_like_a_formula_goes_out_as_text_in_csv_and_reads_back_as_written() -> None:
+    cells = ['=HYPERLINK("http://evil","x")', "+14155550100", "@SUM(1)", "-2+3", "=cmd|' /C calc'!A0", "'=quoted"]
+    data = b"".join(csv_chunks(["a", "b", "c", "d", "e", "f"], [cells]))
+    written = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))[1]
+    # What a spreadsheet sees: the formulas behind an apostrophe (text); a phone number and sums as they were.
+    assert written == ["'" + cells[0], "+14155550100", "'@SUM(1)", "-2+3", "'" + cells[4], "''=quoted"]
+    _, found = lines(b"".join(csv_chunks(["number", "call_type", "note"], [cells[:3], cells[3:]])))
+    assert [line.cells for line in found] == [cells[:3], cells[3:]]
+
+
+_risky_cell = st.builds(
+    lambda head, rest: head + rest,
+    st.sampled_from(["", "'", "''", "=", "+", "-", "@", "\t", "'=", "'+", "+1", "-1 (2)"]),
+    _cell,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_risky_cell, _risky_cell, _risky_cell), min_size=1, max_size=10))
+def test_no_csv_cell_written_starts_a_formula_and_every_one_reads_back_as_written(
+    rows: list[tuple[str, str, str]],
+) -> None:
+    data = b"".join(csv_chunks(["number", "call_type", "note"], [list(r) for r in rows]))
+    written = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))[1:]
+    for cell in itertools.chain.from_iterable(written):
+        assert cell[:1] not in formulas.TRIGGERS or set(cell) <= set("0123456789 ()./+-")
+    _, found = lines(data)
+    assert [line.cells for line in found] == [list(r) for r in rows if any(c.strip() for c in r)]
 
 
 _SIX = ["number", "call_type", "match_kind", "enabled", "note", "expire_time"]

@@ -1,7 +1,9 @@
 """Printing resources as a table (rich), JSON (proto field names) or CSV.
 
 CSV of entries starts with the import template's columns; `export` writes
-exactly those, so an export can be edited and imported again.
+exactly those, so an export can be edited and imported again (a cell a
+spreadsheet would run as a formula behind an apostrophe, which import takes
+off: screening.files.formulas).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from screening.cli.values import (
     OutputFormat,
     format_time,
 )
+from screening.files.formulas import defused
 from screening.v1 import screening_pb2 as pb
 
 Cell = Callable[[Any], str]
@@ -282,7 +285,8 @@ def listing(
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow([c.key for c in kind.columns if c.csv])
         for count, message in enumerate(messages, 1):  # noqa: B007
-            writer.writerow([c.cell(message) for c in kind.columns if c.csv])
+            # A cell a spreadsheet would run as a formula goes out behind an apostrophe; import takes it off.
+            writer.writerow([defused(c.cell(message)) for c in kind.columns if c.csv])
     else:
         # Streamed item by item, so an export of millions never sits in memory.
         out.write("[")

@@ -20,6 +20,7 @@ from datetime import date, datetime, time, timedelta
 from typing import IO, Any, NamedTuple
 
 from screening.domain.fields import COLUMNS
+from screening.files.formulas import restored
 
 REQUIRED = ("number", "call_type")
 # Columns an import reads past: the failed-rows file adds `reason`, and can be imported again as it is.
@@ -187,6 +188,10 @@ def _csv_lines(lines: _Lines, physical: Iterator[str], delimiter: str) -> Iterat
                 ) from None
             raise FileFault(start, f"not valid CSV: {exc}") from None
         # A blank line, or one of separators only: skipped (checked cheaply: most lines start with a value).
+        for cell in cells:
+            if cell[:1] == "'":
+                cells = [restored(c) for c in cells]
+                break
         if not cells or not (cells[0].strip() or "".join(cells).strip()):
             continue
         yield Line(start, cells, None, lines.number)

@@ -6,10 +6,12 @@ import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
 
+from screening.files.formulas import TRIGGERS, defused
 from screening.files.sheet import XLSX
 
 CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+_FIRST = TRIGGERS | {"'"}
 # CSV goes out in pieces of about this size.
 CHUNK = 256 * 1024
 
@@ -23,7 +25,8 @@ def csv_chunks(
 ) -> Iterator[bytes]:
     """CSV in UTF-8, by default with a byte order mark (so that Excel reads it as UTF-8), in pieces.
 
-    An empty header writes none: the rows continue a file begun earlier.
+    An empty header writes none: the rows continue a file begun earlier. A cell a spreadsheet would run
+    as a formula is written behind an apostrophe (screening.files.formulas).
     """
     out = io.StringIO()
     writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
@@ -32,6 +35,10 @@ def csv_chunks(
     if header:
         writer.writerow(header)
     for row in rows:
+        for cell in row:
+            if cell[:1] in _FIRST:
+                row = [defused(c) for c in row]
+                break
         writer.writerow(row)
         if out.tell() >= CHUNK:
             yield out.getvalue().encode()
