@@ -102,6 +102,8 @@ class _Lines:
         self._source = source
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")()
         self.number = 0
+        # An apostrophe anywhere so far: only then may a cell hold one put before a formula (formulas.py).
+        self.apostrophe = False
 
     def __iter__(self) -> Iterator[str]:
         carry = ""
@@ -110,6 +112,8 @@ class _Lines:
                 text = carry + self._decoder.decode(block)
             except UnicodeDecodeError as exc:
                 raise self._not_utf8(block, exc) from None
+            if not self.apostrophe and "'" in text:
+                self.apostrophe = True
             # Split at line feeds only (str.splitlines also splits at form feeds and the like, which
             # a cell may hold); the last piece, cut by the block's end, waits for the next block.
             pieces = text.split("\n")
@@ -123,6 +127,7 @@ class _Lines:
             raise FileFault(self.number + 1, "the file ends inside a UTF-8 character") from None
         if carry:
             self.number += 1
+            self.apostrophe = self.apostrophe or "'" in carry
             yield carry
 
     def _not_utf8(self, block: bytes, exc: UnicodeDecodeError) -> FileFault:
@@ -188,10 +193,11 @@ def _csv_lines(lines: _Lines, physical: Iterator[str], delimiter: str) -> Iterat
                 ) from None
             raise FileFault(start, f"not valid CSV: {exc}") from None
         # A blank line, or one of separators only: skipped (checked cheaply: most lines start with a value).
-        for cell in cells:
-            if cell[:1] == "'":
-                cells = [restored(c) for c in cells]
-                break
+        if lines.apostrophe:
+            for cell in cells:
+                if cell[:1] == "'":
+                    cells = [restored(c) for c in cells]
+                    break
         if not cells or not (cells[0].strip() or "".join(cells).strip()):
             continue
         yield Line(start, cells, None, lines.number)
