@@ -17,7 +17,7 @@ from screening.api.wire import Request
 from screening.app.config import Config
 from screening.domain.errors import ConfigError
 from screening.v1 import screening_pb2 as pb
-from tests.support import Clients, StartServer, create, until_verdict, write_auth_file
+from tests.support import Clients, StartServer, create, until_verdict, wait_until, write_auth_file
 
 IN = pb.DIRECTION_INBOUND
 HEADER = struct.Struct(">BI")
@@ -329,3 +329,34 @@ async def test_the_switch_thread_screens_only_between_turns_of_the_event_loop(tm
     finally:
         await server.stop()
     assert "select" not in vars(loop._selector)  # type: ignore[attr-defined]  # the loop waits as before
+
+
+async def test_a_failing_screen_is_answered_internal_and_a_failed_thread_ends_every_connection_loudly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(request: Request) -> bytes:
+        raise AssertionError("a bug")  # to_status answers it: the connection stays
+
+    path = tmp_path / "switch.sock"
+    server = switch.SwitchServer(str(path), broken, None)
+    await server.start()
+    try:
+        s = await Switch.connect(path)
+        s.ask("+4930123456")
+        kind, _ = await s.answer()
+        assert kind == grpc.StatusCode.INTERNAL.value[0]
+        assert server.connections == 1
+
+        def accept(*_args: object) -> bool:
+            raise RuntimeError("epoll gone")
+
+        monkeypatch.setattr(server, "_accept", accept)
+        await Switch.connect(path)
+        await wait_until(lambda: "its thread failed" in caplog.text)
+        assert any(r.levelname == "CRITICAL" for r in caplog.records)
+        # The switches find out at once: their connections end, and no new one is taken.
+        assert await s.closed() and server.connections == 0
+        with pytest.raises(ConnectionRefusedError):
+            await Switch.connect(path)
+    finally:
+        await server.stop()
