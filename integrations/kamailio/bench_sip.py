@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import statistics
@@ -521,8 +522,10 @@ def report(
             ratios[f"cpu_{tag}_ratio_round_min"], ratios[f"cpu_{tag}_ratio_round_max"] = min(per_round), max(per_round)
             ratios[f"setup_p50_{tag}_over_userblocklist"] = ours["setup_p50_ms"] / ubl["setup_p50_ms"]
             ratios[f"setup_p99_{tag}_over_userblocklist"] = ours["setup_p99_ms"] / ubl["setup_p99_ms"]
-            verdicts[f"{ours_name}: CPU per call at most 2x userblocklist's"] = (
-                ratios[f"cpu_{tag}_over_userblocklist"] <= 2
+            # CPU times come in clock ticks: a ratio of exactly 2 divides out as 2.0000000000000044.
+            cpu_ratio = ratios[f"cpu_{tag}_over_userblocklist"]
+            verdicts[f"{ours_name}: CPU per call at most 2x userblocklist's"] = cpu_ratio <= 2 or math.isclose(
+                cpu_ratio, 2
             )
         if "plain" in rows:
             plain = rows["plain"]
