@@ -17,7 +17,8 @@ cells are written as text, screening.files.writing.)
 from __future__ import annotations
 
 TRIGGERS = frozenset("=+-@\t\r")
-_ESCAPED = TRIGGERS | {"'"}
+# A first character `defused` may act on, and so what may follow an apostrophe it added.
+ESCAPED = TRIGGERS | {"'"}
 _HARMLESS = frozenset("0123456789 ()./+-")
 
 
@@ -26,11 +27,11 @@ def defused(cell: str) -> str:
     first = cell[:1]
     if first in TRIGGERS:
         return cell if _HARMLESS.issuperset(cell) else "'" + cell
-    if first == "'" and cell[1:2] in _ESCAPED:
+    if first == "'" and cell[1:2] in ESCAPED:
         return "'" + cell
     return cell
 
 
 def restored(cell: str) -> str:
     """A CSV cell as read: the apostrophe `defused` put there taken off."""
-    return cell[1:] if cell[:1] == "'" and cell[1:2] in _ESCAPED else cell
+    return cell[1:] if cell[:1] == "'" and cell[1:2] in ESCAPED else cell

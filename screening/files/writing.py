@@ -6,12 +6,11 @@ import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
 
-from screening.files.formulas import TRIGGERS, defused
+from screening.files.formulas import ESCAPED, defused
 from screening.files.sheet import XLSX
 
 CSV_TYPE = "text/csv; charset=utf-8"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-_FIRST = TRIGGERS | {"'"}
 # CSV goes out in pieces of about this size.
 CHUNK = 256 * 1024
 
@@ -36,7 +35,7 @@ def csv_chunks(
         writer.writerow(header)
     for row in rows:
         for cell in row:
-            if cell[:1] in _FIRST:
+            if cell[:1] in ESCAPED:
                 row = [defused(c) for c in row]
                 break
         writer.writerow(row)
