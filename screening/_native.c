@@ -859,6 +859,16 @@ id_lower_bound(const uint64_t *pairs, const uint32_t *order, Py_ssize_t a, Py_ss
     return a;
 }
 
+/* The key position at `a` (from id_lower_bound over n entries) if its id is (hi, lo); -1 if not found. */
+static inline int64_t
+id_found(const uint64_t *pairs, const uint32_t *order, Py_ssize_t n, Py_ssize_t a, uint64_t hi, uint64_t lo)
+{
+    if (a < n && pairs[2 * (Py_ssize_t)order[a]] == hi && pairs[2 * (Py_ssize_t)order[a] + 1] == lo) {
+        return (int64_t)order[a];
+    }
+    return -1;
+}
+
 /* id_position(ids, by_id, high, low) -> the key position of the entry with this id in a compact.Base, or -1.
  * `ids` holds (high, low) uint64 pairs by key position, `by_id` uint32 key positions in (high, low) order.
  * Every change asks each run of the index whether it holds the id; in Python that binary search was
@@ -895,11 +905,7 @@ id_position(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     }
     const uint64_t *pairs = (const uint64_t *)ids.buf;
     const uint32_t *order = (const uint32_t *)by_id.buf;
-    Py_ssize_t a = id_lower_bound(pairs, order, 0, n, want_hi, want_lo);
-    long found = -1;
-    if (a < n && pairs[2 * (Py_ssize_t)order[a]] == want_hi && pairs[2 * (Py_ssize_t)order[a] + 1] == want_lo) {
-        found = (long)order[a];
-    }
+    long found = (long)id_found(pairs, order, n, id_lower_bound(pairs, order, 0, n, want_hi, want_lo), want_hi, want_lo);
     PyBuffer_Release(&ids);
     PyBuffer_Release(&by_id);
     return PyLong_FromLong(found);
@@ -965,10 +971,7 @@ id_positions(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
                 }
                 Py_ssize_t j = a;
                 a = id_lower_bound(pairs, order, j > 0 ? (j - 1) * stride + 1 : 0, j < f ? j * stride : n, hi, lo);
-                out[i] = -1;
-                if (a < n && pairs[2 * (Py_ssize_t)order[a]] == hi && pairs[2 * (Py_ssize_t)order[a] + 1] == lo) {
-                    out[i] = (int64_t)order[a];
-                }
+                out[i] = id_found(pairs, order, n, a, hi, lo);
             }
             Py_END_ALLOW_THREADS
             result = Py_None;
