@@ -13,8 +13,10 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #define FLAG_BITS 8 /* compact.FLAG_BITS */
 #define ENABLED 0x4
@@ -192,6 +194,34 @@ format_id(Searcher *self, Py_ssize_t pos)
     return text;
 }
 
+/* The position of the key with this number (flags ignored) in the slice of the tenant whose
+ * ordinal this is (a value of self->tenants); -1 when no entry of the tenant has the number. */
+static Py_ssize_t
+find_key(Searcher *self, PyObject *ordinal, int64_t key)
+{
+    const Slice *s = &((const Slice *)self->slices.buf)[PyLong_AsSsize_t(ordinal)];
+    int64_t bucket = (key >> s->shift) - s->base;
+    if (bucket < 0 || bucket >= s->buckets) {
+        return -1;
+    }
+    const uint32_t *table = (const uint32_t *)self->table.buf;
+    const int64_t *keys = (const int64_t *)self->keys.buf;
+    Py_ssize_t lo = table[s->offset + bucket], hi = table[s->offset + bucket + 1];
+    Py_ssize_t end = hi;
+    while (lo < hi) { /* bisect_left */
+        Py_ssize_t mid = (lo + hi) >> 1;
+        if (keys[mid] < key) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    if (lo == end || (keys[lo] >> FLAG_BITS) != (key >> FLAG_BITS)) {
+        return -1;
+    }
+    return lo;
+}
+
 /* hit(tenant_id, number, direction, now, shadowed) -> (entry id, call type, expires_at) of the
  * tenant's qualifying entry for the number; the rank of a near miss (an entry with the number
  * that does not qualify) as an int; else None. An entry whose id is in `shadowed` (a set) is
@@ -227,30 +257,11 @@ Searcher_hit(Searcher *self, PyObject *const *args, Py_ssize_t nargs)
     if (key < 0) {
         Py_RETURN_NONE;
     }
-    const Slice *s = &((const Slice *)self->slices.buf)[PyLong_AsSsize_t(ordinal)];
-    int64_t bucket = (key >> s->shift) - s->base;
-    if (bucket < 0 || bucket >= s->buckets) {
-        Py_RETURN_NONE;
-    }
-    const uint32_t *table = (const uint32_t *)self->table.buf;
-    const int64_t *keys = (const int64_t *)self->keys.buf;
-    Py_ssize_t lo = table[s->offset + bucket], hi = table[s->offset + bucket + 1];
-    Py_ssize_t end = hi;
-    while (lo < hi) { /* bisect_left */
-        Py_ssize_t mid = (lo + hi) >> 1;
-        if (keys[mid] < key) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    if (lo == end) {
-        Py_RETURN_NONE;
-    }
-    int64_t found = keys[lo];
-    if ((found >> FLAG_BITS) != (key >> FLAG_BITS)) {
+    Py_ssize_t lo = find_key(self, ordinal, key);
+    if (lo < 0) {
         Py_RETURN_NONE; /* the common miss: no entry has the number */
     }
+    int64_t found = ((const int64_t *)self->keys.buf)[lo];
     double expires_at = 0.0; /* read only when EXPIRES is set */
     int has_expiry = 0;
     if (found & EXPIRES) {
@@ -407,6 +418,24 @@ Tally_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
+/* One screened call; verdict in 0..TALLY_VERDICTS - 1, a direction outside 1..2 counts as 0. */
+static void
+tally_count(Tally *self, long verdict, long direction, double seconds)
+{
+    self->calls[verdict][0 < direction && direction < TALLY_DIRECTIONS ? direction : 0]++;
+    Py_ssize_t lo = 0, hi = self->nbounds; /* bisect_left */
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) >> 1;
+        if (self->bounds[mid] < seconds) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    self->buckets[lo]++;
+    self->seconds += seconds;
+}
+
 /* add(verdict, direction, seconds): one screened call; a direction outside 1..2 counts as 0. */
 static PyObject *
 Tally_add(Tally *self, PyObject *const *args, Py_ssize_t nargs)
@@ -432,18 +461,7 @@ Tally_add(Tally *self, PyObject *const *args, Py_ssize_t nargs)
     if (seconds == -1.0 && PyErr_Occurred()) {
         return NULL;
     }
-    self->calls[verdict][0 < direction && direction < TALLY_DIRECTIONS ? direction : 0]++;
-    Py_ssize_t lo = 0, hi = self->nbounds; /* bisect_left */
-    while (lo < hi) {
-        Py_ssize_t mid = (lo + hi) >> 1;
-        if (self->bounds[mid] < seconds) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    self->buckets[lo]++;
-    self->seconds += seconds;
+    tally_count(self, verdict, direction, seconds);
     Py_RETURN_NONE;
 }
 
@@ -521,6 +539,26 @@ static PyTypeObject TallyType = {
     .tp_getset = Tally_getset,
 };
 
+/* Whether a str is '+' and 1-15 ASCII digits: E.164 as normalize() writes it. */
+static int
+e164_text(PyObject *text)
+{
+    if (!PyUnicode_IS_ASCII(text)) {
+        return 0;
+    }
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    const char *s = (const char *)PyUnicode_1BYTE_DATA(text);
+    if (len < 2 || len > MAX_DIGITS + 1 || s[0] != '+') {
+        return 0;
+    }
+    for (Py_ssize_t i = 1; i < len; i++) {
+        if ((unsigned)((unsigned char)s[i] - '0') > 9u) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* is_e164(text) -> whether text is '+' and 1-15 ASCII digits: normalize()'s fast path. */
 static PyObject *
 is_e164(PyObject *Py_UNUSED(module), PyObject *arg)
@@ -529,20 +567,7 @@ is_e164(PyObject *Py_UNUSED(module), PyObject *arg)
         PyErr_SetString(PyExc_TypeError, "is_e164() takes a str");
         return NULL;
     }
-    if (!PyUnicode_IS_ASCII(arg)) {
-        Py_RETURN_FALSE;
-    }
-    Py_ssize_t len = PyUnicode_GET_LENGTH(arg);
-    const char *s = (const char *)PyUnicode_1BYTE_DATA(arg);
-    if (len < 2 || len > MAX_DIGITS + 1 || s[0] != '+') {
-        Py_RETURN_FALSE;
-    }
-    for (Py_ssize_t i = 1; i < len; i++) {
-        if ((unsigned)((unsigned char)s[i] - '0') > 9u) {
-            Py_RETURN_FALSE;
-        }
-    }
-    Py_RETURN_TRUE;
+    return PyBool_FromLong(e164_text(arg));
 }
 
 /* number_keys(numbers, out): out[i] = number_key(numbers[i]) of compact.py, or -1 where the number
@@ -984,6 +1009,344 @@ id_positions(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
     return result;
 }
 
+/* ScreenCall's common answer in one C call: a call for a known tenant, an E.164 number, and no
+ * entry of the tenant or of its subscribed lists having that number, in any state. That is most
+ * calls a switch makes (most callers are on nobody's list), and the answer is then fixed: ALLOW,
+ * reason NO_ENTRY. Screener.screen (screening/usecases/screener.py) makes the same decision in
+ * Python; there, in a loaded server, its steps ran cold at several times their warm cost
+ * (docs/performance.md, "The common miss in C").
+ *
+ * Every other call goes to `fallback` (the Python path), which also answers, counts hits and
+ * unknown tenants, and raises for bad input: a call is passed on as soon as anything differs
+ * from the common case, whatever the entry it met would have decided. So this only ever gives
+ * the answer the Python path gives; tests/test_quick_screen.py compares the two call by call.
+ * It reads the Python path's own state each call (the replica's index, the settings, the
+ * tenant ids already checked), so no change can leave it behind. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *fallback;      /* screen(request) -> bytes */
+    PyObject *replica;       /* .ready, .index (._tenants, ._probes), .data_version */
+    PyObject *valid_tenants; /* set: tenant ids whose syntax the Python path has checked */
+    PyObject *settings;      /* dict: tenant id -> settings with .lists */
+    PyObject *tally;         /* Tally */
+    uint64_t allow, no_entry;
+    unsigned long long answered; /* calls answered here rather than by fallback */
+} QuickScreen;
+
+static PyObject *str_ready, *str_index, *str_data_version, *str_tenants, *str_probes, *str_exact, *str_prefix,
+    *str_lengths_desc, *str_lists;
+
+static int
+QuickScreen_traverse(QuickScreen *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->replica);
+    Py_VISIT(self->valid_tenants);
+    Py_VISIT(self->settings);
+    Py_VISIT(self->tally);
+    return 0;
+}
+
+static int
+QuickScreen_clear(QuickScreen *self)
+{
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->replica);
+    Py_CLEAR(self->valid_tenants);
+    Py_CLEAR(self->settings);
+    Py_CLEAR(self->tally);
+    return 0;
+}
+
+static void
+QuickScreen_dealloc(QuickScreen *self)
+{
+    PyObject_GC_UnTrack(self);
+    QuickScreen_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *QuickScreen_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames);
+
+/* QuickScreen(fallback, replica, valid_tenants, settings, tally, allow, no_entry) */
+static PyObject *
+QuickScreen_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PyObject *fallback, *replica, *valid_tenants, *settings, *tally;
+    unsigned long long allow, no_entry;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_SetString(PyExc_TypeError, "QuickScreen takes positional arguments only");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "OOO!O!O!KK:QuickScreen", &fallback, &replica, &PySet_Type, &valid_tenants,
+                          &PyDict_Type, &settings, &TallyType, &tally, &allow, &no_entry)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "QuickScreen: fallback must be callable");
+        return NULL;
+    }
+    QuickScreen *self = (QuickScreen *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = QuickScreen_vectorcall;
+    self->fallback = Py_NewRef(fallback);
+    self->replica = Py_NewRef(replica);
+    self->valid_tenants = Py_NewRef(valid_tenants);
+    self->settings = Py_NewRef(settings);
+    self->tally = Py_NewRef(tally);
+    self->allow = allow;
+    self->no_entry = no_entry;
+    return (PyObject *)self;
+}
+
+/* 1 when an entry of `owner` has the number (or something here is not as expected), 0 when none
+ * has, -1 with an exception set. *known: whether the owner has entries at all. */
+static int
+owner_has(PyObject *owner, PyObject *number, int64_t key, PyObject *overlay, PyObject *probes, int *known)
+{
+    PyObject *rules = PyDict_GetItemWithError(overlay, owner);
+    if (rules != NULL) {
+        *known = 1;
+        PyObject *exact = PyObject_GetAttr(rules, str_exact);
+        if (exact == NULL) {
+            return -1;
+        }
+        int has = PyDict_Check(exact) ? PyDict_Contains(exact, number) : 1;
+        Py_DECREF(exact);
+        if (has != 0) {
+            return has;
+        }
+        PyObject *prefix = PyObject_GetAttr(rules, str_prefix);
+        if (prefix == NULL) {
+            return -1;
+        }
+        if (!PyDict_Check(prefix)) {
+            Py_DECREF(prefix);
+            return 1;
+        }
+        if (PyDict_GET_SIZE(prefix) != 0) {
+            PyObject *lengths = PyObject_GetAttr(rules, str_lengths_desc);
+            if (lengths == NULL || !PyTuple_Check(lengths)) {
+                Py_DECREF(prefix);
+                Py_XDECREF(lengths);
+                return lengths == NULL ? -1 : 1;
+            }
+            Py_ssize_t size = PyUnicode_GET_LENGTH(number);
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(lengths) && has == 0; i++) {
+                Py_ssize_t length = PyLong_AsSsize_t(PyTuple_GET_ITEM(lengths, i));
+                if (length == -1 && PyErr_Occurred()) {
+                    has = -1;
+                } else if (length <= size) {
+                    PyObject *head = PyUnicode_Substring(number, 0, length);
+                    has = head == NULL ? -1 : PyDict_Contains(prefix, head);
+                    Py_XDECREF(head);
+                }
+            }
+            Py_DECREF(lengths);
+        }
+        Py_DECREF(prefix);
+        if (has != 0) {
+            return has;
+        }
+    } else if (PyErr_Occurred()) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(probes); i++) {
+        PyObject *probe = PyTuple_GET_ITEM(probes, i);
+        if (!PyTuple_Check(probe) || PyTuple_GET_SIZE(probe) < 1 ||
+            !Py_IS_TYPE(PyTuple_GET_ITEM(probe, 0), &SearcherType)) {
+            return 1;
+        }
+        Searcher *search = (Searcher *)PyTuple_GET_ITEM(probe, 0);
+        PyObject *ordinal = PyDict_GetItemWithError(search->tenants, owner);
+        if (ordinal == NULL) {
+            if (PyErr_Occurred()) {
+                return -1;
+            }
+            continue;
+        }
+        *known = 1;
+        if (find_key(search, ordinal, key) >= 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The encoded answer when the call is the common miss; NULL with no exception set when it is
+ * not (the fallback answers), NULL with one on an error. */
+static PyObject *
+quick_answer(QuickScreen *self, PyObject *request, long *direction)
+{
+    PyObject *tenant = PyStructSequence_GET_ITEM(request, 0);
+    PyObject *number = PyStructSequence_GET_ITEM(request, 1);
+    PyObject *call_id = PyStructSequence_GET_ITEM(request, 3);
+    if (PyStructSequence_GET_ITEM(request, 4) != Py_False || !PyUnicode_Check(number) || !e164_text(number) ||
+        !PyUnicode_Check(call_id) || !PyLong_CheckExact(PyStructSequence_GET_ITEM(request, 2))) {
+        return NULL;
+    }
+    int overflow;
+    *direction = PyLong_AsLongAndOverflow(PyStructSequence_GET_ITEM(request, 2), &overflow);
+    if (*direction != 1 && *direction != 2) {
+        return NULL;
+    }
+    int valid = PySet_Contains(self->valid_tenants, tenant);
+    if (valid <= 0) {
+        return NULL;
+    }
+    PyObject *ready = PyObject_GetAttr(self->replica, str_ready);
+    if (ready == NULL) {
+        return NULL;
+    }
+    Py_DECREF(ready);
+    if (ready != Py_True) {
+        return NULL;
+    }
+    PyObject *settings = PyDict_GetItemWithError(self->settings, tenant); /* borrowed */
+    if (settings == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *lists = NULL, *index = NULL, *overlay = NULL, *probes = NULL, *version = NULL, *answer = NULL;
+    if (settings != NULL && ((lists = PyObject_GetAttr(settings, str_lists)) == NULL || !PyTuple_Check(lists))) {
+        goto done;
+    }
+    if ((index = PyObject_GetAttr(self->replica, str_index)) == NULL ||
+        (overlay = PyObject_GetAttr(index, str_tenants)) == NULL || !PyDict_Check(overlay) ||
+        (probes = PyObject_GetAttr(index, str_probes)) == NULL || !PyTuple_Check(probes)) {
+        goto done;
+    }
+    int64_t key = number_key(number);
+    int known = settings != NULL;
+    Py_ssize_t owners = 1 + (lists == NULL ? 0 : PyTuple_GET_SIZE(lists));
+    for (Py_ssize_t i = 0; i < owners; i++) {
+        int owner_known = 0;
+        PyObject *owner = i == 0 ? tenant : PyTuple_GET_ITEM(lists, i - 1);
+        if (owner_has(owner, number, key, overlay, probes, &owner_known) != 0) {
+            goto done;
+        }
+        known |= i == 0 && owner_known;
+    }
+    if (!known) {
+        goto done; /* counted as an unknown tenant by the fallback */
+    }
+    if ((version = PyObject_GetAttr(self->replica, str_data_version)) == NULL) {
+        goto done;
+    }
+    uint64_t data_version = (uint64_t)PyLong_AsLongLong(version);
+    if (data_version == (uint64_t)-1 && PyErr_Occurred()) {
+        goto done;
+    }
+    /* The fields the Python path writes for this answer (screening/api/wire.py), in field order:
+     * verdict (1), normalized_number (2), call_id (6), data_version (7), reason (8). */
+    Py_ssize_t number_size = PyUnicode_GET_LENGTH(number), call_id_size;
+    const char *call_id_text = PyUnicode_AsUTF8AndSize(call_id, &call_id_size);
+    if (call_id_text == NULL) {
+        goto done;
+    }
+    answer = PyBytes_FromStringAndSize(NULL, 3 * 11 + 2 * 11 + number_size + call_id_size);
+    if (answer == NULL) {
+        goto done;
+    }
+    char *start = PyBytes_AS_STRING(answer), *out = start;
+    if (self->allow) {
+        *out++ = (char)(1 << 3);
+        out = put_varint(out, self->allow);
+    }
+    *out++ = (char)((2 << 3) | 2);
+    out = put_varint(out, (uint64_t)number_size);
+    memcpy(out, PyUnicode_1BYTE_DATA(number), (size_t)number_size);
+    out += number_size;
+    if (call_id_size) {
+        *out++ = (char)((6 << 3) | 2);
+        out = put_varint(out, (uint64_t)call_id_size);
+        memcpy(out, call_id_text, (size_t)call_id_size);
+        out += call_id_size;
+    }
+    if (data_version) {
+        *out++ = (char)(7 << 3);
+        out = put_varint(out, data_version);
+    }
+    if (self->no_entry) {
+        *out++ = (char)(8 << 3);
+        out = put_varint(out, self->no_entry);
+    }
+    if (_PyBytes_Resize(&answer, out - start) < 0) {
+        answer = NULL;
+    }
+done:
+    Py_XDECREF(lists);
+    Py_XDECREF(index);
+    Py_XDECREF(overlay);
+    Py_XDECREF(probes);
+    Py_XDECREF(version);
+    return answer;
+}
+
+static inline double
+monotonic_seconds(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now); /* time.perf_counter()'s clock on Linux */
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
+/* quick(request[, context]) -> the encoded ScreenCallResponse */
+static PyObject *
+QuickScreen_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    QuickScreen *self = (QuickScreen *)callable;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs < 1 || nargs > 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "QuickScreen(request[, context]) takes positional arguments only");
+        return NULL;
+    }
+    PyObject *request = args[0];
+    if (Py_IS_TYPE(request, ScreenRequestType)) {
+        double started = monotonic_seconds();
+        long direction = 0;
+        PyObject *answer = quick_answer(self, request, &direction);
+        if (answer != NULL) {
+            tally_count((Tally *)self->tally, (long)self->allow, direction, monotonic_seconds() - started);
+            self->answered++;
+            return answer;
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    return PyObject_CallOneArg(self->fallback, request);
+}
+
+static PyObject *
+QuickScreen_get_answered(QuickScreen *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLongLong(self->answered);
+}
+
+static PyGetSetDef QuickScreen_getset[] = {
+    {"answered", (getter)QuickScreen_get_answered, NULL, "calls answered here rather than by the fallback", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject QuickScreenType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "screening._native.QuickScreen",
+    .tp_basicsize = sizeof(QuickScreen),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "QuickScreen(fallback, replica, valid_tenants, settings, tally, allow, no_entry): ScreenCall's "
+              "common miss answered in C, every other call by fallback(request)",
+    .tp_new = QuickScreen_new,
+    .tp_dealloc = (destructor)QuickScreen_dealloc,
+    .tp_traverse = (traverseproc)QuickScreen_traverse,
+    .tp_clear = (inquiry)QuickScreen_clear,
+    .tp_vectorcall_offset = offsetof(QuickScreen, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_getset = QuickScreen_getset,
+};
+
 static PyMethodDef module_methods[] = {
     {"id_positions", (PyCFunction)(void (*)(void))id_positions, METH_FASTCALL,
      "id_positions(ids, by_id, fence_hi, fence_lo, stride, high, low, out) -> None: out[i] = the position of id"
@@ -1011,8 +1374,21 @@ static struct PyModuleDef native_module = {
 PyMODINIT_FUNC
 PyInit__native(void)
 {
-    if (PyType_Ready(&SearcherType) < 0 || PyType_Ready(&TallyType) < 0) {
+    if (PyType_Ready(&SearcherType) < 0 || PyType_Ready(&TallyType) < 0 || PyType_Ready(&QuickScreenType) < 0) {
         return NULL;
+    }
+    struct {
+        PyObject **name;
+        const char *text;
+    } names[] = {
+        {&str_ready, "ready"},     {&str_index, "index"},   {&str_data_version, "data_version"},
+        {&str_tenants, "_tenants"}, {&str_probes, "_probes"}, {&str_exact, "exact"},
+        {&str_prefix, "prefix"},   {&str_lengths_desc, "_lengths_desc"}, {&str_lists, "lists"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (*names[i].name == NULL && (*names[i].name = PyUnicode_InternFromString(names[i].text)) == NULL) {
+            return NULL;
+        }
     }
     if (never == NULL && (never = PyFloat_FromDouble(Py_HUGE_VAL)) == NULL) {
         return NULL;
@@ -1030,6 +1406,12 @@ PyInit__native(void)
     Py_INCREF(&TallyType);
     if (PyModule_AddObject(module, "Tally", (PyObject *)&TallyType) < 0) {
         Py_DECREF(&TallyType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&QuickScreenType);
+    if (PyModule_AddObject(module, "QuickScreen", (PyObject *)&QuickScreenType) < 0) {
+        Py_DECREF(&QuickScreenType);
         Py_DECREF(module);
         return NULL;
     }

@@ -1,6 +1,8 @@
 """The screening hot path in C (screening/_native.c)."""
 
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
+from typing import Any
 
 class Searcher:
     # The arrays are anything with the buffer protocol (numpy arrays, memoryviews),
@@ -49,6 +51,24 @@ class ScreenRequest(tuple[str, str, int, str, bool]):
     def call_id(self) -> str: ...
     @property
     def caller_withheld(self) -> bool: ...
+
+class QuickScreen:
+    """ScreenCall's common miss in C; every other call goes to fallback(request) (screening/api/wire.py)."""
+
+    def __init__(
+        self,
+        fallback: Callable[[ScreenRequest], bytes],
+        replica: object,
+        valid_tenants: set[str],
+        settings: dict[str, Any],
+        tally: Tally,
+        allow: int,
+        no_entry: int,
+        /,
+    ) -> None: ...
+    def __call__(self, request: ScreenRequest, context: object = ..., /) -> bytes: ...
+    @property
+    def answered(self) -> int: ...
 
 # Raises ValueError for bytes that are not a ScreenCallRequest, as protobuf's parser would refuse them.
 def screen_request(data: bytes, /) -> ScreenRequest: ...

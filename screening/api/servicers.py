@@ -17,7 +17,7 @@ from screening.api import convert
 from screening.api.auth import caller, caller_name
 from screening.api.metrics import Metrics
 from screening.api.tokens import ALL_TENANTS, ROLES
-from screening.api.wire import Request, respond, screen_response
+from screening.api.wire import Request, Screen, quick, respond, screen_response
 from screening.domain.errors import InvalidArgument
 from screening.domain.fields import UPDATABLE
 from screening.domain.model import Action as DomainAction
@@ -52,11 +52,16 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
         self._screener = screener
         self._metrics = metrics
         self._tally = metrics.screen_tally
+        # The hot path (also what the switch socket answers with, screening/api/switch.py): the common
+        # miss answered in C, every other call by _screen. Set before generated code reads ScreenCall.
+        # A plain callable, not a coroutine: the wrapper grpc awaits is then the call's only coroutine.
+        # Answers with the response's bytes (screening.api.wire): the method is ENCODED (screening.api.methods).
+        self.screen: Screen = quick(self._screen, screener, self._tally)
+        # Served from the instance: generated code reads servicer.ScreenCall once, when it is added.
+        self.ScreenCall = self.screen  # type: ignore[method-assign]
 
-    # A plain method, not a coroutine: the wrapper grpc awaits is then the call's only coroutine.
-    # Answers with the response's bytes (screening.api.wire): the method is ENCODED (screening.api.methods).
     def ScreenCall(self, request: Request, context: Context) -> bytes:  # type: ignore[override]
-        return self.screen(request)
+        return self.screen(request, context)
 
     async def ScreenNumbers(self, request: pb.ScreenNumbersRequest, context: Context) -> pb.ScreenNumbersResponse:
         numbers, hits, version = self._screener.screen_many(request.tenant_id, list(request.numbers), request.direction)
@@ -105,9 +110,8 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
         async for request in request_iterator:
             yield screen(request)
 
-    # The hot path: a plain function, no awaits, one tally (screening/api/metrics.py).
-    # Also what the switch socket answers with (screening/api/switch.py).
-    def screen(self, request: Request) -> bytes:
+    # Every call the C path passes on: a plain function, no awaits, one tally (screening/api/metrics.py).
+    def _screen(self, request: Request, context: Context | None = None) -> bytes:
         started = perf_counter()
         direction = request.direction
         try:

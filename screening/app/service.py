@@ -220,7 +220,7 @@ class App:
             region_of=self.settings.region,
         )
         numbers_store = ForbiddenNumberStore(admin_pool, self._tenancy)
-        screening = ScreeningServicer(screener, self.metrics)
+        self.screening = screening = ScreeningServicer(screener, self.metrics)
         add_registered(pb_grpc.add_ScreeningServicer_to_server, screening, self.server, wrap=serve)
         switch_path = self.config.switch_socket_path
         if switch_path is not None:

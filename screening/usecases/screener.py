@@ -21,7 +21,7 @@ from screening.domain.model import Action, MatchKind, ScreenReason
 from screening.domain.numbers import is_e164, is_emergency, normalize
 from screening.index.rules import MISS_DISABLED, MISS_EXPIRED, MISS_OTHER_DIRECTION, IndexEntry
 from screening.sync.replica import Replica
-from screening.sync.settings import SettingsFollower
+from screening.sync.settings import SettingsFollower, TenantRules
 from screening.usecases.hits import HitCounter
 
 log = logging.getLogger(__name__)
@@ -78,26 +78,27 @@ class Screener:
         settings: SettingsFollower | None = None,
         hits: HitCounter | None = None,
     ) -> None:
-        self._replica = replica
+        self.replica = replica
         self.hits = HitCounter() if hits is None else hits
         self._region = region
         self._settings = settings
-        self._rules = {} if settings is None else settings.by_tenant
-        self._valid_tenants: set[str] = set()
+        # The tenants' settings by id, as the follower keeps them (changed in place).
+        self.rules: dict[str, TenantRules] = {} if settings is None else settings.by_tenant
+        self.valid_tenants: set[str] = set()
         # Calls for tenants with neither entries nor settings, by direction (a typo'd tenant id screens
         # against nothing and is allowed: this is how an operator sees it).
         self.unknown_tenant_calls = [0, 0, 0]
         self._unknown_logged: set[str] = set()
 
     def _check(self, tenant_id: str, direction: int) -> None:
-        if tenant_id not in self._valid_tenants:
+        if tenant_id not in self.valid_tenants:
             check.tenant_id(tenant_id)
-            if len(self._valid_tenants) < _KNOWN_TENANTS:
-                self._valid_tenants.add(tenant_id)
+            if len(self.valid_tenants) < _KNOWN_TENANTS:
+                self.valid_tenants.add(tenant_id)
         if direction not in _DIRECTIONS:
             reason = "is required" if direction == 0 else "is not a known direction"
             raise InvalidArgument("direction", direction, f"{reason}; one of DIRECTION_INBOUND, DIRECTION_OUTBOUND")
-        if not self._replica.ready:
+        if not self.replica.ready:
             # Never ALLOW from an index that has not been loaded.
             raise Unavailable("forbidden numbers are still loading on this replica; retry shortly")
 
@@ -105,10 +106,10 @@ class Screener:
         self, tenant_id: str, number: str, direction: int, withheld: bool = False, count: bool = True
     ) -> Decision:
         """The answer to one call; `count` False: a test of a number, not a call (no hit is counted)."""
-        replica = self._replica
-        if tenant_id not in self._valid_tenants or direction not in _DIRECTIONS or not replica.ready:
+        replica = self.replica
+        if tenant_id not in self.valid_tenants or direction not in _DIRECTIONS or not replica.ready:
             self._check(tenant_id, direction)
-        rules = self._rules.get(tenant_id)
+        rules = self.rules.get(tenant_id)
         version = replica.data_version
         if withheld or not number:
             if direction == _INBOUND:
@@ -164,7 +165,7 @@ class Screener:
         self._check(tenant_id, direction)
         if len(numbers) > MAX_BATCH:
             raise InvalidArgument("numbers", f"{len(numbers)} numbers", f"at most {MAX_BATCH} a call")
-        rules = self._rules.get(tenant_id)
+        rules = self.rules.get(tenant_id)
         region = self._region if rules is None else rules.region
         try:
             # normalize()'s own first test, made here: E.164 input needs no function call.
@@ -174,7 +175,7 @@ class Screener:
             for i, n in enumerate(numbers):
                 normalize(n, field=f"numbers[{i}]", region=region, allow_empty=True)
             raise
-        replica = self._replica
+        replica = self.replica
         now = time()
         index = replica.index
         keyed = index.keys_of(normalized) if rules is not None and rules.lists else None
