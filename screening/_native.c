@@ -618,41 +618,17 @@ put_varint(char *out, uint64_t value)
     return out;
 }
 
+/* The response's bytes from its fields by field number - 1: text and size of the strings, the
+ * varints' values (negative int32 and int64 values as ten-byte varints, as protobuf writes them). */
 static PyObject *
-screen_response(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+write_response(const char *const *text, const Py_ssize_t *size, const uint64_t *number)
 {
-    if (nargs != RESPONSE_FIELDS) {
-        PyErr_SetString(PyExc_TypeError, "screen_response() takes the response's 13 fields, in field order");
-        return NULL;
-    }
-    const char *text[RESPONSE_FIELDS];
-    Py_ssize_t size[RESPONSE_FIELDS];
-    uint64_t number[RESPONSE_FIELDS];
     Py_ssize_t total = 0;
     for (int i = 0; i < RESPONSE_FIELDS; i++) {
-        PyObject *value = args[i];
         if (response_kinds[i] == 's') {
-            if (!PyUnicode_Check(value)) {
-                PyErr_Format(PyExc_TypeError, "screen_response(): field %d must be a str", i + 1);
-                return NULL;
-            }
-            text[i] = PyUnicode_AsUTF8AndSize(value, &size[i]);
-            if (text[i] == NULL) {
-                return NULL;
-            }
-            if (size[i]) {
-                total += 1 + 10 + size[i];
-            }
+            total += size[i] ? 1 + 10 + size[i] : 0;
         } else {
-            long long v = PyLong_AsLongLong(value);
-            if (v == -1 && PyErr_Occurred()) {
-                return NULL;
-            }
-            /* Negative int32 and int64 values are written as ten-byte varints, as protobuf does. */
-            number[i] = (uint64_t)v;
-            if (number[i]) {
-                total += 1 + 10;
-            }
+            total += number[i] ? 1 + 10 : 0;
         }
     }
     PyObject *bytes = PyBytes_FromStringAndSize(NULL, total);
@@ -677,6 +653,38 @@ screen_response(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
         return NULL;
     }
     return bytes;
+}
+
+static PyObject *
+screen_response(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != RESPONSE_FIELDS) {
+        PyErr_SetString(PyExc_TypeError, "screen_response() takes the response's 13 fields, in field order");
+        return NULL;
+    }
+    const char *text[RESPONSE_FIELDS];
+    Py_ssize_t size[RESPONSE_FIELDS];
+    uint64_t number[RESPONSE_FIELDS];
+    for (int i = 0; i < RESPONSE_FIELDS; i++) {
+        PyObject *value = args[i];
+        if (response_kinds[i] == 's') {
+            if (!PyUnicode_Check(value)) {
+                PyErr_Format(PyExc_TypeError, "screen_response(): field %d must be a str", i + 1);
+                return NULL;
+            }
+            text[i] = PyUnicode_AsUTF8AndSize(value, &size[i]);
+            if (text[i] == NULL) {
+                return NULL;
+            }
+        } else {
+            long long v = PyLong_AsLongLong(value);
+            if (v == -1 && PyErr_Occurred()) {
+                return NULL;
+            }
+            number[i] = (uint64_t)v;
+        }
+    }
+    return write_response(text, size, number);
 }
 
 /* ScreenCallRequest from the wire, into a ScreenRequest (a struct sequence with the message's field
@@ -1009,19 +1017,22 @@ id_positions(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
     return result;
 }
 
-/* ScreenCall's common answer in one C call: a call for a known tenant, an E.164 number, and no
- * entry of the tenant or of its subscribed lists having that number, in any state. That is most
- * calls a switch makes (most callers are on nobody's list), and the answer is then fixed: ALLOW,
- * reason NO_ENTRY. Screener.screen (screening/usecases/screener.py) makes the same decision in
- * Python; there, in a loaded server, its steps ran cold at several times their warm cost
- * (docs/performance.md, "The common miss in C").
+/* ScreenCall's common answers in one C call, for a known tenant's call with an E.164 number:
+ * - no entry of the tenant or of its subscribed lists has the number, in any state: ALLOW,
+ *   reason NO_ENTRY. That is most calls a switch makes (most callers are on nobody's list);
+ * - the first of the tenant and its lists, in that order, with an exact entry for the number has
+ *   it in the compact base, enabled, without expiry, for this direction: that entry decides,
+ *   BLOCK (the base holds only BLOCK entries; an exact entry beats any prefix, and the tenant's
+ *   own, then the earlier list's, wins a tie), and its hit is counted.
+ * Screener.screen (screening/usecases/screener.py) makes the same decisions in Python; in a
+ * loaded server its steps ran cold at several times their warm cost (docs/performance.md, "The
+ * common answers in C").
  *
- * Every other call goes to `fallback` (the Python path), which also answers, counts hits and
- * unknown tenants, and raises for bad input: a call is passed on as soon as anything differs
- * from the common case, whatever the entry it met would have decided. So this only ever gives
- * the answer the Python path gives; tests/test_quick_screen.py compares the two call by call.
- * It reads the Python path's own state each call (the replica's index, the settings, the
- * tenant ids already checked), so no change can leave it behind. */
+ * Every other call goes to `fallback` (the Python path), which also counts unknown tenants and
+ * raises for bad input: a call is passed on as soon as anything differs from those two cases. So
+ * this only ever gives the answer the Python path gives; tests/test_quick_screen.py compares the
+ * two call by call. It reads the Python path's own state on each call (the replica's index, the
+ * settings, the tenant ids already checked, the hit counter), so no change can leave it behind. */
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
@@ -1030,12 +1041,14 @@ typedef struct {
     PyObject *valid_tenants; /* set: tenant ids whose syntax the Python path has checked */
     PyObject *settings;      /* dict: tenant id -> settings with .lists */
     PyObject *tally;         /* Tally */
-    uint64_t allow, no_entry;
+    PyObject *hits;          /* .hit(entry id, now) */
+    /* Enum values: verdicts, reasons, the entry's kind and action as a base entry has them. */
+    uint64_t allow, block, no_entry, block_entry, exact, block_action;
     unsigned long long answered; /* calls answered here rather than by fallback */
 } QuickScreen;
 
 static PyObject *str_ready, *str_index, *str_data_version, *str_tenants, *str_probes, *str_exact, *str_prefix,
-    *str_lengths_desc, *str_lists;
+    *str_lengths_desc, *str_lists, *str_hit;
 
 static int
 QuickScreen_traverse(QuickScreen *self, visitproc visit, void *arg)
@@ -1045,6 +1058,7 @@ QuickScreen_traverse(QuickScreen *self, visitproc visit, void *arg)
     Py_VISIT(self->valid_tenants);
     Py_VISIT(self->settings);
     Py_VISIT(self->tally);
+    Py_VISIT(self->hits);
     return 0;
 }
 
@@ -1056,6 +1070,7 @@ QuickScreen_clear(QuickScreen *self)
     Py_CLEAR(self->valid_tenants);
     Py_CLEAR(self->settings);
     Py_CLEAR(self->tally);
+    Py_CLEAR(self->hits);
     return 0;
 }
 
@@ -1069,18 +1084,20 @@ QuickScreen_dealloc(QuickScreen *self)
 
 static PyObject *QuickScreen_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames);
 
-/* QuickScreen(fallback, replica, valid_tenants, settings, tally, allow, no_entry) */
+/* QuickScreen(fallback, replica, valid_tenants, settings, tally, hits,
+ *             (allow, block, no_entry, block_entry, exact, block_action)) */
 static PyObject *
 QuickScreen_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    PyObject *fallback, *replica, *valid_tenants, *settings, *tally;
-    unsigned long long allow, no_entry;
+    PyObject *fallback, *replica, *valid_tenants, *settings, *tally, *hits;
+    unsigned long long values[6];
     if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
         PyErr_SetString(PyExc_TypeError, "QuickScreen takes positional arguments only");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "OOO!O!O!KK:QuickScreen", &fallback, &replica, &PySet_Type, &valid_tenants,
-                          &PyDict_Type, &settings, &TallyType, &tally, &allow, &no_entry)) {
+    if (!PyArg_ParseTuple(args, "OOO!O!O!O(KKKKKK):QuickScreen", &fallback, &replica, &PySet_Type, &valid_tenants,
+                          &PyDict_Type, &settings, &TallyType, &tally, &hits, &values[0], &values[1], &values[2],
+                          &values[3], &values[4], &values[5])) {
         return NULL;
     }
     if (!PyCallable_Check(fallback)) {
@@ -1097,15 +1114,26 @@ QuickScreen_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->valid_tenants = Py_NewRef(valid_tenants);
     self->settings = Py_NewRef(settings);
     self->tally = Py_NewRef(tally);
-    self->allow = allow;
-    self->no_entry = no_entry;
+    self->hits = Py_NewRef(hits);
+    self->allow = values[0];
+    self->block = values[1];
+    self->no_entry = values[2];
+    self->block_entry = values[3];
+    self->exact = values[4];
+    self->block_action = values[5];
     return (PyObject *)self;
 }
 
-/* 1 when an entry of `owner` has the number (or something here is not as expected), 0 when none
- * has, -1 with an exception set. *known: whether the owner has entries at all. */
+#define OWNER_NONE 0    /* no exact entry of the owner has the number */
+#define OWNER_DECIDES 1 /* a qualifying base entry has it: *entry_id set */
+#define OWNER_OTHER 2   /* anything else: the Python path decides */
+
+/* The owner's exact entry for the number, as ScreeningIndex.lookup finds it: the overlay's, else
+ * the first run's that is not shadowed. -1 with an exception set. *known: whether the owner has
+ * entries at all. */
 static int
-owner_has(PyObject *owner, PyObject *number, int64_t key, PyObject *overlay, PyObject *probes, int *known)
+owner_exact(PyObject *owner, PyObject *number, int64_t key, long direction, PyObject *overlay, PyObject *probes,
+            int *known, PyObject **entry_id)
 {
     PyObject *rules = PyDict_GetItemWithError(overlay, owner);
     if (rules != NULL) {
@@ -1117,23 +1145,74 @@ owner_has(PyObject *owner, PyObject *number, int64_t key, PyObject *overlay, PyO
         int has = PyDict_Check(exact) ? PyDict_Contains(exact, number) : 1;
         Py_DECREF(exact);
         if (has != 0) {
-            return has;
+            return has < 0 ? -1 : OWNER_OTHER;
         }
-        PyObject *prefix = PyObject_GetAttr(rules, str_prefix);
-        if (prefix == NULL) {
+    } else if (PyErr_Occurred()) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(probes); i++) {
+        PyObject *probe = PyTuple_GET_ITEM(probes, i);
+        if (!PyTuple_Check(probe) || PyTuple_GET_SIZE(probe) != 2 ||
+            !Py_IS_TYPE(PyTuple_GET_ITEM(probe, 0), &SearcherType) || !PyAnySet_Check(PyTuple_GET_ITEM(probe, 1))) {
+            return OWNER_OTHER;
+        }
+        Searcher *search = (Searcher *)PyTuple_GET_ITEM(probe, 0);
+        PyObject *ordinal = PyDict_GetItemWithError(search->tenants, owner);
+        if (ordinal == NULL) {
+            if (PyErr_Occurred()) {
+                return -1;
+            }
+            continue;
+        }
+        *known = 1;
+        Py_ssize_t pos = find_key(search, ordinal, key);
+        if (pos < 0) {
+            continue;
+        }
+        PyObject *id = format_id(search, pos);
+        if (id == NULL) {
             return -1;
         }
-        if (!PyDict_Check(prefix)) {
-            Py_DECREF(prefix);
-            return 1;
-        }
-        if (PyDict_GET_SIZE(prefix) != 0) {
-            PyObject *lengths = PyObject_GetAttr(rules, str_lengths_desc);
-            if (lengths == NULL || !PyTuple_Check(lengths)) {
-                Py_DECREF(prefix);
-                Py_XDECREF(lengths);
-                return lengths == NULL ? -1 : 1;
+        int shadowed = PySet_Contains(PyTuple_GET_ITEM(probe, 1), id);
+        if (shadowed != 0) {
+            Py_DECREF(id);
+            if (shadowed < 0) {
+                return -1;
             }
+            continue; /* changed since the run was built: the overlay or an older run answers */
+        }
+        int64_t flags = ((const int64_t *)search->keys.buf)[pos];
+        if ((flags & EXPIRES) || !(flags & ENABLED) || !(flags & direction)) {
+            Py_DECREF(id);
+            return OWNER_OTHER;
+        }
+        *entry_id = id;
+        return OWNER_DECIDES;
+    }
+    return OWNER_NONE;
+}
+
+/* 0 when none of the owner's overlay prefixes is a prefix of the number, 1 when one is, -1 with an
+ * exception set. */
+static int
+owner_prefix(PyObject *owner, PyObject *number, PyObject *overlay)
+{
+    PyObject *rules = PyDict_GetItemWithError(overlay, owner);
+    if (rules == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    PyObject *prefix = PyObject_GetAttr(rules, str_prefix);
+    if (prefix == NULL) {
+        return -1;
+    }
+    int has = PyDict_Check(prefix) ? 0 : 1;
+    if (has == 0 && PyDict_GET_SIZE(prefix) != 0) {
+        PyObject *lengths = PyObject_GetAttr(rules, str_lengths_desc);
+        if (lengths == NULL) {
+            has = -1;
+        } else if (!PyTuple_Check(lengths)) {
+            has = 1;
+        } else {
             Py_ssize_t size = PyUnicode_GET_LENGTH(number);
             for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(lengths) && has == 0; i++) {
                 Py_ssize_t length = PyLong_AsSsize_t(PyTuple_GET_ITEM(lengths, i));
@@ -1145,41 +1224,25 @@ owner_has(PyObject *owner, PyObject *number, int64_t key, PyObject *overlay, PyO
                     Py_XDECREF(head);
                 }
             }
-            Py_DECREF(lengths);
         }
-        Py_DECREF(prefix);
-        if (has != 0) {
-            return has;
-        }
-    } else if (PyErr_Occurred()) {
-        return -1;
+        Py_XDECREF(lengths);
     }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(probes); i++) {
-        PyObject *probe = PyTuple_GET_ITEM(probes, i);
-        if (!PyTuple_Check(probe) || PyTuple_GET_SIZE(probe) < 1 ||
-            !Py_IS_TYPE(PyTuple_GET_ITEM(probe, 0), &SearcherType)) {
-            return 1;
-        }
-        Searcher *search = (Searcher *)PyTuple_GET_ITEM(probe, 0);
-        PyObject *ordinal = PyDict_GetItemWithError(search->tenants, owner);
-        if (ordinal == NULL) {
-            if (PyErr_Occurred()) {
-                return -1;
-            }
-            continue;
-        }
-        *known = 1;
-        if (find_key(search, ordinal, key) >= 0) {
-            return 1;
-        }
-    }
-    return 0;
+    Py_DECREF(prefix);
+    return has;
 }
 
-/* The encoded answer when the call is the common miss; NULL with no exception set when it is
- * not (the fallback answers), NULL with one on an error. */
+static inline double
+clock_seconds(clockid_t clock)
+{
+    struct timespec now;
+    clock_gettime(clock, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
+}
+
+/* The encoded answer when the call is one of the common cases (*verdict set); NULL with no
+ * exception set when it is not (the fallback answers), NULL with one on an error. */
 static PyObject *
-quick_answer(QuickScreen *self, PyObject *request, long *direction)
+quick_answer(QuickScreen *self, PyObject *request, long *direction, uint64_t *verdict)
 {
     PyObject *tenant = PyStructSequence_GET_ITEM(request, 0);
     PyObject *number = PyStructSequence_GET_ITEM(request, 1);
@@ -1209,7 +1272,8 @@ quick_answer(QuickScreen *self, PyObject *request, long *direction)
     if (settings == NULL && PyErr_Occurred()) {
         return NULL;
     }
-    PyObject *lists = NULL, *index = NULL, *overlay = NULL, *probes = NULL, *version = NULL, *answer = NULL;
+    PyObject *lists = NULL, *index = NULL, *overlay = NULL, *probes = NULL, *version = NULL, *entry_id = NULL;
+    PyObject *answer = NULL;
     if (settings != NULL && ((lists = PyObject_GetAttr(settings, str_lists)) == NULL || !PyTuple_Check(lists))) {
         goto done;
     }
@@ -1220,77 +1284,85 @@ quick_answer(QuickScreen *self, PyObject *request, long *direction)
     }
     int64_t key = number_key(number);
     int known = settings != NULL;
-    Py_ssize_t owners = 1 + (lists == NULL ? 0 : PyTuple_GET_SIZE(lists));
-    for (Py_ssize_t i = 0; i < owners; i++) {
+    Py_ssize_t owners = 1 + (lists == NULL ? 0 : PyTuple_GET_SIZE(lists)), decided = -1;
+    for (Py_ssize_t i = 0; i < owners && decided < 0; i++) {
         int owner_known = 0;
         PyObject *owner = i == 0 ? tenant : PyTuple_GET_ITEM(lists, i - 1);
-        if (owner_has(owner, number, key, overlay, probes, &owner_known) != 0) {
+        int found = owner_exact(owner, number, key, *direction, overlay, probes, &owner_known, &entry_id);
+        if (found < 0 || found == OWNER_OTHER) {
             goto done;
+        }
+        if (found == OWNER_DECIDES) {
+            decided = i;
         }
         known |= i == 0 && owner_known;
     }
-    if (!known) {
-        goto done; /* counted as an unknown tenant by the fallback */
+    if (decided < 0) {
+        for (Py_ssize_t i = 0; i < owners; i++) {
+            if (owner_prefix(i == 0 ? tenant : PyTuple_GET_ITEM(lists, i - 1), number, overlay) != 0) {
+                goto done;
+            }
+        }
+        if (!known) {
+            goto done; /* counted as an unknown tenant by the fallback */
+        }
     }
     if ((version = PyObject_GetAttr(self->replica, str_data_version)) == NULL) {
         goto done;
     }
-    uint64_t data_version = (uint64_t)PyLong_AsLongLong(version);
-    if (data_version == (uint64_t)-1 && PyErr_Occurred()) {
+    /* The fields as screening/api/wire.py's screen_response writes them, by field number - 1. */
+    const char *text[RESPONSE_FIELDS] = {NULL};
+    Py_ssize_t size[RESPONSE_FIELDS] = {0};
+    uint64_t values[RESPONSE_FIELDS] = {0};
+    values[6] = (uint64_t)PyLong_AsLongLong(version);
+    if (values[6] == (uint64_t)-1 && PyErr_Occurred()) {
         goto done;
     }
-    /* The fields the Python path writes for this answer (screening/api/wire.py), in field order:
-     * verdict (1), normalized_number (2), call_id (6), data_version (7), reason (8). */
-    Py_ssize_t number_size = PyUnicode_GET_LENGTH(number), call_id_size;
-    const char *call_id_text = PyUnicode_AsUTF8AndSize(call_id, &call_id_size);
-    if (call_id_text == NULL) {
+    text[1] = (const char *)PyUnicode_1BYTE_DATA(number);
+    size[1] = PyUnicode_GET_LENGTH(number);
+    if ((text[5] = PyUnicode_AsUTF8AndSize(call_id, &size[5])) == NULL) {
         goto done;
     }
-    answer = PyBytes_FromStringAndSize(NULL, 3 * 11 + 2 * 11 + number_size + call_id_size);
-    if (answer == NULL) {
-        goto done;
+    if (decided < 0) {
+        *verdict = values[0] = self->allow;
+        values[7] = self->no_entry;
+    } else {
+        PyObject *now = PyFloat_FromDouble(clock_seconds(CLOCK_REALTIME)); /* time.time() */
+        if (now == NULL) {
+            goto done;
+        }
+        PyObject *args[3] = {self->hits, entry_id, now};
+        PyObject *counted = PyObject_VectorcallMethod(str_hit, args, 3, NULL);
+        Py_DECREF(now);
+        if (counted == NULL) {
+            goto done;
+        }
+        Py_DECREF(counted);
+        *verdict = values[0] = self->block;
+        values[7] = self->block_entry;
+        /* matched_* and decided_* both name the entry: its id, its number (the call's), its kind. */
+        text[2] = text[8] = (const char *)PyUnicode_1BYTE_DATA(entry_id);
+        size[2] = size[8] = PyUnicode_GET_LENGTH(entry_id);
+        text[3] = text[9] = text[1];
+        size[3] = size[9] = size[1];
+        values[4] = values[10] = self->exact;
+        values[11] = self->block_action;
+        if (decided > 0) {
+            PyObject *list = PyTuple_GET_ITEM(lists, decided - 1);
+            if (!PyUnicode_Check(list) || (text[12] = PyUnicode_AsUTF8AndSize(list, &size[12])) == NULL) {
+                goto done;
+            }
+        }
     }
-    char *start = PyBytes_AS_STRING(answer), *out = start;
-    if (self->allow) {
-        *out++ = (char)(1 << 3);
-        out = put_varint(out, self->allow);
-    }
-    *out++ = (char)((2 << 3) | 2);
-    out = put_varint(out, (uint64_t)number_size);
-    memcpy(out, PyUnicode_1BYTE_DATA(number), (size_t)number_size);
-    out += number_size;
-    if (call_id_size) {
-        *out++ = (char)((6 << 3) | 2);
-        out = put_varint(out, (uint64_t)call_id_size);
-        memcpy(out, call_id_text, (size_t)call_id_size);
-        out += call_id_size;
-    }
-    if (data_version) {
-        *out++ = (char)(7 << 3);
-        out = put_varint(out, data_version);
-    }
-    if (self->no_entry) {
-        *out++ = (char)(8 << 3);
-        out = put_varint(out, self->no_entry);
-    }
-    if (_PyBytes_Resize(&answer, out - start) < 0) {
-        answer = NULL;
-    }
+    answer = write_response(text, size, values);
 done:
     Py_XDECREF(lists);
     Py_XDECREF(index);
     Py_XDECREF(overlay);
     Py_XDECREF(probes);
     Py_XDECREF(version);
+    Py_XDECREF(entry_id);
     return answer;
-}
-
-static inline double
-monotonic_seconds(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now); /* time.perf_counter()'s clock on Linux */
-    return (double)now.tv_sec + (double)now.tv_nsec * 1e-9;
 }
 
 /* quick(request[, context]) -> the encoded ScreenCallResponse */
@@ -1305,11 +1377,12 @@ QuickScreen_vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
     }
     PyObject *request = args[0];
     if (Py_IS_TYPE(request, ScreenRequestType)) {
-        double started = monotonic_seconds();
+        double started = clock_seconds(CLOCK_MONOTONIC); /* time.perf_counter()'s clock on Linux */
         long direction = 0;
-        PyObject *answer = quick_answer(self, request, &direction);
+        uint64_t verdict = 0;
+        PyObject *answer = quick_answer(self, request, &direction, &verdict);
         if (answer != NULL) {
-            tally_count((Tally *)self->tally, (long)self->allow, direction, monotonic_seconds() - started);
+            tally_count((Tally *)self->tally, (long)verdict, direction, clock_seconds(CLOCK_MONOTONIC) - started);
             self->answered++;
             return answer;
         }
@@ -1336,8 +1409,9 @@ static PyTypeObject QuickScreenType = {
     .tp_name = "screening._native.QuickScreen",
     .tp_basicsize = sizeof(QuickScreen),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "QuickScreen(fallback, replica, valid_tenants, settings, tally, allow, no_entry): ScreenCall's "
-              "common miss answered in C, every other call by fallback(request)",
+    .tp_doc = "QuickScreen(fallback, replica, valid_tenants, settings, tally, hits, (allow, block, no_entry, "
+              "block_entry, exact, block_action)): ScreenCall's common answers in C, every other call by "
+              "fallback(request)",
     .tp_new = QuickScreen_new,
     .tp_dealloc = (destructor)QuickScreen_dealloc,
     .tp_traverse = (traverseproc)QuickScreen_traverse,
@@ -1384,6 +1458,7 @@ PyInit__native(void)
         {&str_ready, "ready"},     {&str_index, "index"},   {&str_data_version, "data_version"},
         {&str_tenants, "_tenants"}, {&str_probes, "_probes"}, {&str_exact, "exact"},
         {&str_prefix, "prefix"},   {&str_lengths_desc, "_lengths_desc"}, {&str_lists, "lists"},
+        {&str_hit, "hit"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (*names[i].name == NULL && (*names[i].name = PyUnicode_InternFromString(names[i].text)) == NULL) {

@@ -53,7 +53,7 @@ class ScreenRequest(tuple[str, str, int, str, bool]):
     def caller_withheld(self) -> bool: ...
 
 class QuickScreen:
-    """ScreenCall's common miss in C; every other call goes to fallback(request) (screening/api/wire.py)."""
+    """ScreenCall's common answers in C; every other call goes to fallback(request) (screening/api/wire.py)."""
 
     def __init__(
         self,
@@ -62,8 +62,9 @@ class QuickScreen:
         valid_tenants: set[str],
         settings: dict[str, Any],
         tally: Tally,
-        allow: int,
-        no_entry: int,
+        hits: Any,
+        # (allow, block, no_entry, block_entry, exact, block_action): the enums' values.
+        values: tuple[int, int, int, int, int, int],
         /,
     ) -> None: ...
     def __call__(self, request: ScreenRequest, context: object = ..., /) -> bytes: ...

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 
-from screening.domain.model import Action, ScreenReason
+from screening.domain.model import Action, MatchKind, ScreenReason
 from screening.usecases.screener import Decision, Screener
 from screening.v1 import screening_pb2 as pb
 
@@ -58,12 +58,14 @@ Screen: TypeAlias = Callable[..., bytes]
 
 
 def quick(screen: Screen, screener: Screener, tally: object) -> Screen:
-    """`screen` with its most common answer made in C: no entry has the number (_native.QuickScreen).
+    """`screen` with its most common answers made in C (_native.QuickScreen).
 
-    The C call answers a known tenant's call for an E.164 number that no entry
-    of the tenant or of its lists has, in any state, and passes every other
-    call to `screen`, which decides as before. Without the C extension (or
-    with the Python tally): `screen` itself.
+    For a known tenant's call with an E.164 number, the C call answers when
+    no entry of the tenant or of its lists has the number, in any state
+    (ALLOW), or when the first of them with an exact entry for it has one in
+    the compact base that qualifies (BLOCK; its hit counted), and passes
+    every other call to `screen`, which decides as before. Without the C
+    extension (or with the Python tally): `screen` itself.
     """
     if _native is None or not isinstance(tally, _native.Tally):
         return screen
@@ -73,8 +75,15 @@ def quick(screen: Screen, screener: Screener, tally: object) -> Screen:
         screener.valid_tenants,
         screener.rules,
         tally,
-        pb.VERDICT_ALLOW,
-        int(ScreenReason.NO_ENTRY),
+        screener.hits,
+        (
+            pb.VERDICT_ALLOW,
+            pb.VERDICT_BLOCK,
+            int(ScreenReason.NO_ENTRY),
+            int(ScreenReason.BLOCK_ENTRY),
+            int(MatchKind.EXACT),
+            int(Action.BLOCK),
+        ),
     )
 
 
