@@ -18,6 +18,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from screening.v1 import screening_pb2 as pb
+from screening.v1 import screening_pb2_grpc as pb_grpc
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -131,12 +134,18 @@ class Server:
                     raise RuntimeError(f"{self.address} exited with {self.proc.returncode}")
                 try:
                     if not health:
-                        grpc.channel_ready_future(channel).result(timeout=0.5)
+                        # A floor that answers a call serves. (grpc.channel_ready_future's polling thread
+                        # could still run when the channel closed, and print a ValueError's traceback.)
+                        screening: Any = pb_grpc.ScreeningStub(channel)
+                        screening.ScreenCall(
+                            pb.ScreenCallRequest(tenant_id="t", number="+14155550100", direction=pb.DIRECTION_INBOUND),
+                            timeout=1,
+                        )
                         break
                     status = stub.Check(health_pb2.HealthCheckRequest(service="screening.v1.Screening"), timeout=1)
                     if status.status == health_pb2.HealthCheckResponse.SERVING:
                         break
-                except (grpc.RpcError, grpc.FutureTimeoutError):
+                except grpc.RpcError:
                     pass
                 if time.perf_counter() > deadline:
                     raise RuntimeError(f"{self.address} not serving within {within}s")

@@ -52,12 +52,12 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
         self._screener = screener
         self._metrics = metrics
         self._tally = metrics.screen_tally
-        # The hot path (also what the switch socket answers with, screening/api/switch.py): the common
-        # miss answered in C, every other call by _screen. Set before generated code reads ScreenCall.
-        # A plain callable, not a coroutine: the wrapper grpc awaits is then the call's only coroutine.
-        # Answers with the response's bytes (screening.api.wire): the method is ENCODED (screening.api.methods).
+        # The hot path, also what the switch socket answers with (screening/api/switch.py): the common
+        # answers made in C, every other call by _screen (screening/api/wire.py, quick). A plain callable,
+        # not a coroutine: the wrapper grpc awaits is then the call's only coroutine. It answers with the
+        # response's bytes: the method is ENCODED (screening.api.methods). Served from the instance, set
+        # before generated code reads servicer.ScreenCall (once, when the service is added).
         self.screen: Screen = quick(self._screen, screener, self._tally)
-        # Served from the instance: generated code reads servicer.ScreenCall once, when it is added.
         self.ScreenCall = self.screen  # type: ignore[method-assign]
 
     def ScreenCall(self, request: Request, context: Context) -> bytes:  # type: ignore[override]
