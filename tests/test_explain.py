@@ -46,6 +46,44 @@ async def test_explain_names_the_deciding_entry_and_why_the_others_did_not(clien
     assert inbound.candidates[2].explanation == "forbids outbound calls only"
 
 
+async def test_explain_lists_the_subscribed_lists_entries_in_the_order_they_decide(clients: Clients) -> None:
+    await clients.admin.UpdateTenantSettings(
+        pb.UpdateTenantSettingsRequest(settings=pb.TenantSettings(tenant_id=A, subscribed_lists=["@dnc", "@fraud"]))
+    )
+    own_prefix = await create(clients, "+1900", match_kind=pb.MATCH_KIND_PREFIX)
+    dnc_prefix = await create(clients, "+1900", tenant="@dnc", match_kind=pb.MATCH_KIND_PREFIX)
+    fraud_exact = await create(clients, "+19005550123", tenant="@fraud")
+    dnc_exact = await create(clients, "+19005550123", tenant="@dnc", note="reported by carrier X")
+    await create(clients, "+19005550123", tenant="@other")  # a list acme does not subscribe to
+    await until_verdict(clients, "+19005550123", pb.VERDICT_BLOCK, matched_id=dnc_exact.id)
+
+    answer = await clients.admin.ExplainScreenCall(
+        pb.ScreenCallRequest(tenant_id=A, number="+19005550123", direction=pb.DIRECTION_INBOUND)
+    )
+    assert (answer.result.decided_id, answer.result.decided_list) == (dnc_exact.id, "@dnc")
+    # Exact before prefixes; among entries as specific, the tenant's own, then the lists as subscribed.
+    assert [(c.entry.id, c.entry.tenant_id, c.qualifies, c.decided, c.explanation) for c in answer.candidates] == [
+        (dnc_exact.id, "@dnc", True, True, "decided: exact match"),
+        (
+            fraud_exact.id,
+            "@fraud",
+            True,
+            False,
+            "an entry as specific decided first: the tenant's own, then the lists in subscription order",
+        ),
+        (own_prefix.id, A, True, False, "a more specific entry decided"),
+        (dnc_prefix.id, "@dnc", True, False, "a more specific entry decided"),
+    ]
+    # A list's entry is shown without what is its keeper's: its note, and its hits (every subscriber's calls).
+    listed = answer.candidates[0].entry
+    assert (listed.note, listed.hit_count, listed.HasField("last_hit_time")) == ("", 0, False)
+    # Another tenant, subscribed to nothing, considers none of the lists' entries.
+    other = await clients.admin.ExplainScreenCall(
+        pb.ScreenCallRequest(tenant_id="beta", number="+19005550123", direction=pb.DIRECTION_INBOUND)
+    )
+    assert other.result.verdict == pb.VERDICT_ALLOW and list(other.candidates) == []
+
+
 async def test_explain_of_an_unlisted_or_withheld_number_allows_with_no_candidates(clients: Clients) -> None:
     for number in ("+4930123456", ""):
         answer = await clients.admin.ExplainScreenCall(

@@ -400,8 +400,14 @@ class AdminServicer(pb_grpc.ForbiddenNumberAdminServicer):
         )
         result = respond(decision, request.call_id)
         hit = decision.entry
+        # The lists the replica screened with: the ones its answer may name.
+        rules = self._screener.rules.get(request.tenant_id)
         candidates = await self._numbers.explain(
-            request.tenant_id, decision.normalized, Direction(request.direction), "" if hit is None else hit.id
+            request.tenant_id,
+            decision.normalized,
+            Direction(request.direction),
+            "" if hit is None else hit.id,
+            () if rules is None else rules.lists,
         )
         return pb.ExplainScreenCallResponse(
             result=result,

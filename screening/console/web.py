@@ -100,6 +100,9 @@ class Ctx:
             "forbids outbound calls only": _("forbids outbound calls only"),
             "forbids both calls only": _("forbids both directions"),
             "a more specific entry decided": _("a more specific entry decided"),
+            "an entry as specific decided first: the tenant's own, then the lists in subscription order": _(
+                "an entry as specific decided first: this tenant's own, then the shared lists in the order subscribed"
+            ),
             "not applied on this replica yet": _("not applied on this replica yet"),
         }
         if text in known:

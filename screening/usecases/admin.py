@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,16 @@ from storage.rows import AuditFilter
 
 MAX_BULK_IDS = 1000
 RegionOf = Callable[[str], str | None]
+
+
+def _specificity(entry: ForbiddenNumber) -> tuple[bool, int]:
+    """Sorts the entry that decides over another first: an exact entry before any prefix, then longer prefixes."""
+    return entry.match_kind is not MatchKind.EXACT, -len(entry.number)
+
+
+def _as_seen_by_a_subscriber(entry: ForbiddenNumber) -> ForbiddenNumber:
+    """A shared list's entry without what is the list keeper's own: its note, and its hits (every tenant's calls)."""
+    return replace(entry, note="", hit_count=0, last_hit_time=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,19 +191,30 @@ class ForbiddenNumbers:
         async for chunk in self._store.export(check.tenant_id(tenant_id), entry_filter(filters)):
             yield [entry_of(row) for row in chunk]
 
-    async def explain(self, tenant_id: str, number: str, direction: Direction, decided_id: str) -> list[Candidate]:
-        """The stored entries that could decide a screen of `number` (normalized), most specific first.
+    async def explain(
+        self, tenant_id: str, number: str, direction: Direction, decided_id: str, lists: Sequence[str] = ()
+    ) -> list[Candidate]:
+        """The stored entries that could decide a screen of `number` (normalized), in the order they decide.
 
-        `decided_id` is the entry the replica's answer named ("" for ALLOW):
-        the database may be a moment ahead of the replica's memory.
+        They are the tenant's and those of the shared lists it subscribes to
+        (`lists`, in subscription order): the most specific first, and among
+        entries as specific the tenant's own, then each list's in turn.
+        `decided_id` is the entry the replica's answer named ("" when none
+        did): the database may be a moment ahead of the replica's memory.
         """
         if not number:
             return []
-        found = [entry_of(row) for row in await self._store.candidates(check.tenant_id(tenant_id), number)]
-        found.sort(key=lambda e: (e.match_kind is not MatchKind.EXACT, -len(e.number)))
+        owners = [check.tenant_id(tenant_id), *lists]
+        found = [
+            (rank, entry_of(row) if rank == 0 else _as_seen_by_a_subscriber(entry_of(row)))
+            for rank, owner in enumerate(owners)
+            for row in await self._store.candidates(owner, number)
+        ]
+        found.sort(key=lambda ranked: (_specificity(ranked[1]), ranked[0]))
+        decider = next((entry for _, entry in found if entry.id == decided_id), None)
         now = datetime.now(UTC)
         explained = []
-        for entry in found:
+        for _, entry in found:
             expired = entry.expire_time is not None and entry.expire_time <= now
             covers = entry.call_type.covers(direction)
             qualifies = entry.enabled and not expired and covers
@@ -210,6 +231,8 @@ class ForbiddenNumbers:
                 why = f"expired at {entry.expire_time.isoformat() if entry.expire_time else ''}"
             elif not covers:
                 why = f"forbids {entry.call_type.name.lower()} calls only"
+            elif decider is not None and _specificity(decider) == _specificity(entry):
+                why = "an entry as specific decided first: the tenant's own, then the lists in subscription order"
             elif decided_id:
                 why = "a more specific entry decided"
             else:

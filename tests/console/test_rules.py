@@ -60,6 +60,12 @@ async def test_test_a_number_names_the_reason_the_deciding_entry_and_its_list(
     await expect(decided).to_contain_text("Allow")
     await expect(decided).to_contain_text("this tenant's own")
     await expect(page.get_by_test_id("matched")).to_have_count(0)  # nothing blocked
+    # The entries considered include the subscribed list's, named as such.
+    listed = page.locator("tr", has=page.get_by_test_id("candidate-list"))
+    await expect(listed).to_have_count(1)
+    await expect(listed.locator("td.number")).to_contain_text("+1900")
+    await expect(listed.get_by_test_id("candidate-list")).to_have_text("on the shared list @dnc")
+    await expect(listed.get_by_test_id("explanation")).to_have_text("a more specific entry decided")
     await shot(page, "test-number-allow-exception")
 
     await number.fill("+1 900 123 0000")
