@@ -695,6 +695,16 @@ def _rows_b(b: Figures) -> list[Row]:
                 _ok(b[key] <= 2000) if is_e164 else "",
             )
         )
+    for kind in ("absent", "present"):
+        call, python = b[f"call_{kind}_ns"], b[f"call_python_{kind}_ns"]
+        rows.append(
+            (
+                f"b in-process ScreenCall e164 {kind}, request to bytes",
+                f"{call:.0f} ns; its Python path {python:.0f} ns (x{python / call:.1f})",
+                "",
+                "",
+            )
+        )
     return rows
 
 

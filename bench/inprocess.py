@@ -1,9 +1,11 @@
 """Figure b: what one screen costs inside the server process, without gRPC.
 
-Times Screener.screen, the exact call ScreenCall makes (checks, normalize,
-index look-up), over an index of `entries` EXACT entries built straight
-from arrays. Run as its own process (`python -m bench.inprocess N`), pinned
-to one core; prints JSON.
+Times Screener.screen (checks, normalize, index look-up) over an index of
+`entries` EXACT entries built straight from arrays; and the servicer's whole
+call from a decoded request to the response's bytes, as ScreenCall makes
+it (the common answers in C, _native.QuickScreen), beside the Python path
+every other call takes, in alternating rounds. Run as its own process
+(`python -m bench.inprocess N`), pinned to one core; prints JSON.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.data import SPAN, STEP, TENANT, number_of
+from screening.api.metrics import Metrics
+from screening.api.servicers import ScreeningServicer
+from screening.api.wire import Request, parse_request
 from screening.index.compact import Columns, number_key
 from screening.index.rules import ScreeningIndex
 from screening.usecases.screener import Screener
+from screening.v1 import screening_pb2 as pb
 
 
 @dataclass
@@ -52,6 +58,29 @@ def cost_ns(screener: Screener, inputs: list[str], rounds: int = 5) -> float:
             screen(TENANT, number, 1)
         best = min(best, time.process_time() - started)
     return best / len(inputs) * 1e9
+
+
+def call_costs_ns(servicer: ScreeningServicer, requests: list[Request], rounds: int = 5) -> tuple[float, float]:
+    """(the servicer's call, its Python path) for the same requests, rounds alternating: best per call."""
+    paths = [servicer.screen, servicer._screen]
+    best = [float("inf"), float("inf")]
+    for r in range(rounds):
+        for which in (0, 1) if r % 2 == 0 else (1, 0):
+            screen = paths[which]
+            started = time.process_time()
+            for request in requests:
+                screen(request)
+            best[which] = min(best[which], time.process_time() - started)
+    return best[0] / len(requests) * 1e9, best[1] / len(requests) * 1e9
+
+
+def requests_of(numbers: list[str]) -> list[Request]:
+    return [
+        parse_request(
+            pb.ScreenCallRequest(tenant_id=TENANT, number=n, direction=pb.DIRECTION_INBOUND).SerializeToString()
+        )
+        for n in numbers
+    ]
 
 
 def main() -> None:
@@ -87,6 +116,10 @@ def main() -> None:
         "national_present_ns": cost_ns(national, [bare(n) for n in present], rounds=1),
         "national_cached_ns": cost_ns(national, [bare(n) for n in absent[:1000]]),
     }
+    servicer = ScreeningServicer(e164, Metrics())
+    for kind, numbers in (("absent", absent), ("present", present)):
+        call, python = call_costs_ns(servicer, requests_of(numbers))
+        figures[f"call_{kind}_ns"], figures[f"call_python_{kind}_ns"] = call, python
     print(json.dumps(figures))
 
 
