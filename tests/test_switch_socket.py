@@ -3,6 +3,7 @@
 import asyncio
 import itertools
 import os
+import resource
 import stat
 import struct
 from pathlib import Path
@@ -17,7 +18,15 @@ from screening.api.wire import Request
 from screening.app.config import Config
 from screening.domain.errors import ConfigError
 from screening.v1 import screening_pb2 as pb
-from tests.support import Clients, StartServer, create, until_verdict, wait_until, write_auth_file
+from tests.support import (
+    Clients,
+    StartServer,
+    create,
+    serve_process,
+    until_verdict,
+    wait_until,
+    write_auth_file,
+)
 
 IN = pb.DIRECTION_INBOUND
 HEADER = struct.Struct(">BI")
@@ -360,3 +369,51 @@ async def test_a_failing_screen_is_answered_internal_and_a_failed_thread_ends_ev
             await Switch.connect(path)
     finally:
         await server.stop()
+
+
+def _limit_leaving(pid: int, free: int) -> int:
+    """The descriptor limit under which the process has exactly `free` numbers left (new ones take the lowest)."""
+    used = {int(name) for name in os.listdir(f"/proc/{pid}/fd")}
+    limit, left = 0, 0
+    while left < free:
+        left += limit not in used
+        limit += 1
+    return limit
+
+
+async def test_out_of_descriptors_it_pauses_accepting_and_then_serves_the_switches_that_waited(
+    dsn: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "switch.sock"
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    async with serve_process(f"--database-url={dsn}", f"--switch-listen=unix:{path}") as served:
+        pid = served.process.pid
+        await wait_until(path.exists, within=10)
+        first = await Switch.connect(path)
+
+        async def loaded() -> bool:
+            first.ask("+4930123456")
+            return (await first.answer())[0] == switch.OK
+
+        await wait_until(loaded, within=20, interval=0.1)
+        # Two new connections' worth of descriptors left: the third accept fails (EMFILE), for real.
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (_limit_leaving(pid, 2), hard))
+        switches = [await Switch.connect(path) for _ in range(5)]
+        for i, s in enumerate(switches):
+            s.ask("+4930123456", call_id=str(i))
+            await s.writer.drain()
+        for s in switches[:2]:
+            assert (await s.response()).verdict == pb.VERDICT_ALLOW
+        # The others wait, connected, while the service cannot take them.
+        waiting = [asyncio.ensure_future(s.response()) for s in switches[2:]]
+        done, _ = await asyncio.wait(waiting, timeout=1.5)
+        assert not done
+        # Descriptors free again: within the pause (a second), every waiting switch is answered, in order.
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+        answers = await asyncio.gather(*waiting)
+        assert [a.call_id for a in answers] == ["2", "3", "4"]
+        for s in [first, *switches]:
+            await s.close()
+    # Logged once a pause, not once a spin of the loop: about one warning a second while it lasted.
+    warnings = served.text.count("switch socket: cannot accept a connection")
+    assert 1 <= warnings <= 4, served.text
