@@ -225,6 +225,8 @@ async def test_the_c_path_takes_exactly_the_common_cases(
     before = app.screening._screener.unknown_tenant_calls[IN]
     assert await taken("never-seen", ABSENT[0]) is None
     assert app.screening._screener.unknown_tenant_calls[IN] == before + 1
+    # Exported: how many calls the C path answered.
+    assert app.metrics.registry.get_sample_value("screening_screen_fast_path_calls_total") == quick.answered > 0
     # Bad input is refused by the Python path, with its status.
     try:
         await clients.screening.ScreenCall(pb.ScreenCallRequest(tenant_id=TENANT, number=ABSENT[0]))

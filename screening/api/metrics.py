@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import TYPE_CHECKING, TypeAlias
@@ -168,6 +168,10 @@ class Metrics:
         """Export screened calls for unknown tenants (a list by direction that the screener counts into)."""
         self.registry.register(_UnknownTenantCollector(calls))
 
+    def watch_fast_path(self, answered: Callable[[], int]) -> None:
+        """Export how many screened calls the C path answered whole (screening/api/wire.py, quick)."""
+        self.registry.register(_FastPathCollector(answered))
+
     def watch(self, replica: Replica) -> None:
         """Export the replica's freshness, read at scrape time."""
         self.registry.register(ReplicaCollector(replica))
@@ -203,6 +207,19 @@ class _UnknownTenantCollector(Collector):
         for direction, count in zip(DIRECTIONS[1:], self._calls[1:], strict=True):
             family.add_metric([direction], count)
         yield family
+
+
+class _FastPathCollector(Collector):
+    def __init__(self, answered: Callable[[], int]) -> None:
+        self._answered = answered
+
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily(
+            "screening_screen_fast_path_calls",
+            "Screened calls answered whole in C (no entry has the number, or a compact-base entry decides); the"
+            " others of screening_screen_calls_total took the Python path",
+            self._answered(),
+        )
 
 
 class ReplicaCollector(Collector):

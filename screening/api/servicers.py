@@ -17,7 +17,7 @@ from screening.api import convert
 from screening.api.auth import caller, caller_name
 from screening.api.metrics import Metrics
 from screening.api.tokens import ALL_TENANTS, ROLES
-from screening.api.wire import Request, Screen, quick, respond, screen_response
+from screening.api.wire import Request, Screen, fast_path_calls, quick, respond, screen_response
 from screening.domain.errors import InvalidArgument
 from screening.domain.fields import UPDATABLE
 from screening.domain.model import Action as DomainAction
@@ -59,6 +59,7 @@ class ScreeningServicer(pb_grpc.ScreeningServicer):
         # before generated code reads servicer.ScreenCall (once, when the service is added).
         self.screen: Screen = quick(self._screen, screener, self._tally)
         self.ScreenCall = self.screen  # type: ignore[method-assign]
+        metrics.watch_fast_path(lambda: fast_path_calls(self.screen))
 
     def ScreenCall(self, request: Request, context: Context) -> bytes:  # type: ignore[override]
         return self.screen(request, context)

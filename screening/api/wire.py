@@ -87,6 +87,11 @@ def quick(screen: Screen, screener: Screener, tally: object) -> Screen:
     )
 
 
+def fast_path_calls(screen: Screen) -> int:
+    """Calls `screen` (from quick) answered in C: 0 when it has no C path."""
+    return screen.answered if _native is not None and isinstance(screen, _native.QuickScreen) else 0
+
+
 def encoded(handler: Handler) -> Handler:
     """A ScreenCall-shaped method's handler that reads requests with parse_request and sends the bytes it returns."""
     return handler._replace(request_deserializer=parse_request, response_serializer=None)  # type: ignore[attr-defined,no-any-return]

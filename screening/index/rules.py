@@ -125,6 +125,7 @@ class IndexEntry:
 class TenantRules:
     """One tenant's entries: exact numbers and prefixes."""
 
+    # exact, prefix and _lengths_desc are read by name in C as well (QuickScreen, screening/_native.c).
     __slots__ = ("_lengths_desc", "_prefix_lengths", "exact", "prefix")
 
     def __init__(self) -> None:
@@ -314,7 +315,8 @@ class ScreeningIndex:
     def __init__(self, base: Base | None = None, *, ratio: int = RATIO, max_runs: int = MAX_RUNS) -> None:
         # Newest first; a tenant's number has at most one served copy in all of them and the overlay.
         self._runs: list[Run] = [] if base is None or not len(base) else [Run(base)]
-        # What lookup() walks: (searcher, shadowed) of each run, newest first.
+        # What lookup() walks: (searcher, shadowed) of each run, newest first. This and _tenants are read
+        # by name in C as well (QuickScreen, screening/_native.c): a change of either's shape changes both.
         self._probes: tuple[tuple[Searcher, set[str]], ...] = ()
         self._ratio, self._max_runs = ratio, max_runs
         # The overlay.
